@@ -1,0 +1,100 @@
+// The gradient-check registry. MNEMO_GRADCHECK(name, builder) registers a builder that
+// makes inputs through a Sample and returns one output Var. run() checks the analytic
+// gradient of every input and param leaf against central differences in f64, after
+// scalarising the output as sum(y * R) with a fixed random R (so no symmetry hides a bug).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "autograd/ops/ops.h"
+#include "autograd/random.h"
+
+namespace mnemo::gradcheck {
+
+struct Range {
+  double lo = -1.0, hi = 1.0;
+};
+
+// Makes a check's inputs. The first build draws them from a seeded generator; the
+// finite-difference builds replay the same values (one of them perturbed).
+class Sample {
+ public:
+  explicit Sample(uint64_t seed) : rng_(seed) {}
+
+  Tape& tape() { return *tape_; }
+  Var input(const Shape& shape, Range r = {});      // a differentiable input leaf
+  Var param(const Shape& shape, Range r = {});      // a differentiable Param leaf
+  Tensor data(const Shape& shape, Range r = {});    // f64 data, not differentiated
+  Tensor indices(const Shape& shape, int32_t hi);   // i32 in [0, hi)
+  Tensor mask(const Shape& shape, double p_true = 0.7);  // u8, at least one 1 per last-axis row
+  uint64_t seed() const { return 12345; }           // for ops that take a seed (dropout)
+
+ private:
+  friend struct Runner;
+  enum class Kind : uint8_t { input, param, data };
+  Tensor next(Kind kind, const Shape& shape, const std::function<Tensor()>& make);
+
+  Rng rng_;
+  Tape* tape_ = nullptr;
+  bool replay_ = false;
+  size_t cursor_ = 0;
+  struct Leaf {
+    Kind kind;
+    Tensor value;
+    std::unique_ptr<Param> param;
+    Var var;
+  };
+  std::vector<Leaf> leaves_;
+};
+
+using Builder = std::function<Var(Sample&)>;
+
+struct Check {
+  std::string name;
+  Builder build;
+  const char* file = "";
+  int line = 0;
+};
+
+struct Options {
+  double eps = 1e-6;
+  double atol = 1e-6;
+  double rtol = 1e-5;
+  uint64_t seed = 7;
+};
+
+struct LeafResult {
+  int index = 0;           // order of creation in the builder
+  const char* kind = "";   // "input" or "param"
+  Shape shape;
+  double max_abs_err = 0;
+  double max_rel_err = 0;
+  int64_t worst = -1;      // flat index of the worst element
+  bool ok = true;
+};
+
+struct Result {
+  std::string name;
+  std::vector<LeafResult> leaves;
+  std::string error;  // set when the builder or backward threw
+  bool ok = false;
+  std::string summary() const;
+};
+
+int add(Check check);                       // used by MNEMO_GRADCHECK
+const std::vector<Check>& all();            // sorted by name
+std::vector<std::string> names();
+const Check* find(std::string_view name);
+Result run(const Check& check, const Options& opts = {});
+
+}  // namespace mnemo::gradcheck
+
+#define MNEMO_GC_CAT2(a, b) a##b
+#define MNEMO_GC_CAT(a, b) MNEMO_GC_CAT2(a, b)
+#define MNEMO_GRADCHECK(name, ...)                                                        \
+  [[maybe_unused]] static const int MNEMO_GC_CAT(mnemo_gradcheck_, __COUNTER__) =          \
+      ::mnemo::gradcheck::add({name, __VA_ARGS__, __FILE__, __LINE__})

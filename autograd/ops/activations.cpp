@@ -1,0 +1,107 @@
+// Unary maps, scalar ops included. Each derivative is written once, in the reference
+// kernel (kernels/reference/elementwise.cpp, unary_backward); this file decides what the
+// backward needs saved: the input x, the output y, or nothing.
+//
+//   exp: y' = y      log: 1/x       sqrt: 1/(2y)        rsqrt: -y^3/2
+//   tanh: 1 - y^2    sigmoid: y(1-y)  relu: [x > 0]
+//   gelu: Phi(x) + x phi(x)          gelu_tanh: d/dx of x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
+//   silu: s (1 + x (1 - s)), s = sigmoid(x)     softplus: sigmoid(x)
+//   affine a x + b: a      pow x^p: p x^(p-1)   rdiv c/x: -y/x   square: 2x   abs: sign(x)
+#include "autograd/apply.h"
+#include "autograd/gradcheck/gradcheck.h"
+#include "autograd/ops/ops.h"
+#include "autograd/ops/tensor_math.h"
+
+namespace mnemo {
+namespace {
+
+using kernels::Unary;
+
+bool needs_x(Unary k) {
+  switch (k) {
+    case Unary::log: case Unary::relu: case Unary::gelu_erf: case Unary::gelu_tanh: case Unary::silu:
+    case Unary::softplus: case Unary::pow: case Unary::rdiv: case Unary::square: case Unary::abs:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool needs_y(Unary k) {
+  switch (k) {
+    case Unary::exp: case Unary::sqrt: case Unary::rsqrt: case Unary::tanh: case Unary::sigmoid:
+    case Unary::rdiv:
+      return true;
+    default:
+      return false;
+  }
+}
+
+struct UnaryOp {
+  const char* name;
+  Unary kind;
+  double alpha = 0, beta = 0;
+
+  Tensor forward(Ctx& ctx, const Tensor& x) const {
+    tm::check_float_same(name, {&x});
+    Tensor y = tm::unary(kind, x, alpha, beta);
+    ctx.save(needs_x(kind) ? x : Tensor{});
+    ctx.save(needs_y(kind) ? y : Tensor{});
+    return y;
+  }
+
+  Grads backward(Ctx& ctx, const Tensor& dy) const {
+    Tensor dx = dy.empty_like();
+    launch(kernels::unary_backward, dy, kind, dx, dy, ctx.saved(0), ctx.saved(1), dy.numel(), alpha, beta);
+    return {dx};
+  }
+};
+
+Var unary(Var x, Unary k, double alpha = 0, double beta = 0) {
+  return apply(UnaryOp{kernels::unary_name(k), k, alpha, beta}, x);
+}
+
+}  // namespace
+
+Var affine(Var x, double alpha, double beta) { return unary(x, Unary::affine, alpha, beta); }
+Var pow(Var x, double p) { return unary(x, Unary::pow, p); }
+Var rdiv(double c, Var x) { return unary(x, Unary::rdiv, c); }
+Var neg(Var x) { return unary(x, Unary::neg); }
+Var exp(Var x) { return unary(x, Unary::exp); }
+Var log(Var x) { return unary(x, Unary::log); }
+Var sqrt(Var x) { return unary(x, Unary::sqrt); }
+Var rsqrt(Var x) { return unary(x, Unary::rsqrt); }
+Var tanh(Var x) { return unary(x, Unary::tanh); }
+Var sigmoid(Var x) { return unary(x, Unary::sigmoid); }
+Var relu(Var x) { return unary(x, Unary::relu); }
+Var gelu(Var x) { return unary(x, Unary::gelu_erf); }
+Var gelu_tanh(Var x) { return unary(x, Unary::gelu_tanh); }
+Var silu(Var x) { return unary(x, Unary::silu); }
+Var softplus(Var x) { return unary(x, Unary::softplus); }
+Var square(Var x) { return unary(x, Unary::square); }
+Var abs(Var x) { return unary(x, Unary::abs); }
+
+using gradcheck::Range;
+using gradcheck::Sample;
+constexpr Range kPositive{0.5, 2.0};
+constexpr Range kWide{-3.0, 3.0};
+
+MNEMO_GRADCHECK("affine", [](Sample& s) { return affine(s.input({3, 5}), -1.5, 0.25); });
+MNEMO_GRADCHECK("pow", [](Sample& s) { return pow(s.input({3, 5}, kPositive), 1.7); });
+MNEMO_GRADCHECK("rdiv", [](Sample& s) { return rdiv(2.5, s.input({3, 5}, kPositive)); });
+MNEMO_GRADCHECK("neg", [](Sample& s) { return neg(s.input({3, 5})); });
+MNEMO_GRADCHECK("exp", [](Sample& s) { return exp(s.input({3, 5})); });
+MNEMO_GRADCHECK("log", [](Sample& s) { return log(s.input({3, 5}, kPositive)); });
+MNEMO_GRADCHECK("sqrt", [](Sample& s) { return sqrt(s.input({3, 5}, kPositive)); });
+MNEMO_GRADCHECK("rsqrt", [](Sample& s) { return rsqrt(s.input({3, 5}, kPositive)); });
+MNEMO_GRADCHECK("tanh", [](Sample& s) { return tanh(s.input({3, 5}, kWide)); });
+MNEMO_GRADCHECK("sigmoid", [](Sample& s) { return sigmoid(s.input({3, 5}, kWide)); });
+MNEMO_GRADCHECK("relu", [](Sample& s) { return relu(s.input({3, 5})); });
+MNEMO_GRADCHECK("gelu", [](Sample& s) { return gelu(s.input({3, 5}, kWide)); });
+MNEMO_GRADCHECK("gelu_tanh", [](Sample& s) { return gelu_tanh(s.input({3, 5}, kWide)); });
+MNEMO_GRADCHECK("silu", [](Sample& s) { return silu(s.input({3, 5}, kWide)); });
+MNEMO_GRADCHECK("softplus", [](Sample& s) { return softplus(s.input({3, 5}, kWide)); });
+MNEMO_GRADCHECK("square", [](Sample& s) { return square(s.input({3, 5})); });
+MNEMO_GRADCHECK("abs", [](Sample& s) { return abs(s.input({3, 5})); });
+
+}  // namespace mnemo

@@ -1,0 +1,85 @@
+// Tensor: an owning, contiguous, row-major block of numbers on one device. It knows
+// nothing about gradients. Copies are shallow (shared storage, so reshape is free);
+// clone() copies the data. Storage comes from the caching allocator (kernels/memory.h).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <ostream>
+#include <vector>
+
+#include "autograd/dtype.h"
+#include "autograd/error.h"
+#include "autograd/random.h"
+#include "autograd/shape.h"
+
+namespace mnemo {
+
+struct Storage {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  Device device = Device::cpu;
+  Storage(size_t n, Device d);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
+  static Tensor scalar(double value, DType dtype = DType::f32) { return full(Shape{}, value, dtype); }
+  // Values in row-major order, converted to `dtype`.
+  static Tensor from(const Shape& shape, std::initializer_list<double> values, DType dtype = DType::f32);
+  static Tensor from(const Shape& shape, const std::vector<double>& values, DType dtype = DType::f32);
+  static Tensor from_ints(const Shape& shape, const std::vector<int32_t>& values);
+  static Tensor randn(const Shape& shape, Rng& rng, DType dtype = DType::f32, double stddev = 1.0);
+  static Tensor uniform(const Shape& shape, Rng& rng, double lo, double hi, DType dtype = DType::f32);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  int64_t dim(int i) const { return shape_[i]; }
+  int64_t numel() const { return shape_.numel(); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return storage_ ? storage_->device : Device::cpu; }
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+
+  // Handle semantics: a const Tensor still gives write access to its (shared) storage.
+  template <class T> T* data() const {
+    MNEMO_CHECK(defined(), "[tensor] data<" << dtype_name(dtype_of<T>()) << ">() of an undefined tensor");
+    MNEMO_CHECK(dtype_of<T>() == dtype_, "[tensor] data<" << dtype_name(dtype_of<T>()) << ">() of a "
+                                                          << dtype_name(dtype_) << " tensor " << shape_);
+    return static_cast<T*>(storage_->ptr);
+  }
+  void* raw() const { return storage_ ? storage_->ptr : nullptr; }
+
+  Tensor reshape(const Shape& shape) const;   // shares storage
+  Tensor clone() const;
+  Tensor to(DType dtype) const;               // a copy unless already `dtype`
+  Tensor empty_like() const { return empty(shape_, dtype_, device()); }
+  Tensor zeros_like() const { return zeros(shape_, dtype_, device()); }
+
+  double item() const;                        // the value of a one-element tensor, as double
+  double at(std::initializer_list<int64_t> index) const;
+  std::vector<double> to_vector() const;      // any dtype, converted to double
+  void fill_(double value) const;
+  void copy_from(const Tensor& src) const;    // same shape; converts dtype
+
+  bool unique() const { return storage_.use_count() == 1; }
+  bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  Shape shape_;
+  DType dtype_ = DType::f32;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+}  // namespace mnemo

@@ -1,0 +1,92 @@
+// Slot definitions, the coverage table behind all_kernels(), and init().
+#include "kernels/kernels.h"
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "mnemo_config.h"
+
+namespace mnemo::kernels {
+
+void register_reference_kernels();
+
+Kernel<FillSig> fill{"fill"};
+Kernel<AxpySig> axpy{"axpy"};
+Kernel<SumSquaresSig> sum_squares{"sum_squares"};
+Kernel<CountNonFiniteSig> count_non_finite{"count_non_finite"};
+Kernel<UnaryForwardSig> unary_forward{"unary_forward"};
+Kernel<UnaryBackwardSig> unary_backward{"unary_backward"};
+Kernel<BinarySig> binary{"binary"};
+Kernel<WhereSig> where{"where"};
+Kernel<StridedCopySig> strided_copy{"strided_copy"};
+Kernel<SumToSig> sum_to{"sum_to"};
+Kernel<ReduceSig> reduce{"reduce"};
+Kernel<ReduceMaxBackwardSig> reduce_max_backward{"reduce_max_backward"};
+Kernel<GemmSig> gemm{"gemm"};
+Kernel<CopyAxisSig> copy_axis{"copy_axis"};
+Kernel<GatherSig> gather{"gather"};
+Kernel<ScatterAddSig> scatter_add{"scatter_add"};
+Kernel<SoftmaxForwardSig> softmax_forward{"softmax_forward"};
+Kernel<SoftmaxBackwardSig> softmax_backward{"softmax_backward"};
+Kernel<CrossEntropyForwardSig> cross_entropy_forward{"cross_entropy_forward"};
+Kernel<CrossEntropyBackwardSig> cross_entropy_backward{"cross_entropy_backward"};
+Kernel<LayerNormForwardSig> layer_norm_forward{"layer_norm_forward"};
+Kernel<LayerNormBackwardSig> layer_norm_backward{"layer_norm_backward"};
+Kernel<RmsNormForwardSig> rms_norm_forward{"rms_norm_forward"};
+Kernel<RmsNormBackwardSig> rms_norm_backward{"rms_norm_backward"};
+Kernel<L2NormForwardSig> l2_norm_forward{"l2_norm_forward"};
+Kernel<L2NormBackwardSig> l2_norm_backward{"l2_norm_backward"};
+Kernel<DropoutSig> dropout{"dropout"};
+Kernel<CumsumSig> cumsum{"cumsum"};
+Kernel<AdamWStepSig> adamw_step{"adamw_step"};
+Kernel<SgdStepSig> sgd_step{"sgd_step"};
+
+namespace {
+
+KernelSlot* const kAll[] = {
+    &fill, &axpy, &sum_squares, &count_non_finite, &unary_forward, &unary_backward, &binary, &where,
+    &strided_copy, &sum_to, &reduce, &reduce_max_backward, &gemm, &copy_axis, &gather, &scatter_add,
+    &softmax_forward, &softmax_backward, &cross_entropy_forward, &cross_entropy_backward,
+    &layer_norm_forward, &layer_norm_backward, &rms_norm_forward, &rms_norm_backward, &l2_norm_forward,
+    &l2_norm_backward, &dropout, &cumsum, &adamw_step, &sgd_step,
+};
+
+bool g_prefer_onednn = MNEMO_WITH_ONEDNN != 0;
+
+}  // namespace
+
+const char* backend_name(Backend b) {
+  switch (b) {
+    case Backend::reference: return "reference";
+    case Backend::onednn: return "onednn";
+    case Backend::cuda: return "cuda";
+  }
+  return "?";
+}
+
+const char* unary_name(Unary op) {
+  static const char* const kNames[] = {"neg",      "exp",       "log",  "sqrt",     "rsqrt", "tanh",
+                                       "sigmoid",  "relu",      "gelu", "gelu_tanh", "silu", "softplus",
+                                       "affine",   "pow",       "rdiv", "square",   "abs"};
+  return kNames[int(op)];
+}
+
+void init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_reference_kernels();
+    for (const KernelSlot* k : kAll) {
+      if (!k->filled[int(Backend::reference)] || !k->has_f64)
+        throw std::logic_error(std::string("[kernels] slot '") + k->name + "' lacks its reference kernel");
+    }
+  });
+}
+
+std::span<KernelSlot* const> all_kernels() { return kAll; }
+
+void set_prefer_onednn(bool on) { g_prefer_onednn = on && MNEMO_WITH_ONEDNN; }
+bool prefer_onednn() { return g_prefer_onednn; }
+bool onednn_built() { return MNEMO_WITH_ONEDNN != 0; }
+
+}  // namespace mnemo::kernels

@@ -1,0 +1,214 @@
+// The kernel interface: every kernel signature and its slot, and nothing else.
+// Kernels are arithmetic on raw pointers and sizes: no Tensor, no Eigen, no autograd.
+// Each slot holds one float implementation per backend (reference is mandatory) and a
+// reference-only double implementation used by gradient checks. Backends fill their
+// slots in one readable register.cpp each; init() calls them and checks coverage.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace mnemo::kernels {
+
+enum class Backend : uint8_t { reference, onednn, cuda };
+inline constexpr int kNumBackends = 3;
+const char* backend_name(Backend b);
+
+inline constexpr int kMaxDims = 6;
+
+// Type-erased view of a slot, for coverage checks and the cross-backend test.
+struct KernelSlot {
+  const char* name;
+  bool filled[kNumBackends] = {};
+  bool has_f64 = false;
+  constexpr explicit KernelSlot(const char* n) : name(n) {}
+};
+
+template <template <class> class Sig>
+struct Kernel : KernelSlot {
+  Sig<double>* f64 = nullptr;
+
+  constexpr explicit Kernel(const char* n) : KernelSlot(n) {}
+  void set(Backend b, Sig<float>* fn) { f32_[int(b)] = fn; filled[int(b)] = fn != nullptr; }
+  void set_f64(Sig<double>* fn) { f64 = fn; has_f64 = fn != nullptr; }
+  Sig<float>* get(Backend b) const { return f32_[int(b)]; }
+
+ private:
+  Sig<float>* f32_[kNumBackends] = {};
+};
+
+// ---- descriptors shared by several kernels ----------------------------------------
+
+// A strided walk over `dims` (row-major). strides[k] are element strides of operand k
+// over those dims; 0 on a dim means the operand is broadcast along it.
+struct Strided {
+  int rank = 0;
+  int64_t dims[kMaxDims] = {};
+  int64_t strides[3][kMaxDims] = {};
+};
+
+// C = alpha * op(A) op(B) + beta * C, for `batch` matrices at the given element strides.
+// A stride of 0 shares that operand across the batch.
+struct GemmDesc {
+  bool trans_a = false, trans_b = false;
+  int64_t M = 0, N = 0, K = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+  double alpha = 1, beta = 0;
+};
+
+// Copies `len` rows along the middle axis of (outer, n, inner) views:
+// dst[o, dst_off + i, :] (+)= src[o, src_off + i, :] for i < len.
+struct AxisCopy {
+  int64_t outer = 1, inner = 1;
+  int64_t src_n = 0, src_off = 0;
+  int64_t dst_n = 0, dst_off = 0;
+  int64_t len = 0;
+  bool accumulate = false;
+};
+
+struct AdamWHyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  double bias_correction1, bias_correction2;  // 1 - beta^t
+};
+
+struct SgdHyper {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, first_step;
+};
+
+enum class Unary : uint8_t {
+  neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu_erf, gelu_tanh, silu, softplus,
+  affine,  // alpha * x + beta
+  pow,     // x ^ alpha
+  rdiv,    // alpha / x
+  square,
+  abs,
+};
+const char* unary_name(Unary op);
+
+enum class Binary : uint8_t { add, sub, mul, div };
+enum class Reduce : uint8_t { sum, max };
+
+// ---- signatures ------------------------------------------------------------------
+
+template <class T> using FillSig = void(T* y, int64_t n, T value);
+template <class T> using AxpySig = void(T* y, const T* x, int64_t n, T alpha);  // y += alpha x
+template <class T> using SumSquaresSig = double(const T* x, int64_t n);
+template <class T> using CountNonFiniteSig = int64_t(const T* x, int64_t n);
+
+template <class T> using UnaryForwardSig = void(Unary op, T* y, const T* x, int64_t n, T alpha, T beta);
+// dx = dy * f'(x); y is the saved forward output (used where cheaper than x).
+template <class T> using UnaryBackwardSig =
+    void(Unary op, T* dx, const T* dy, const T* x, const T* y, int64_t n, T alpha, T beta);
+
+// out = a (op) b over s.dims; strides[0] unused, [1] for a, [2] for b.
+template <class T> using BinarySig = void(Binary op, T* out, const T* a, const T* b, const Strided& s);
+// out = cond ? a : b; strides[0] cond, [1] a, [2] b.
+template <class T> using WhereSig = void(T* out, const uint8_t* cond, const T* a, const T* b, const Strided& s);
+// out[i] = in[strides[0] . i] over s.dims: permute, expand.
+template <class T> using StridedCopySig = void(T* out, const T* in, const Strided& s);
+// out (shape with size-1 dims where reduced) = sum of in over s.dims; strides[0] is out's
+// stride per in-dim (0 on summed dims). out is overwritten.
+template <class T> using SumToSig = void(T* out, const T* in, const Strided& s);
+
+template <class T> using ReduceSig = void(Reduce op, T* y, const T* x, int64_t outer, int64_t n, int64_t inner);
+// dx (overwritten) gets dy at the first position of each max, 0 elsewhere.
+template <class T> using ReduceMaxBackwardSig =
+    void(T* dx, const T* dy, const T* x, const T* y, int64_t outer, int64_t n, int64_t inner);
+
+template <class T> using GemmSig = void(const GemmDesc& d, const T* a, const T* b, T* c);
+
+template <class T> using CopyAxisSig = void(T* dst, const T* src, const AxisCopy& d);
+// out[o, i, :] = x[o, idx[i], :]
+template <class T> using GatherSig =
+    void(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner);
+// dx[o, idx[i], :] += dy[o, i, :]   (dx must be initialised)
+template <class T> using ScatterAddSig =
+    void(T* dx, const T* dy, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner);
+
+// Softmax (or log-softmax) over the last axis of (rows, n). A row that is all -inf gives
+// zeros (softmax) or all -inf (log-softmax) instead of NaN.
+template <class T> using SoftmaxForwardSig = void(T* y, const T* x, int64_t rows, int64_t n, bool log);
+template <class T> using SoftmaxBackwardSig =
+    void(T* dx, const T* dy, const T* y, int64_t rows, int64_t n, bool log);
+
+// loss[r] = lse(logits[r]) - logits[r, target[r]], 0 where target == ignore.
+template <class T> using CrossEntropyForwardSig = void(T* loss, T* lse, const T* logits, const int32_t* target,
+                                                       int64_t rows, int64_t V, int32_t ignore_index);
+// dlogits[r] = scale * (softmax(logits[r]) - onehot(target[r])), 0 rows where ignored.
+template <class T> using CrossEntropyBackwardSig =
+    void(T* dlogits, const T* dloss_rows, const T* logits, const T* lse, const int32_t* target, int64_t rows,
+         int64_t V, int32_t ignore_index);
+
+// Layer norm over the last axis of (rows, D); gain and bias may be null. Saves mean, rstd.
+template <class T> using LayerNormForwardSig = void(T* y, T* mean, T* rstd, const T* x, const T* gain,
+                                                    const T* bias, int64_t rows, int64_t D, T eps);
+// dx overwritten; dgain, dbias (may be null) overwritten with the sum over rows.
+template <class T> using LayerNormBackwardSig =
+    void(T* dx, T* dgain, T* dbias, const T* dy, const T* x, const T* mean, const T* rstd, const T* gain,
+         int64_t rows, int64_t D);
+// RMS norm: y = x * rsqrt(mean(x^2) + eps) * gain (gain may be null). Saves rstd.
+template <class T> using RmsNormForwardSig = void(T* y, T* rstd, const T* x, const T* gain, int64_t rows,
+                                                  int64_t D, T eps);
+template <class T> using RmsNormBackwardSig = void(T* dx, T* dgain, const T* dy, const T* x, const T* rstd,
+                                                   const T* gain, int64_t rows, int64_t D);
+// y = x / max(||x||, eps) over the last axis; saves the row norms.
+template <class T> using L2NormForwardSig = void(T* y, T* norm, const T* x, int64_t rows, int64_t D, T eps);
+template <class T> using L2NormBackwardSig =
+    void(T* dx, const T* dy, const T* y, const T* norm, int64_t rows, int64_t D, T eps);
+
+// y = x * keep / (1 - p), keep drawn from a counter-based hash of (seed, i): the same
+// mask for forward and backward, whatever the thread count.
+template <class T> using DropoutSig = void(T* y, const T* x, int64_t n, T p, uint64_t seed);
+
+// Inclusive cumulative sum along the middle axis of (outer, n, inner); reverse sums from the end.
+template <class T> using CumsumSig = void(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, bool reverse);
+
+template <class T> using AdamWStepSig = void(T* w, const T* g, T* m, T* v, int64_t n, const AdamWHyper& h);
+template <class T> using SgdStepSig = void(T* w, const T* g, T* buf, int64_t n, const SgdHyper& h);
+
+// ---- slots (defined in kernels.cpp; keep the same order there) ----------------------
+
+extern Kernel<FillSig> fill;
+extern Kernel<AxpySig> axpy;
+extern Kernel<SumSquaresSig> sum_squares;
+extern Kernel<CountNonFiniteSig> count_non_finite;
+extern Kernel<UnaryForwardSig> unary_forward;
+extern Kernel<UnaryBackwardSig> unary_backward;
+extern Kernel<BinarySig> binary;
+extern Kernel<WhereSig> where;
+extern Kernel<StridedCopySig> strided_copy;
+extern Kernel<SumToSig> sum_to;
+extern Kernel<ReduceSig> reduce;
+extern Kernel<ReduceMaxBackwardSig> reduce_max_backward;
+extern Kernel<GemmSig> gemm;
+extern Kernel<CopyAxisSig> copy_axis;
+extern Kernel<GatherSig> gather;
+extern Kernel<ScatterAddSig> scatter_add;
+extern Kernel<SoftmaxForwardSig> softmax_forward;
+extern Kernel<SoftmaxBackwardSig> softmax_backward;
+extern Kernel<CrossEntropyForwardSig> cross_entropy_forward;
+extern Kernel<CrossEntropyBackwardSig> cross_entropy_backward;
+extern Kernel<LayerNormForwardSig> layer_norm_forward;
+extern Kernel<LayerNormBackwardSig> layer_norm_backward;
+extern Kernel<RmsNormForwardSig> rms_norm_forward;
+extern Kernel<RmsNormBackwardSig> rms_norm_backward;
+extern Kernel<L2NormForwardSig> l2_norm_forward;
+extern Kernel<L2NormBackwardSig> l2_norm_backward;
+extern Kernel<DropoutSig> dropout;
+extern Kernel<CumsumSig> cumsum;
+extern Kernel<AdamWStepSig> adamw_step;
+extern Kernel<SgdStepSig> sgd_step;
+
+// Fills the slots of every backend that was built, once; throws if a slot lacks its
+// mandatory reference implementation. Safe to call from several threads.
+void init();
+std::span<KernelSlot* const> all_kernels();
+
+// Whether CPU float kernels may use oneDNN where it fills a slot (default: yes if built).
+void set_prefer_onednn(bool on);
+bool prefer_onednn();
+bool onednn_built();
+
+}  // namespace mnemo::kernels
