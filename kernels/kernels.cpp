@@ -10,6 +10,9 @@
 namespace mnemo::kernels {
 
 void register_reference_kernels();
+#if MNEMO_WITH_ONEDNN
+void register_onednn_kernels();
+#endif
 
 Kernel<FillSig> fill{"fill"};
 Kernel<AxpySig> axpy{"axpy"};
@@ -76,6 +79,9 @@ void init() {
   static std::once_flag once;
   std::call_once(once, [] {
     register_reference_kernels();
+#if MNEMO_WITH_ONEDNN
+    register_onednn_kernels();
+#endif
     for (const KernelSlot* k : kAll) {
       if (!k->filled[int(Backend::reference)] || !k->has_f64)
         throw std::logic_error(std::string("[kernels] slot '") + k->name + "' lacks its reference kernel");

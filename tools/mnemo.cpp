@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "autograd/error.h"
+#include "bench/bench.h"
 #include "mnemo_config.h"
 #include "tools/gradcheck_cmd.h"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("mnemo ") + MNEMO_VERSION);
   app.require_subcommand(1);
   mnemo::tools::add_gradcheck_command(app);
+  mnemo::bench::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

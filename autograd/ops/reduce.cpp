@@ -22,7 +22,7 @@ struct ReduceOp {
     tm::check_float_same(name, {&x});
     MNEMO_CHECK(x.rank() > 0, "[" << name << "] needs at least one dim, got a scalar");
     const Shape& s = x.shape();
-    const int a = s.axis(axis);
+    const int a = tm::axis(name, s, axis);
     MNEMO_CHECK(kind == kernels::Reduce::sum || s[a] > 0, "[" << name << "] over an empty axis of " << s);
     Tensor y = Tensor::empty(reduced_shape(s, a, keepdim), x.dtype(), x.device());
     launch(kernels::reduce, x, kind, y, x, s.outer(a), s[a], s.inner(a));
@@ -49,7 +49,7 @@ Var sum(Var x, int axis, bool keepdim) { return apply(ReduceOp{"sum", kernels::R
 Var max(Var x, int axis, bool keepdim) { return apply(ReduceOp{"max", kernels::Reduce::max, axis, keepdim}, x); }
 
 Var mean(Var x, int axis, bool keepdim) {
-  const int64_t n = x.shape()[x.shape().axis(axis)];
+  const int64_t n = x.shape()[tm::axis("mean", x.shape(), axis)];
   MNEMO_CHECK(n > 0, "[mean] over an empty axis of " << x.shape());
   return sum(x, axis, keepdim) * (1.0 / double(n));
 }

@@ -21,6 +21,7 @@ struct CumsumOp {
   Tensor forward(Ctx&, const Tensor& x) const {
     tm::check_float_same(name, {&x});
     MNEMO_CHECK(x.rank() >= 1, "[cumsum] needs at least one dim, got a scalar");
+    tm::axis(name, x.shape(), axis);
     return cumsum_tensor(x, axis, false);
   }
   Grads backward(Ctx&, const Tensor& dy) const { return {cumsum_tensor(dy, axis, true)}; }

@@ -63,6 +63,7 @@ struct PermuteOp {
   const char* name = "permute";
   std::vector<int> perm;
   Tensor forward(Ctx&, const Tensor& x) const {
+    tm::check_float_same(name, {&x});
     MNEMO_CHECK(int(perm.size()) == x.rank(), "[permute] " << perm.size() << " axes for shape " << x.shape());
     std::vector<bool> seen(perm.size(), false);
     for (int p : perm) {
@@ -83,6 +84,7 @@ struct BroadcastOp {
   const char* name = "broadcast_to";
   Shape shape;
   Tensor forward(Ctx&, const Tensor& x) const {
+    tm::check_float_same(name, {&x});
     MNEMO_CHECK(tm::broadcast_shapes(name, x.shape(), shape) == shape,
                 "[broadcast_to] cannot broadcast " << x.shape() << " to " << shape);
     return tm::expand(x, shape);
@@ -96,7 +98,7 @@ struct ConcatOp {
   Tensor forward(Ctx&, std::span<const Tensor> xs) const {
     MNEMO_CHECK(!xs.empty(), "[concat] needs at least one input");
     const Shape& s0 = xs[0].shape();
-    const int a = s0.axis(axis);
+    const int a = tm::axis(name, s0, axis);
     int64_t total = 0;
     for (const Tensor& x : xs) {
       tm::check_float_same(name, {&xs[0], &x});
@@ -134,7 +136,8 @@ struct SliceOp {
   int axis;
   int64_t start, length;
   Tensor forward(Ctx&, const Tensor& x) const {
-    const int a = x.shape().axis(axis);
+    tm::check_float_same(name, {&x});
+    const int a = tm::axis(name, x.shape(), axis);
     MNEMO_CHECK(start >= 0 && length >= 0 && start + length <= x.dim(a),
                 "[slice] [" << start << ", " << start + length << ") out of range for axis " << axis << " of " << x.shape());
     Tensor y = Tensor::empty(x.shape().with(a, length), x.dtype(), x.device());
@@ -154,7 +157,8 @@ struct PadOp {
   int64_t before, after;
   double value;
   Tensor forward(Ctx&, const Tensor& x) const {
-    const int a = x.shape().axis(axis);
+    tm::check_float_same(name, {&x});
+    const int a = tm::axis(name, x.shape(), axis);
     MNEMO_CHECK(before >= 0 && after >= 0, "[pad] negative padding " << before << ", " << after);
     Tensor y = Tensor::full(x.shape().with(a, x.dim(a) + before + after), value, x.dtype());
     copy_block(y, before, x, 0, a, x.dim(a));
@@ -177,7 +181,7 @@ struct IndexSelectOp {
     MNEMO_CHECK(index.dtype() == DType::i32 && index.rank() == 1,
                 "[index_select] index must be i32 of rank 1, got " << index.dtype() << " " << index.shape());
     const Shape& s = x.shape();
-    const int a = s.axis(axis);
+    const int a = tm::axis(name, s, axis);
     const int32_t* idx = index.data<int32_t>();
     for (int64_t i = 0; i < index.numel(); ++i)
       MNEMO_CHECK(idx[i] >= 0 && idx[i] < s[a],
@@ -211,7 +215,7 @@ Var permute(Var x, std::span<const int> perm) {
 Var transpose(Var x, int axis0, int axis1) {
   std::vector<int> perm(size_t(x.rank()));
   std::iota(perm.begin(), perm.end(), 0);
-  std::swap(perm[size_t(x.shape().axis(axis0))], perm[size_t(x.shape().axis(axis1))]);
+  std::swap(perm[size_t(tm::axis("transpose", x.shape(), axis0))], perm[size_t(tm::axis("transpose", x.shape(), axis1))]);
   return permute(x, perm);
 }
 
@@ -224,7 +228,7 @@ Var pad(Var x, int axis, int64_t before, int64_t after, double value) {
 Var index_select(Var x, int axis, const Tensor& index) { return apply(IndexSelectOp{"index_select", axis, index}, x); }
 
 std::vector<Var> split(Var x, int axis, std::span<const int64_t> sizes) {
-  const int64_t n = x.shape()[x.shape().axis(axis)];
+  const int64_t n = x.shape()[tm::axis("split", x.shape(), axis)];
   MNEMO_CHECK(std::accumulate(sizes.begin(), sizes.end(), int64_t(0)) == n,
               "[split] sizes add up to " << std::accumulate(sizes.begin(), sizes.end(), int64_t(0)) << ", axis "
                                          << axis << " of " << x.shape() << " has " << n);

@@ -100,6 +100,12 @@ Tensor unary(kernels::Unary op, const Tensor& x, double alpha, double beta) {
   return y;
 }
 
+int axis(const char* op, const Shape& s, int axis) {
+  const int a = axis < 0 ? axis + s.rank() : axis;
+  MNEMO_CHECK(a >= 0 && a < s.rank(), "[" << op << "] axis " << axis << " out of range for " << s);
+  return a;
+}
+
 void check_float_same(const char* op, std::initializer_list<const Tensor*> xs) {
   const Tensor* first = *xs.begin();
   for (const Tensor* t : xs) {

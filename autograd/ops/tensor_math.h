@@ -29,6 +29,9 @@ void check_mask(const char* op, const Tensor& mask, const Shape& like);
 Tensor unary(kernels::Unary op, const Tensor& x, double alpha = 0, double beta = 0);
 inline Tensor scale(const Tensor& x, double alpha) { return unary(kernels::Unary::affine, x, alpha, 0.0); }
 
+// `axis` of `s` in [0, rank), accepting negative axes; throws "[op] axis ..." otherwise.
+int axis(const char* op, const Shape& s, int axis);
+
 // Checks every Var in an op is a floating type and all share one dtype.
 void check_float_same(const char* op, std::initializer_list<const Tensor*> xs);
 

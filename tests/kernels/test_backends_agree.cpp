@@ -1,1 +1,498 @@
-// (being written)
+// Every kernel slot, on every CPU float backend that fills it, agrees with the double
+// reference (slot.f64) run on the same inputs widened to double. Kernels are called
+// directly, not through launch(), so a backend is tested even when it is not preferred.
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <iomanip>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace kn = mnemo::kernels;
+
+namespace {
+
+using kn::Backend;
+using Vf = std::vector<float>;
+template <class T> using Outs = std::vector<std::vector<T>>;
+
+constexpr int64_t kBig = 40000;  // > kParallelMin (1 << 15): the OpenMP paths run
+constexpr double kTol = 1e-4;
+constexpr Backend kCpuBackends[] = {Backend::reference, Backend::onednn};
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// The slots this file tests; coverage_matches_all_kernels keeps it equal to all_kernels().
+const char* const kCovered[] = {
+    "fill", "axpy", "sum_squares", "count_non_finite", "unary_forward", "unary_backward", "binary", "where",
+    "strided_copy", "sum_to", "reduce", "reduce_max_backward", "gemm", "copy_axis", "gather", "scatter_add",
+    "softmax_forward", "softmax_backward", "cross_entropy_forward", "cross_entropy_backward",
+    "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward", "l2_norm_forward",
+    "l2_norm_backward", "dropout", "cumsum", "adamw_step", "sgd_step",
+};
+
+Vf rand_vec(int64_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  Vf v(static_cast<size_t>(n));
+  for (float& x : v) x = u(g);
+  return v;
+}
+
+std::vector<int32_t> rand_idx(int64_t n, int32_t hi, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int32_t> u(0, hi - 1);
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (int32_t& x : v) x = u(g);
+  return v;
+}
+
+template <class T> std::vector<T> as(const Vf& v) { return std::vector<T>(v.begin(), v.end()); }
+// An output buffer, pre-filled with garbage the kernel must overwrite.
+template <class T> std::vector<T> junk(int64_t n) { return std::vector<T>(size_t(n), T(-7)); }
+template <class T> T* opt(std::vector<T>& v, bool on) { return on ? v.data() : nullptr; }
+std::string sz(const char* what, int64_t n) { return std::string(what) + "=" + std::to_string(n); }
+
+// |f - d| <= tol (1 + |d|) elementwise; non-finite values must match exactly.
+void compare(const std::string& name, const std::vector<float>& f, const std::vector<double>& d, double tol) {
+  BOOST_TEST(f.size() == d.size(), name << ": size " << f.size() << " vs " << d.size());
+  if (f.size() != d.size()) return;
+  size_t bad = 0, worst = 0;
+  double worst_excess = -1;
+  for (size_t i = 0; i < d.size(); ++i) {
+    const double fi = f[i], di = d[i];
+    const bool finite = std::isfinite(fi) && std::isfinite(di), same = fi == di || (std::isnan(fi) && std::isnan(di));
+    const double excess = finite ? std::abs(fi - di) - tol * (1 + std::abs(di)) : same ? 0.0 : HUGE_VAL;
+    if (excess > 0) {
+      ++bad;
+      if (excess > worst_excess) worst_excess = excess, worst = i;
+    }
+  }
+  std::ostringstream msg;
+  if (bad)
+    msg << std::setprecision(9) << name << ": " << bad << " of " << d.size() << " elements beyond tol " << tol
+        << "; worst at [" << worst << "]: float " << f[worst] << " vs double " << d[worst];
+  BOOST_TEST(bad == 0u, msg.str());
+}
+
+// Runs `run(fn, T{})` with the f64 reference and with each CPU float backend that fills
+// the slot, and compares the outputs it returns (named by `names`).
+template <template <class> class Sig, class Run>
+void agree(const kn::Kernel<Sig>& slot, const std::string& what, const std::vector<std::string>& names,
+           double tol, Run&& run) {
+  kn::init();
+  const Outs<double> want = run(slot.f64, double{});
+  int ran = 0;
+  for (Backend b : kCpuBackends) {
+    auto* fn = slot.get(b);
+    if (!fn) continue;
+    ++ran;
+    BOOST_TEST_CONTEXT("slot " << slot.name << ", backend " << kn::backend_name(b) << ", " << what) {
+      const Outs<float> got = run(fn, float{});
+      BOOST_TEST(got.size() == want.size());
+      for (size_t i = 0; i < want.size() && i < got.size(); ++i)
+        compare(i < names.size() ? names[i] : "out" + std::to_string(i), got[i], want[i], tol);
+    }
+  }
+  BOOST_TEST(ran >= 1, "slot " << slot.name << " has no CPU float kernel");
+}
+
+// The outputs of `run` on the f64 reference, rounded to float: the saved forward results
+// a backward test takes as inputs (so both precisions see the same inputs).
+template <template <class> class Sig, class Run>
+std::vector<Vf> saved(const kn::Kernel<Sig>& slot, Run&& run) {
+  kn::init();
+  std::vector<Vf> out;
+  for (const auto& v : run(slot.f64, double{})) out.emplace_back(v.begin(), v.end());
+  return out;
+}
+
+// A hand-built walk: strides[k] for operand k; operands not given keep zero strides.
+kn::Strided walk(std::vector<int64_t> dims, std::vector<std::vector<int64_t>> strides) {
+  kn::Strided s;
+  s.rank = int(dims.size());
+  for (size_t d = 0; d < dims.size(); ++d) {
+    s.dims[d] = dims[d];
+    for (size_t k = 0; k < strides.size(); ++k) s.strides[k][d] = strides[k][d];
+  }
+  return s;
+}
+
+int64_t numel(const kn::Strided& s) { return std::accumulate(s.dims, s.dims + s.rank, 1L, std::multiplies<>()); }
+
+struct GemmCase {
+  bool ta, tb;
+  int64_t M, N, K;
+  double alpha = 1, beta = 0;
+  int64_t batch = 1;
+  bool share_b = false;  // b's batch stride is 0
+};
+
+void check_gemm(const GemmCase& c, uint32_t seed) {
+  kn::GemmDesc d;
+  d.trans_a = c.ta, d.trans_b = c.tb, d.M = c.M, d.N = c.N, d.K = c.K, d.alpha = c.alpha, d.beta = c.beta;
+  const int64_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+  const int64_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+  d.lda = a_cols + 3, d.ldb = b_cols + 1, d.ldc = c.N + 2;  // padded leading dimensions
+  d.batch = c.batch, d.stride_a = a_rows * d.lda, d.stride_c = c.M * d.ldc;
+  d.stride_b = c.share_b ? 0 : b_rows * d.ldb;
+  const Vf a = rand_vec(c.batch * d.stride_a, -1, 1, seed);
+  const Vf b = rand_vec((c.share_b ? 1 : c.batch) * b_rows * d.ldb, -1, 1, seed + 1);
+  const Vf c0 = rand_vec(c.batch * d.stride_c, -1, 1, seed + 2);  // C's padding must stay as it is
+  std::ostringstream what;
+  what << "ta=" << c.ta << " tb=" << c.tb << " M=" << c.M << " N=" << c.N << " K=" << c.K << " alpha=" << c.alpha
+       << " beta=" << c.beta << " batch=" << c.batch << " share_b=" << c.share_b;
+  const double tol = kTol * std::sqrt(double(std::max<int64_t>(c.K, 1)));
+  agree(kn::gemm, what.str(), {"c"}, tol, [&]<class T>(auto* fn, T) {
+    auto cc = as<T>(c0);
+    fn(d, as<T>(a).data(), as<T>(b).data(), cc.data()); return Outs<T>{cc};
+  });
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(backends_agree)
+
+BOOST_AUTO_TEST_CASE(every_slot_has_reference_f32_and_f64) {
+  kn::init();
+  for (const kn::KernelSlot* s : kn::all_kernels()) {
+    BOOST_TEST_CONTEXT("slot " << s->name) {
+      BOOST_TEST(s->filled[int(Backend::reference)]);
+      BOOST_TEST(s->has_f64);
+      if (!kn::onednn_built()) BOOST_TEST(!s->filled[int(Backend::onednn)]);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(coverage_matches_all_kernels) {
+  const std::set<std::string> covered(std::begin(kCovered), std::end(kCovered));
+  std::set<std::string> slots;
+  for (const kn::KernelSlot* s : kn::all_kernels()) {
+    slots.insert(s->name);
+    if (!covered.count(s->name))
+      BOOST_ERROR("slot '" << s->name << "' has no test in test_backends_agree.cpp: add one, list it in kCovered");
+  }
+  for (const std::string& name : covered)
+    if (!slots.count(name)) BOOST_ERROR("kCovered lists '" << name << "', which is not in all_kernels()");
+  BOOST_TEST(covered.size() == std::size(kCovered), "kCovered has duplicates");
+}
+
+BOOST_AUTO_TEST_CASE(vector_basics) {
+  for (int64_t n : {int64_t(37), kBig}) {
+    const Vf x = rand_vec(n, -2, 2, 1), y0 = rand_vec(n, -2, 2, 2);
+    Vf bad = x;
+    bad[3] = std::nanf(""), bad[10] = kInf, bad[size_t(n - 1)] = -kInf;
+    agree(kn::fill, sz("n", n), {"y"}, 0.0, [&]<class T>(auto* fn, T) {
+      auto y = junk<T>(n);
+      fn(y.data(), n, T(1.25f));
+      return Outs<T>{y};
+    });
+    agree(kn::axpy, sz("n", n), {"y"}, kTol, [&]<class T>(auto* fn, T) {
+      auto y = as<T>(y0);
+      fn(y.data(), as<T>(x).data(), n, T(0.7f)); return Outs<T>{y};
+    });
+    agree(kn::sum_squares, sz("n", n), {"sum"}, kTol,
+          [&]<class T>(auto* fn, T) { return Outs<T>{{T(fn(as<T>(x).data(), n))}}; });
+    agree(kn::count_non_finite, sz("n", n), {"count"}, 0.0, [&]<class T>(auto* fn, T) {
+      return Outs<T>{{T(fn(as<T>(bad).data(), n)), T(fn(as<T>(x).data(), n))}};
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unary_every_op) {
+  using U = kn::Unary;
+  for (int i = 0; i <= int(U::abs); ++i) {
+    const U op = U(i);
+    const bool positive = op == U::log || op == U::sqrt || op == U::rsqrt || op == U::pow || op == U::rdiv;
+    const float alpha = op == U::pow ? 1.7f : op == U::rdiv ? 2.5f : 0.8f, beta = -0.4f;
+    for (int64_t n : {int64_t(37), kBig}) {
+      const Vf x = positive ? rand_vec(n, 0.1f, 3, 10 + i) : rand_vec(n, -3, 3, 10 + i);
+      const Vf dy = rand_vec(n, -1, 1, 50 + i);
+      const std::string what = std::string(kn::unary_name(op)) + " " + sz("n", n);
+      auto fwd = [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(n);
+        fn(op, y.data(), as<T>(x).data(), n, T(alpha), T(beta)); return Outs<T>{y};
+      };
+      agree(kn::unary_forward, what, {"y"}, kTol, fwd);
+      const Vf y = saved(kn::unary_forward, fwd)[0];
+      agree(kn::unary_backward, what, {"dx"}, kTol, [&]<class T>(auto* fn, T) {
+        auto dx = junk<T>(n);
+        fn(op, dx.data(), as<T>(dy).data(), as<T>(x).data(), as<T>(y).data(), n, T(alpha), T(beta));
+        return Outs<T>{dx};
+      });
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(binary_and_where_broadcast) {
+  // small: a (3,1,37), b (5,1) -> (3,5,37);  big: a (4,100,101), b (101) -> (4,100,101)
+  const kn::Strided walks[] = {walk({3, 5, 37}, {{185, 37, 1}, {37, 0, 1}, {0, 1, 0}}),
+                               walk({4, 100, 101}, {{10100, 101, 1}, {10100, 101, 1}, {0, 0, 1}})};
+  const int64_t a_size[] = {3 * 37, 40400}, b_size[] = {5, 101};
+  const char* const names[] = {"add", "sub", "mul", "div"};
+  for (int w = 0; w < 2; ++w) {
+    const int64_t n = numel(walks[w]);
+    const Vf a = rand_vec(a_size[w], -2, 2, 20 + w), b = rand_vec(b_size[w], 0.5f, 2, 30 + w);
+    for (int op = 0; op < 4; ++op)
+      agree(kn::binary, std::string(names[op]) + " " + sz("numel", n), {"out"}, kTol, [&]<class T>(auto* fn, T) {
+        auto out = junk<T>(n);
+        fn(kn::Binary(op), out.data(), as<T>(a).data(), as<T>(b).data(), walks[w]); return Outs<T>{out};
+      });
+  }
+  // where: small cond (5,37), a full, b scalar;  big cond full, a (100,101), b (4,1,1)
+  const kn::Strided wwalks[] = {walk({3, 5, 37}, {{0, 37, 1}, {185, 37, 1}}),
+                                walk({4, 100, 101}, {{10100, 101, 1}, {0, 101, 1}, {1, 0, 0}})};
+  const int64_t c_size[] = {185, 40400}, wa_size[] = {555, 10100}, wb_size[] = {1, 4};
+  for (int w = 0; w < 2; ++w) {
+    const int64_t n = numel(wwalks[w]);
+    std::vector<uint8_t> cond(static_cast<size_t>(c_size[w]));
+    for (size_t i = 0; i < cond.size(); ++i) cond[i] = uint8_t((i * 7 + i / 3) % 3 == 0);
+    const Vf a = rand_vec(wa_size[w], -2, 2, 40 + w), b = rand_vec(wb_size[w], -2, 2, 50 + w);
+    agree(kn::where, sz("numel", n), {"out"}, 0.0, [&]<class T>(auto* fn, T) {
+      auto out = junk<T>(n);
+      fn(out.data(), cond.data(), as<T>(a).data(), as<T>(b).data(), wwalks[w]); return Outs<T>{out};
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(strided_copy_and_sum_to) {
+  // permute (3,5,7) -> (7,3,5); transpose (200,201); expand (37) -> (5,37)
+  const kn::Strided copies[] = {walk({7, 3, 5}, {{1, 35, 7}}), walk({201, 200}, {{1, 201}}), walk({5, 37}, {{0, 1}})};
+  const int64_t in_size[] = {105, 40200, 37};
+  for (int c = 0; c < 3; ++c) {
+    const Vf in = rand_vec(in_size[c], -2, 2, 60 + c);
+    agree(kn::strided_copy, sz("case", c), {"out"}, 0.0, [&]<class T>(auto* fn, T) {
+      auto out = junk<T>(numel(copies[c]));
+      fn(out.data(), as<T>(in).data(), copies[c]); return Outs<T>{out};
+    });
+  }
+  // (R,C)->(1,C) (the fast path) and (A,B,C)->(A,1,C), each small and above the threshold
+  const kn::Strided sums[] = {walk({5, 37}, {{0, 1}, {37, 1}}), walk({200, 300}, {{0, 1}, {300, 1}}),
+                              walk({3, 5, 37}, {{37, 0, 1}, {185, 37, 1}}),
+                              walk({8, 100, 50}, {{50, 0, 1}, {5000, 50, 1}})};
+  const int64_t out_size[] = {37, 300, 3 * 37, 8 * 50};
+  for (int c = 0; c < 4; ++c) {
+    const Vf in = rand_vec(numel(sums[c]), -2, 2, 70 + c);
+    agree(kn::sum_to, sz("case", c), {"out"}, kTol, [&]<class T>(auto* fn, T) {
+      auto out = junk<T>(out_size[c]);
+      fn(out.data(), as<T>(in).data(), sums[c]); return Outs<T>{out};
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(reductions_and_cumsum) {
+  const int64_t shapes[][3] = {{3, 37, 5}, {4, 100, 101}};
+  for (const auto& sh : shapes) {
+    const int64_t outer = sh[0], n = sh[1], inner = sh[2], total = outer * n * inner;
+    const std::string what = sz("outer", outer) + " " + sz("n", n) + " " + sz("inner", inner);
+    Vf x = rand_vec(total, -2, 2, 80);
+    for (int64_t o = 0; o < outer; ++o)  // tied maxima in every other column: backward picks the first
+      for (int64_t j = 0; j < inner; j += 2)
+        x[size_t((o * n + 1) * inner + j)] = x[size_t((o * n + n - 2) * inner + j)] = 5.f;
+    for (kn::Reduce op : {kn::Reduce::sum, kn::Reduce::max}) {
+      auto fwd = [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(outer * inner);
+        fn(op, y.data(), as<T>(x).data(), outer, n, inner); return Outs<T>{y};
+      };
+      agree(kn::reduce, (op == kn::Reduce::sum ? "sum " : "max ") + what, {"y"}, kTol, fwd);
+      if (op == kn::Reduce::sum) continue;
+      const Vf y = saved(kn::reduce, fwd)[0], dy = rand_vec(outer * inner, -1, 1, 81);
+      agree(kn::reduce_max_backward, what, {"dx"}, 0.0, [&]<class T>(auto* fn, T) {
+        auto dx = junk<T>(total);
+        fn(dx.data(), as<T>(dy).data(), as<T>(x).data(), as<T>(y).data(), outer, n, inner); return Outs<T>{dx};
+      });
+    }
+    for (bool reverse : {false, true})
+      agree(kn::cumsum, what + (reverse ? " reverse" : " forward"), {"y"}, kTol, [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(total);
+        fn(y.data(), as<T>(x).data(), outer, n, inner, reverse); return Outs<T>{y};
+      });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gemm_cases) {
+  uint32_t seed = 100;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      check_gemm({ta, tb, 7, 5, 13}, seed += 3);
+      check_gemm({ta, tb, 7, 5, 13, 0.75, -0.5}, seed += 3);
+      check_gemm({ta, tb, 64, 48, 96}, seed += 3);
+      check_gemm({ta, tb, 64, 48, 96, -1.25, 1.0}, seed += 3);
+    }
+  check_gemm({false, false, 7, 5, 13, 1, 0, 3, true}, seed += 3);  // batched, b shared (stride 0)
+  check_gemm({true, false, 7, 5, 13, 0.5, 0.25, 4, false}, seed += 3);
+  check_gemm({false, true, 64, 48, 96, 1, 0, 3, true}, seed += 3);
+  check_gemm({false, false, 7, 5, 0, 1, 0.5}, seed += 3);  // K = 0: C = beta C
+}
+
+BOOST_AUTO_TEST_CASE(copy_axis_cases) {
+  struct Case { int64_t outer, inner, src_n, src_off, dst_n, dst_off, len; };
+  for (const Case& c : {Case{3, 5, 11, 2, 9, 1, 6}, Case{40, 101, 20, 5, 12, 2, 10}})
+    for (bool acc : {false, true}) {
+      const kn::AxisCopy d{c.outer, c.inner, c.src_n, c.src_off, c.dst_n, c.dst_off, c.len, acc};
+      const Vf src = rand_vec(c.outer * c.src_n * c.inner, -2, 2, 90);
+      const Vf dst0 = rand_vec(c.outer * c.dst_n * c.inner, -2, 2, 91);
+      agree(kn::copy_axis, sz("outer", c.outer) + (acc ? " accumulate" : " copy"), {"dst"}, kTol,
+            [&]<class T>(auto* fn, T) {
+              auto dst = as<T>(dst0);
+              fn(dst.data(), as<T>(src).data(), d); return Outs<T>{dst};
+            });
+    }
+}
+
+BOOST_AUTO_TEST_CASE(gather_and_scatter_add) {
+  struct Case { int64_t outer, n_src, n_idx, inner; std::vector<int32_t> idx; };
+  const Case cases[] = {{3, 11, 8, 5, {0, 3, 3, 10, 7, 3, 0, 5}}, {4, 50, 100, 101, rand_idx(100, 50, 92)}};
+  for (const Case& c : cases) {  // repeated indices in both
+    const std::string what = sz("outer", c.outer) + " " + sz("n_idx", c.n_idx) + " " + sz("inner", c.inner);
+    const Vf x = rand_vec(c.outer * c.n_src * c.inner, -2, 2, 93);
+    const Vf dy = rand_vec(c.outer * c.n_idx * c.inner, -2, 2, 94);
+    agree(kn::gather, what, {"out"}, 0.0, [&]<class T>(auto* fn, T) {
+      auto out = junk<T>(c.outer * c.n_idx * c.inner);
+      fn(out.data(), as<T>(x).data(), c.idx.data(), c.outer, c.n_src, c.n_idx, c.inner); return Outs<T>{out};
+    });
+    agree(kn::scatter_add, what, {"dx"}, kTol, [&]<class T>(auto* fn, T) {
+      auto dx = as<T>(x);  // scatter_add accumulates into an initialised dx
+      fn(dx.data(), as<T>(dy).data(), c.idx.data(), c.outer, c.n_src, c.n_idx, c.inner); return Outs<T>{dx};
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(softmax_and_cross_entropy) {
+  const int64_t shapes[][2] = {{5, 37}, {64, 601}};
+  for (const auto& sh : shapes) {
+    const int64_t rows = sh[0], n = sh[1];
+    const std::string what = sz("rows", rows) + " " + sz("n", n);
+    const Vf x = rand_vec(rows * n, -5, 5, 110), dy = rand_vec(rows * n, -1, 1, 111);
+    Vf x_inf = x;
+    std::fill(x_inf.begin() + 2 * n, x_inf.begin() + 3 * n, -kInf);  // an all -inf row
+    for (bool log : {false, true}) {
+      auto fwd = [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(rows * n);
+        fn(y.data(), as<T>(x_inf).data(), rows, n, log); return Outs<T>{y};
+      };
+      agree(kn::softmax_forward, what + (log ? " log" : ""), {"y"}, kTol, fwd);
+      const Vf y = saved(kn::softmax_forward, fwd)[0];
+      agree(kn::softmax_backward, what + (log ? " log" : ""), {"dx"}, kTol, [&]<class T>(auto* fn, T) {
+        auto dx = junk<T>(rows * n);
+        fn(dx.data(), as<T>(dy).data(), as<T>(y).data(), rows, n, log); return Outs<T>{dx};
+      });
+    }
+    constexpr int32_t kIgnore = -100;
+    std::vector<int32_t> target = rand_idx(rows, int32_t(n), 112);
+    target[3] = kIgnore;  // an ignored row: zero loss, zero gradient
+    auto fwd = [&]<class T>(auto* fn, T) {
+      auto loss = junk<T>(rows), lse = junk<T>(rows);
+      fn(loss.data(), lse.data(), as<T>(x).data(), target.data(), rows, n, kIgnore); return Outs<T>{loss, lse};
+    };
+    agree(kn::cross_entropy_forward, what, {"loss", "lse"}, kTol, fwd);
+    const Vf lse = saved(kn::cross_entropy_forward, fwd)[1], dloss = rand_vec(rows, 0.5f, 2, 113);
+    agree(kn::cross_entropy_backward, what, {"dlogits"}, kTol, [&]<class T>(auto* fn, T) {
+      auto dl = junk<T>(rows * n);
+      fn(dl.data(), as<T>(dloss).data(), as<T>(x).data(), as<T>(lse).data(), target.data(), rows, n, kIgnore);
+      return Outs<T>{dl};
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(normalisations) {
+  const int64_t shapes[][2] = {{5, 37}, {64, 601}};
+  for (const auto& sh : shapes) {
+    const int64_t rows = sh[0], D = sh[1], n = rows * D;
+    const Vf x = rand_vec(n, 1, 4, 120), dy = rand_vec(n, -1, 1, 121);
+    const Vf gain = rand_vec(D, 0.5f, 1.5f, 122), bias = rand_vec(D, -0.5f, 0.5f, 123);
+    const float eps = 1e-5f;
+    for (bool affine : {true, false}) {  // with gain and bias, and with nullptr for both
+      const std::string what = sz("rows", rows) + " " + sz("D", D) + (affine ? " gain+bias" : " no gain");
+      auto ln = [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(n), mean = junk<T>(rows), rstd = junk<T>(rows);
+        auto g = as<T>(gain), b = as<T>(bias);
+        fn(y.data(), mean.data(), rstd.data(), as<T>(x).data(), opt(g, affine), opt(b, affine), rows, D, T(eps));
+        return Outs<T>{y, mean, rstd};
+      };
+      agree(kn::layer_norm_forward, what, {"y", "mean", "rstd"}, kTol, ln);
+      const std::vector<Vf> ln_saved = saved(kn::layer_norm_forward, ln);
+      agree(kn::layer_norm_backward, what, {"dx", "dgain", "dbias"}, kTol, [&]<class T>(auto* fn, T) {
+        auto dx = junk<T>(n), dg = junk<T>(D), db = junk<T>(D), g = as<T>(gain);
+        fn(dx.data(), opt(dg, affine), opt(db, affine), as<T>(dy).data(), as<T>(x).data(),
+           as<T>(ln_saved[1]).data(), as<T>(ln_saved[2]).data(), opt(g, affine), rows, D);
+        return Outs<T>{dx, dg, db};
+      });
+      auto rms = [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(n), rstd = junk<T>(rows), g = as<T>(gain);
+        fn(y.data(), rstd.data(), as<T>(x).data(), opt(g, affine), rows, D, T(eps)); return Outs<T>{y, rstd};
+      };
+      agree(kn::rms_norm_forward, what, {"y", "rstd"}, kTol, rms);
+      const Vf rms_rstd = saved(kn::rms_norm_forward, rms)[1];
+      agree(kn::rms_norm_backward, what, {"dx", "dgain"}, kTol, [&]<class T>(auto* fn, T) {
+        auto dx = junk<T>(n), dg = junk<T>(D), g = as<T>(gain);
+        fn(dx.data(), opt(dg, affine), as<T>(dy).data(), as<T>(x).data(), as<T>(rms_rstd).data(), opt(g, affine),
+           rows, D);
+        return Outs<T>{dx, dg};
+      });
+    }
+    // l2 norm, with row 1 zero so that its norm is clamped at eps
+    const std::string what = sz("rows", rows) + " " + sz("D", D);
+    Vf xl = rand_vec(n, -2, 2, 124);
+    std::fill(xl.begin() + D, xl.begin() + 2 * D, 0.f);
+    const float l2eps = 1e-6f;
+    auto fwd = [&]<class T>(auto* fn, T) {
+      auto y = junk<T>(n), norm = junk<T>(rows);
+      fn(y.data(), norm.data(), as<T>(xl).data(), rows, D, T(l2eps)); return Outs<T>{y, norm};
+    };
+    agree(kn::l2_norm_forward, what, {"y", "norm"}, kTol, fwd);
+    const std::vector<Vf> s = saved(kn::l2_norm_forward, fwd);
+    agree(kn::l2_norm_backward, what, {"dx"}, kTol, [&]<class T>(auto* fn, T) {
+      auto dx = junk<T>(n);
+      fn(dx.data(), as<T>(dy).data(), as<T>(s[0]).data(), as<T>(s[1]).data(), rows, D, T(l2eps)); return Outs<T>{dx};
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(dropout_same_mask) {
+  for (int64_t n : {int64_t(37), kBig})
+    for (float p : {0.3f, 0.f}) {
+      const Vf x = rand_vec(n, 0.5f, 2, 130);  // never 0, so a 0 output means dropped
+      // "dropped" is 0 or 1, so the tolerance makes its comparison exact
+      agree(kn::dropout, sz("n", n) + " p=" + std::to_string(p), {"y", "dropped"}, kTol, [&]<class T>(auto* fn, T) {
+        auto y = junk<T>(n), dropped = junk<T>(n);
+        fn(y.data(), as<T>(x).data(), n, T(p), uint64_t(1234));
+        for (size_t i = 0; i < y.size(); ++i) dropped[i] = y[i] == T(0) ? T(1) : T(0);
+        return Outs<T>{y, dropped};
+      });
+    }
+}
+
+BOOST_AUTO_TEST_CASE(optimizer_steps) {
+  for (int64_t n : {int64_t(37), kBig}) {
+    const Vf w0 = rand_vec(n, -1, 1, 140), g = rand_vec(n, -1, 1, 141);
+    const Vf m0 = rand_vec(n, -0.1f, 0.1f, 142), v0 = rand_vec(n, 0, 0.01f, 143);
+    const kn::AdamWHyper h{1e-3, 0.9, 0.999, 1e-8, 0.01, 1 - std::pow(0.9, 3), 1 - std::pow(0.999, 3)};
+    agree(kn::adamw_step, sz("n", n), {"w", "m", "v"}, kTol, [&]<class T>(auto* fn, T) {
+      auto w = as<T>(w0), m = as<T>(m0), v = as<T>(v0);
+      fn(w.data(), as<T>(g).data(), m.data(), v.data(), n, h); return Outs<T>{w, m, v};
+    });
+    const kn::SgdHyper sgd[] = {{0.1, 0.9, 0.1, 1e-2, false, false}, {0.1, 0.9, 0.0, 1e-2, true, false},
+                                {0.1, 0.9, 0.0, 0.0, true, true}, {0.05, 0.0, 0.0, 1e-2, false, false}};
+    for (const kn::SgdHyper& hs : sgd) {
+      std::ostringstream what;
+      what << sz("n", n) << " momentum=" << hs.momentum << " dampening=" << hs.dampening
+           << " nesterov=" << hs.nesterov << " first_step=" << hs.first_step;
+      agree(kn::sgd_step, what.str(), {"w", "buf"}, kTol, [&]<class T>(auto* fn, T) {
+        auto w = as<T>(w0), buf = as<T>(m0);
+        fn(w.data(), as<T>(g).data(), buf.data(), n, hs); return Outs<T>{w, buf};
+      });
+    }
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

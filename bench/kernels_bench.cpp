@@ -1,0 +1,209 @@
+// `mnemo bench kernels`: first this machine's own limits (raw oneDNN sgemm at 1024^3 and
+// the transformer shapes, and copy bandwidth), then each kernel through mnemo's ops,
+// dispatch included, as a rate and a fraction of those limits.
+#include <cstring>
+#include <omp.h>
+
+#include "autograd/ops/ops.h"
+#include "autograd/optim/adamw.h"
+#include "bench/bench.h"
+#include "bench/timing.h"
+#include "kernels/memory.h"
+#include "mnemo_config.h"
+#if MNEMO_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "kernels/onednn/onednn.h"
+#endif
+
+namespace mnemo::bench {
+namespace {
+
+struct Gemm {
+  const char* what;
+  int64_t M, K, N;
+};
+
+// Transformer shapes at B*T = 4096 tokens, D = 512, FFN 2048, plus a small head-sized one.
+const Gemm kShapes[] = {
+    {"ffn up", 4096, 512, 2048}, {"ffn down", 4096, 2048, 512}, {"projection", 4096, 512, 512},
+    {"square 1024", 1024, 1024, 1024}, {"small", 256, 64, 256},
+};
+
+std::string shape_str(const Gemm& g) {
+  return std::to_string(g.M) + "x" + std::to_string(g.K) + "x" + std::to_string(g.N);
+}
+
+double flops(const Gemm& g) { return 2.0 * double(g.M) * double(g.N) * double(g.K); }
+
+// The machine's own sgemm, outside mnemo: one oneDNN matmul primitive, made once.
+double raw_sgemm_seconds(const Gemm& g) {
+#if MNEMO_WITH_ONEDNN
+  using namespace dnnl;
+  engine eng(engine::kind::cpu, 0);
+  stream s(eng);
+  memory::desc a({g.M, g.K}, memory::data_type::f32, memory::format_tag::ab);
+  memory::desc b({g.K, g.N}, memory::data_type::f32, memory::format_tag::ba);  // W^T, as a Linear
+  memory::desc c({g.M, g.N}, memory::data_type::f32, memory::format_tag::ab);
+  dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), eng));
+  Rng rng(1);
+  Tensor A = Tensor::randn({g.M, g.K}, rng), B = Tensor::randn({g.N, g.K}, rng), C = Tensor::empty({g.M, g.N});
+  memory ma(a, eng, A.raw()), mb(b, eng, B.raw()), mc(c, eng, C.raw());
+  return median_seconds([&] {
+    prim.execute(s, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    s.wait();
+  });
+#else
+  (void)g;
+  return 0;
+#endif
+}
+
+double op_matmul_seconds(const Gemm& g) {
+  Rng rng(2);
+  Tensor x = Tensor::randn({g.M, g.K}, rng), w = Tensor::randn({g.N, g.K}, rng);
+  return median_seconds([&] {
+    Tape tape;
+    Var y = matmul(tape.constant(x), tape.constant(w), {.trans_b = true});
+  });
+}
+
+// Bytes per second of a parallel memcpy of a buffer much larger than the caches.
+double copy_bandwidth() {
+  const size_t n = size_t(256) << 20;
+  Tensor a = Tensor::zeros({int64_t(n / 4)}), b = Tensor::zeros({int64_t(n / 4)});
+  char* dst = static_cast<char*>(b.raw());
+  const char* src = static_cast<const char*>(a.raw());
+  const double s = median_seconds([&] {
+#pragma omp parallel
+    {
+      const size_t nt = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
+      const size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+      std::memcpy(dst + lo, src + lo, hi - lo);
+    }
+  });
+  return 2.0 * double(n) / s;  // read + write
+}
+
+Row bandwidth_row(const std::string& name, const std::string& shape, double seconds, double bytes, double peak) {
+  return {name, shape, seconds, bytes / seconds / 1e9, "GB/s", bytes / seconds / peak};
+}
+
+void bench_memory_bound(double copy_bw) {
+  Rng rng(3);
+  const int64_t N = 8192, D = 512, V = 8192;
+  {
+    Tensor x = Tensor::randn({N, D}, rng), g = Tensor::full({D}, 1.0), b = Tensor::zeros({D});
+    const double s = median_seconds([&] {
+      Tape t;
+      layer_norm(t.constant(x), t.constant(g), t.constant(b));
+    });
+    print_row(bandwidth_row("layer_norm forward", "8192x512", s, 2.0 * double(N * D) * 4, copy_bw));
+    const double sb = median_seconds([&] {
+      Tape t;
+      Var xi = t.input(x);
+      const Var roots[] = {layer_norm(xi, t.constant(g), t.constant(b))};
+      const Tensor seeds[] = {x};
+      t.backward(roots, seeds);
+    });
+    print_row(bandwidth_row("layer_norm forward+backward", "8192x512", sb, 5.0 * double(N * D) * 4, copy_bw));
+  }
+  {
+    Tensor x = Tensor::randn({N / 4, V}, rng);
+    const double s = median_seconds([&] {
+      Tape t;
+      softmax(t.constant(x));
+    });
+    print_row(bandwidth_row("softmax forward", "2048x8192", s, 2.0 * double(x.numel()) * 4, copy_bw));
+  }
+  {
+    Tensor logits = Tensor::randn({N, 256}, rng);
+    std::vector<int32_t> tv(static_cast<size_t>(N));
+    for (auto& v : tv) v = int32_t(rng.randint(256));
+    Tensor targets = Tensor::from_ints({N}, tv);
+    const double s = median_seconds([&] {
+      Tape t;
+      Var l = cross_entropy(t.input(logits), targets);
+      t.backward(l);
+    });
+    print_row(bandwidth_row("cross_entropy forward+backward", "8192x256", s, 3.0 * double(logits.numel()) * 4, copy_bw));
+  }
+  {
+    const int64_t n = int64_t(1) << 24;
+    Param p(Tensor::randn({n}, rng));
+    p.grad = Tensor::randn({n}, rng);
+    AdamW opt({{"w", &p}}, {.lr = 1e-4});
+    const double s = median_seconds([&] { opt.step(); });
+    print_row(bandwidth_row("adamw step", "16M params", s, 7.0 * double(n) * 4, copy_bw));
+  }
+}
+
+// A small training step repeated: after warm-up, every activation should come from the
+// allocator's cache, so the count of fresh system allocations stays at zero.
+void bench_allocator() {
+  Rng rng(4);
+  Param w1(Tensor::randn({1024, 512}, rng, DType::f32, 0.02)), w2(Tensor::randn({512, 1024}, rng, DType::f32, 0.02));
+  Tensor x = Tensor::randn({2048, 512}, rng);
+  AdamW opt({{"w1", &w1}, {"w2", &w2}}, {.lr = 1e-4});
+  auto step = [&] {
+    Tape t;
+    Var h = gelu(matmul(t.constant(x), t.param(w1), {.trans_b = true}));
+    Var y = matmul(h, t.param(w2), {.trans_b = true});
+    t.backward(mean(square(y)));
+    opt.step();
+    opt.zero_grad();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  const auto before = kernels::memory_stats();
+  const int steps = 10;
+  const double s = median_seconds(step, steps, 0);
+  const auto after = kernels::memory_stats();
+  const uint64_t fresh = (after.allocations - before.allocations) - (after.cache_hits - before.cache_hits);
+  std::printf("\nallocator: %llu allocations over %d+ steady-state steps, %llu of them fresh from the system "
+              "(step median %.2f ms, %.1f MB live at peak)\n",
+              static_cast<unsigned long long>(after.allocations - before.allocations), steps,
+              static_cast<unsigned long long>(fresh), s * 1e3, double(after.peak_live_bytes) / 1e6);
+}
+
+}  // namespace
+
+int run_kernels_bench(const KernelsBenchOptions& opts) {
+  std::printf("mnemo bench kernels: %d OpenMP threads, oneDNN %s\n\n", omp_get_max_threads(),
+              MNEMO_WITH_ONEDNN ? "on" : "off (reference backend)");
+  // 1. The machine's limits.
+  double peak = 0;
+  std::printf("%-34s %-22s %12s\n", "raw oneDNN sgemm", "MxKxN", "GFLOP/s");
+  std::vector<double> raw;
+  for (const Gemm& g : kShapes) {
+    const double s = raw_sgemm_seconds(g);
+    raw.push_back(s > 0 ? flops(g) / s / 1e9 : 0);
+    peak = std::max(peak, raw.back());
+    std::printf("%-34s %-22s %12.1f\n", g.what, shape_str(g).c_str(), raw.back());
+  }
+  const double bw = copy_bandwidth();
+  std::printf("%-34s %-22s %12.1f GB/s\n\n", "copy bandwidth (memcpy, r+w)", "256 MiB", bw / 1e9);
+
+  // 2. mnemo's matmul op vs the raw primitive at the same shape.
+  print_header();
+  for (size_t i = 0; i < std::size(kShapes); ++i) {
+    const Gemm& g = kShapes[i];
+    const double s = op_matmul_seconds(g);
+    const double rate = flops(g) / s / 1e9;
+    print_row({std::string("matmul op f32: ") + g.what, shape_str(g), s, rate, "GFLOP/s", raw[i] > 0 ? rate / raw[i] : 0});
+  }
+#if MNEMO_WITH_ONEDNN
+  kernels::onednn::set_bf16_matmul(true);
+  for (size_t i = 0; i < 2; ++i) {
+    const Gemm& g = kShapes[i];
+    const double s = op_matmul_seconds(g);
+    const double rate = flops(g) / s / 1e9;
+    print_row({std::string("matmul op bf16: ") + g.what, shape_str(g), s, rate, "x f32 raw", rate / raw[i]});
+  }
+  kernels::onednn::set_bf16_matmul(false);
+#endif
+  if (!opts.quick) bench_memory_bound(bw);
+  bench_allocator();
+  return 0;
+}
+
+}  // namespace mnemo::bench

@@ -1,0 +1,14 @@
+// The oneDNN backend's kernels (same signatures as the reference) and its switches.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace mnemo::kernels::onednn {
+
+void gemm(const GemmDesc& d, const float* a, const float* b, float* c);
+
+// bf16 inputs with f32 accumulation for every f32 GEMM; off by default.
+void set_bf16_matmul(bool on);
+bool bf16_matmul();
+
+}  // namespace mnemo::kernels::onednn

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the whole test suite, then prints `N passed, N failed` from
+# meson's testlog.json. With --with-sanitizers it also runs the suite in an ASan+UBSan build
+# (build-asan) and the closing line counts both. Exit status: non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+count() {  # count RESULT-regex FILE
+  grep -o "\"result\": \"[A-Z]*\"" "$2" 2>/dev/null | grep -cE "\"($1)\"" || true
+}
+
+run_suite() {  # run_suite BUILD_DIR [meson options...]
+  local dir=$1; shift
+  bash scripts/setup.sh "$dir" "$@" || return 1
+  rm -f "$dir/meson-logs/testlog.json"
+  local t0=$SECONDS
+  ninja -C "$dir" || return 1
+  echo "test.sh: $dir built in $((SECONDS - t0)) s"
+  t0=$SECONDS
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2
+  local rc=$?
+  echo "test.sh: $dir tests ran in $((SECONDS - t0)) s"
+  return $rc
+}
+
+rc=0
+logs=()
+run_suite build || rc=1
+logs+=(build/meson-logs/testlog.json)
+if [ "${1:-}" = "--with-sanitizers" ]; then
+  run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled || rc=1
+  logs+=(build-asan/meson-logs/testlog.json)
+fi
+
+passed=0; failed=0; skipped=0
+for f in "${logs[@]}"; do
+  passed=$((passed + $(count 'OK|EXPECTEDFAIL' "$f")))
+  failed=$((failed + $(count 'FAIL|UNEXPECTEDPASS|TIMEOUT|ERROR|INTERRUPT' "$f")))
+  skipped=$((skipped + $(count 'SKIP' "$f")))
+done
+[ -f "${logs[0]}" ] || failed=$((failed + 1))  # no log at all: the build failed
+[ "$failed" -eq 0 ] || rc=1
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $rc
