@@ -42,6 +42,8 @@ Kernel<L2NormForwardSig> l2_norm_forward{"l2_norm_forward"};
 Kernel<L2NormBackwardSig> l2_norm_backward{"l2_norm_backward"};
 Kernel<DropoutSig> dropout{"dropout"};
 Kernel<CumsumSig> cumsum{"cumsum"};
+Kernel<AttentionForwardSig> attention_forward{"attention_forward"};
+Kernel<AttentionBackwardSig> attention_backward{"attention_backward"};
 Kernel<AdamWStepSig> adamw_step{"adamw_step"};
 Kernel<SgdStepSig> sgd_step{"sgd_step"};
 
@@ -52,7 +54,7 @@ KernelSlot* const kAll[] = {
     &strided_copy, &sum_to, &reduce, &reduce_max_backward, &gemm, &copy_axis, &gather, &scatter_add,
     &softmax_forward, &softmax_backward, &cross_entropy_forward, &cross_entropy_backward,
     &layer_norm_forward, &layer_norm_backward, &rms_norm_forward, &rms_norm_backward, &l2_norm_forward,
-    &l2_norm_backward, &dropout, &cumsum, &adamw_step, &sgd_step,
+    &l2_norm_backward, &dropout, &cumsum, &attention_forward, &attention_backward, &adamw_step, &sgd_step,
 };
 
 bool g_prefer_onednn = MNEMO_WITH_ONEDNN != 0;

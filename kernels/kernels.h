@@ -67,6 +67,27 @@ struct AxisCopy {
   bool accumulate = false;
 };
 
+// Fused attention over q (B, H, Tq, d) and k, v (B, Hk, Tk, d) with Hk = H or 1 (one
+// shared head). Keys [0, prefix) are visible to every query; over the other keys ("main"
+// keys, Tm = Tk - prefix) a query row i sees an interval:
+//   i < read_rows                -> main keys [0, read_rows)          (memory read slots)
+//   i >= Tq - write_rows         -> every main key                   (memory write slots)
+//   otherwise, at position p = i + Tm - Tq (bottom-right aligned):
+//     causal: [p - window + 1, p]; not causal: [p - window + 1, p + window - 1]; window 0 = unbounded.
+// key_pad (B, Tk) and mask (strides over B, H, Tq, Tk) further remove keys (1 = keep).
+// A row that sees nothing outputs 0 with lse = -inf and gets no gradient.
+struct AttentionDesc {
+  int64_t B = 0, H = 0, Hk = 0, Tq = 0, Tk = 0, d = 0;
+  double scale = 1;
+  int64_t prefix = 0;
+  bool causal = false;
+  int64_t window = 0;
+  int64_t read_rows = 0, write_rows = 0;
+  const uint8_t* key_pad = nullptr;
+  const uint8_t* mask = nullptr;
+  int64_t mask_strides[4] = {};
+};
+
 struct AdamWHyper {
   double lr, beta1, beta2, eps, weight_decay;
   double bias_correction1, bias_correction2;  // 1 - beta^t
@@ -165,6 +186,14 @@ template <class T> using DropoutSig = void(T* y, const T* x, int64_t n, T p, uin
 // Inclusive cumulative sum along the middle axis of (outer, n, inner); reverse sums from the end.
 template <class T> using CumsumSig = void(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, bool reverse);
 
+// o (B, H, Tq, d), lse (B, H, Tq); bias (H, Tq, Tk) additive logits or null.
+template <class T> using AttentionForwardSig =
+    void(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias);
+// Overwrites dq, dk, dv and dbias (when not null) from dout and the saved o, lse.
+template <class T> using AttentionBackwardSig =
+    void(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k, const T* v,
+         const T* bias, const T* o, const T* lse);
+
 template <class T> using AdamWStepSig = void(T* w, const T* g, T* m, T* v, int64_t n, const AdamWHyper& h);
 template <class T> using SgdStepSig = void(T* w, const T* g, T* buf, int64_t n, const SgdHyper& h);
 
@@ -198,6 +227,8 @@ extern Kernel<L2NormForwardSig> l2_norm_forward;
 extern Kernel<L2NormBackwardSig> l2_norm_backward;
 extern Kernel<DropoutSig> dropout;
 extern Kernel<CumsumSig> cumsum;
+extern Kernel<AttentionForwardSig> attention_forward;
+extern Kernel<AttentionBackwardSig> attention_backward;
 extern Kernel<AdamWStepSig> adamw_step;
 extern Kernel<SgdStepSig> sgd_step;
 

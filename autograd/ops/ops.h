@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -119,6 +120,30 @@ Var conv1d(Var x, Var weight, Var bias, int64_t groups = 1);
 
 // ---- scan.cpp ------------------------------------------------------------------------
 Var cumsum(Var x, int axis);
+
+// ---- attention.cpp: fused multi-head attention -------------------------------------------
+// q (B, H, Tq, d); k, v (B, Hk, Tk, d), Hk = H or 1 (one shared key/value head).
+// Keys [0, prefix) (memories, persistent slots) are visible to every query. Over the other
+// keys a query row sees, with queries aligned to the end of the keys (bottom-right):
+//   causal: keys up to its own position; window W: only the last W of those (0 = all);
+//   the first read_rows rows (memory read slots) see only the first read_rows keys;
+//   the last write_rows rows (memory write slots) see every key.
+// key_padding (B, Tk) and mask (broadcast to (B, H, Tq, Tk)) are u8, 1 = may attend.
+// bias (H, Tq, Tk) adds to the logits and gets a gradient. null_k/null_v (Hk, d): a learned
+// slot before all keys that every query sees. scale defaults to 1/sqrt(d) and is honoured.
+// A row that sees no key outputs zeros.
+struct AttentionSpec {  // "= {}" everywhere keeps designated initialisers free of warnings
+  std::optional<double> scale = {};
+  int64_t prefix = 0;
+  bool causal = false;
+  int64_t window = 0;
+  int64_t read_rows = 0, write_rows = 0;
+  Tensor key_padding = {};
+  Tensor mask = {};
+  Var bias = {};
+  Var null_k = {}, null_v = {};
+};
+Var attention(Var q, Var k, Var v, const AttentionSpec& spec = {});
 
 // ---- grad.cpp: gradient boundaries ---------------------------------------------------------
 Var stop_gradient(Var x);                 // same value; no gradient flows back

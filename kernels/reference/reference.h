@@ -42,6 +42,10 @@ template <class T> void l2_norm_forward(T* y, T* norm, const T* x, int64_t rows,
 template <class T> void l2_norm_backward(T* dx, const T* dy, const T* y, const T* norm, int64_t rows, int64_t D, T eps);
 // random.cpp
 template <class T> void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed);
+// attention.cpp
+template <class T> void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias);
+template <class T> void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q,
+                                           const T* k, const T* v, const T* bias, const T* o, const T* lse);
 // optim.cpp
 template <class T> void adamw_step(T* w, const T* g, T* m, T* v, int64_t n, const AdamWHyper& h);
 template <class T> void sgd_step(T* w, const T* g, T* buf, int64_t n, const SgdHyper& h);

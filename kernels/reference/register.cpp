@@ -36,6 +36,8 @@ void register_reference_kernels() {
   MNEMO_REF(l2_norm_forward);
   MNEMO_REF(l2_norm_backward);
   MNEMO_REF(dropout);
+  MNEMO_REF(attention_forward);
+  MNEMO_REF(attention_backward);
   MNEMO_REF(adamw_step);
   MNEMO_REF(sgd_step);
 }

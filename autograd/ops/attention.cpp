@@ -1,0 +1,186 @@
+// Multi-head attention as one fused op (kernel: kernels/reference/attention.cpp).
+//   O = softmax(scale Q K^T + bias, over the keys a row may see) V
+// q (B, H, Tq, d); k, v (B, Hk, Tk, d) with Hk = H, or 1 for one shared key/value head.
+// Which keys a row sees is AttentionSpec's compact description (ops.h), never a dense
+// Tq x Tk tensor unless the caller passes one. The backward is the kernel's; the learned
+// null key/value slot is a concat in front of the keys, so its gradient comes for free.
+#include <cmath>
+#include <cstring>
+
+#include "autograd/apply.h"
+#include "autograd/gradcheck/gradcheck.h"
+#include "autograd/ops/ops.h"
+#include "autograd/ops/tensor_math.h"
+
+namespace mnemo {
+namespace {
+
+struct AttentionOp {
+  const char* name = "attention";
+  kernels::AttentionDesc desc;  // shapes are filled in forward
+  Tensor key_padding, mask;     // kept alive for backward
+  bool has_bias;
+
+  Tensor forward(Ctx& ctx, std::span<const Tensor> in) {
+    const Tensor &q = in[0], &k = in[1], &v = in[2];
+    Tensor o = q.empty_like();
+    Tensor lse = Tensor::empty({desc.B, desc.H, desc.Tq}, q.dtype());
+    const Tensor bias = has_bias ? in[3] : Tensor{};
+    if (o.numel() > 0) launch(kernels::attention_forward, q, desc, o, lse, q, k, v, bias);
+    for (const Tensor& t : {q, k, v, bias, o, lse}) ctx.save(t);
+    return o;
+  }
+
+  Grads backward(Ctx& ctx, const Tensor& dy) const {
+    const Tensor &q = ctx.saved(0), &k = ctx.saved(1), &v = ctx.saved(2), &bias = ctx.saved(3);
+    Grads g(ctx.num_inputs());
+    g[0] = q.empty_like();
+    g[1] = k.empty_like();
+    g[2] = v.empty_like();
+    if (has_bias) g[3] = bias.empty_like();
+    if (q.numel() > 0)
+      launch(kernels::attention_backward, q, desc, g[0], g[1], g[2], has_bias ? g[3] : Tensor{}, dy, q, k, v, bias,
+             ctx.saved(4), ctx.saved(5));
+    for (size_t i = 0; i < g.size(); ++i)
+      if (!ctx.needs_grad(i)) g[i] = Tensor{};
+    return g;
+  }
+};
+
+// apply_n wants a const forward; the op fills its descriptor before it is applied.
+struct AttentionApply {
+  const char* name = "attention";
+  AttentionOp op;
+  Tensor forward(Ctx& ctx, std::span<const Tensor> in) const { return AttentionOp(op).forward(ctx, in); }
+  Grads backward(Ctx& ctx, const Tensor& dy) const { return op.backward(ctx, dy); }
+};
+
+// A u8 tensor with `n` ones put in front of its last axis (for the null key's column).
+Tensor pad_front_ones(const Tensor& m, int64_t n) {
+  if (m.dim(-1) == 1) return m;  // broadcast along keys: already covers the new column
+  Shape s = m.shape();
+  s[-1] += n;
+  Tensor out = Tensor::full(s, 1.0, DType::u8);
+  const int64_t rows = m.numel() / m.dim(-1), w = m.dim(-1);
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(out.data<uint8_t>() + r * (w + n) + n, m.data<uint8_t>() + r * w, size_t(w));
+  return out;
+}
+
+void check_and_describe(const Var& q, const Var& k, const Var& v, const AttentionSpec& s, kernels::AttentionDesc& d) {
+  const Tensor &qt = q.value(), &kt = k.value(), &vt = v.value();
+  tm::check_float_same("attention", {&qt, &kt, &vt});
+  MNEMO_CHECK(qt.rank() == 4 && kt.rank() == 4 && vt.rank() == 4,
+              "[attention] expected q (B, H, Tq, d), k and v (B, Hk, Tk, d), got " << qt.shape() << ", " << kt.shape()
+                                                                                   << ", " << vt.shape());
+  d.B = qt.dim(0), d.H = qt.dim(1), d.Tq = qt.dim(2), d.d = qt.dim(3);
+  d.Hk = kt.dim(1), d.Tk = kt.dim(2);
+  MNEMO_CHECK(kt.shape() == vt.shape() && kt.dim(0) == d.B && kt.dim(3) == d.d && (d.Hk == d.H || d.Hk == 1),
+              "[attention] k " << kt.shape() << " and v " << vt.shape() << " do not fit q " << qt.shape()
+                               << " (need (B, H or 1, Tk, d))");
+  d.scale = s.scale ? *s.scale : 1.0 / std::sqrt(double(d.d));
+  d.prefix = s.prefix;
+  d.causal = s.causal;
+  d.window = s.window;
+  d.read_rows = s.read_rows;
+  d.write_rows = s.write_rows;
+  MNEMO_CHECK(s.prefix >= 0 && s.prefix <= d.Tk, "[attention] prefix " << s.prefix << " outside [0, " << d.Tk << "]");
+  MNEMO_CHECK(s.window >= 0, "[attention] window must be >= 0, got " << s.window);
+  MNEMO_CHECK(s.read_rows >= 0 && s.write_rows >= 0 && s.read_rows + s.write_rows <= d.Tq,
+              "[attention] read_rows " << s.read_rows << " + write_rows " << s.write_rows << " exceed Tq " << d.Tq);
+  if (s.key_padding.defined())
+    MNEMO_CHECK(s.key_padding.dtype() == DType::u8 && s.key_padding.shape() == Shape({d.B, d.Tk}),
+                "[attention] key_padding must be u8 (" << d.B << ", " << d.Tk << "), got " << s.key_padding.dtype()
+                                                        << " " << s.key_padding.shape());
+  if (s.mask.defined()) {
+    const Shape full{d.B, d.H, d.Tq, d.Tk};
+    tm::check_mask("attention", s.mask, full);
+    const kernels::Strided w = tm::broadcast_walk(full, {full, s.mask.shape()});
+    (void)w;
+    int64_t stride = 1;
+    for (int i = 3, j = s.mask.rank() - 1; i >= 0; --i, --j) {
+      const int64_t ext = j >= 0 ? s.mask.dim(j) : 1;
+      d.mask_strides[i] = ext == 1 ? 0 : stride;
+      stride *= ext;
+    }
+  }
+  if (s.bias.defined())
+    MNEMO_CHECK(s.bias.shape() == Shape({d.H, d.Tq, d.Tk}) && s.bias.dtype() == qt.dtype(),
+                "[attention] bias must be (" << d.H << ", " << d.Tq << ", " << d.Tk << ") " << qt.dtype() << ", got "
+                                             << s.bias.shape() << " " << s.bias.dtype());
+}
+
+}  // namespace
+
+Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
+  AttentionSpec spec = spec_in;
+  if (spec.null_k.defined() || spec.null_v.defined()) {  // a learned slot in front of every key list
+    MNEMO_CHECK(spec.null_k.defined() && spec.null_v.defined() && spec.null_k.shape() == spec.null_v.shape() &&
+                    spec.null_k.rank() == 2 && spec.null_k.dim(0) == k.dim(1) && spec.null_k.dim(1) == k.dim(3),
+                "[attention] null_k and null_v must both be (" << k.dim(1) << ", " << k.dim(3) << ")");
+    const Shape slot{k.dim(0), k.dim(1), 1, k.dim(3)};
+    auto front = [&](Var x, Var null) {
+      return concat({broadcast_to(reshape(null, {1, k.dim(1), 1, k.dim(3)}), slot), x}, 2);
+    };
+    k = front(k, spec.null_k);
+    v = front(v, spec.null_v);
+    spec.prefix += 1;
+    if (spec.key_padding.defined()) spec.key_padding = pad_front_ones(spec.key_padding, 1);
+    if (spec.mask.defined()) spec.mask = pad_front_ones(spec.mask, 1);
+    if (spec.bias.defined()) spec.bias = pad(spec.bias, -1, 1, 0, 0.0);
+    spec.null_k = spec.null_v = Var{};
+  }
+  AttentionApply a;
+  check_and_describe(q, k, v, spec, a.op.desc);
+  a.op.key_padding = spec.key_padding;
+  a.op.mask = spec.mask;
+  a.op.desc.key_pad = spec.key_padding.defined() ? spec.key_padding.data<uint8_t>() : nullptr;
+  a.op.desc.mask = spec.mask.defined() ? spec.mask.data<uint8_t>() : nullptr;
+  a.op.has_bias = spec.bias.defined();
+  std::vector<Var> in{q, k, v};
+  if (a.op.has_bias) in.push_back(spec.bias);
+  return apply_n(a, in);
+}
+
+using gradcheck::Sample;
+namespace {
+Var qkv(Sample& s, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t d, int64_t Hk, const AttentionSpec& spec) {
+  Var q = s.input({B, H, Tq, d});
+  Var k = s.input({B, Hk, Tk, d});
+  Var v = s.input({B, Hk, Tk, d});
+  return attention(q, k, v, spec);
+}
+}  // namespace
+
+MNEMO_GRADCHECK("attention", [](Sample& s) { return qkv(s, 2, 2, 3, 4, 3, 2, {}); });
+MNEMO_GRADCHECK("attention.causal", [](Sample& s) { return qkv(s, 1, 2, 4, 4, 3, 2, {.causal = true}); });
+MNEMO_GRADCHECK("attention.causal_bottom_right", [](Sample& s) { return qkv(s, 1, 2, 3, 5, 2, 2, {.causal = true}); });
+MNEMO_GRADCHECK("attention.causal_after_memory", [](Sample& s) {
+  return qkv(s, 1, 2, 3, 5, 2, 2, {.prefix = 2, .causal = true});
+});
+MNEMO_GRADCHECK("attention.sliding_window", [](Sample& s) {
+  return qkv(s, 1, 1, 5, 7, 2, 1, {.prefix = 1, .causal = true, .window = 2});
+});
+MNEMO_GRADCHECK("attention.memory_slots", [](Sample& s) {  // RMT: read rows see read slots, write rows all
+  return qkv(s, 1, 2, 6, 6, 2, 2, {.causal = true, .read_rows = 2, .write_rows = 1});
+});
+MNEMO_GRADCHECK("attention.key_padding", [](Sample& s) {
+  return qkv(s, 2, 1, 3, 4, 2, 1, {.key_padding = Tensor::from({2, 4}, {1, 1, 0, 1, 0, 1, 1, 1}, DType::u8)});
+});
+MNEMO_GRADCHECK("attention.dense_mask", [](Sample& s) {
+  return qkv(s, 1, 2, 3, 4, 2, 2, {.mask = s.mask({2, 3, 4}, 0.5)});
+});
+MNEMO_GRADCHECK("attention.bias_and_scale", [](Sample& s) {
+  Var q = s.input({1, 2, 3, 2}), k = s.input({1, 2, 4, 2}), v = s.input({1, 2, 4, 2});
+  return attention(q, k, v, {.scale = 8.0, .causal = true, .bias = s.input({2, 3, 4})});
+});
+MNEMO_GRADCHECK("attention.shared_kv", [](Sample& s) { return qkv(s, 2, 3, 3, 4, 2, 1, {.causal = true}); });
+MNEMO_GRADCHECK("attention.null_kv", [](Sample& s) {
+  Var q = s.input({1, 2, 3, 2}), k = s.input({1, 2, 3, 2}), v = s.input({1, 2, 3, 2});
+  return attention(q, k, v, {.causal = true, .null_k = s.input({2, 2}), .null_v = s.input({2, 2})});
+});
+MNEMO_GRADCHECK("attention.multi_block", [](Sample& s) {  // longer than one 64-row tile
+  return qkv(s, 1, 1, 70, 75, 2, 1, {.prefix = 5, .causal = true});
+});
+
+}  // namespace mnemo
