@@ -138,6 +138,30 @@ void bench_memory_bound(double copy_bw) {
   }
 }
 
+// Attention at B=4, H=8, T=512, d=64, causal after 512 memory keys. FLOPs are counted as
+// 4 B H T Tk d forward and twice that backward, masked keys included (the usual convention).
+void bench_attention(double peak) {
+  const int64_t B = 4, H = 8, T = 512, P = 512, Tk = T + P, d = 64;
+  Rng rng(6);
+  Tensor q = Tensor::randn({B, H, T, d}, rng), k = Tensor::randn({B, H, Tk, d}, rng), v = Tensor::randn({B, H, Tk, d}, rng);
+  Tensor dy = Tensor::randn({B, H, T, d}, rng);
+  const double fwd = 4.0 * double(B * H * T * Tk * d);
+  const AttentionSpec spec{.prefix = P, .causal = true};
+  const double sf = median_seconds([&] {
+    Tape t;
+    attention(t.constant(q), t.constant(k), t.constant(v), spec);
+  });
+  print_row({"attention forward", "4x8x512+512 mem, d64", sf, fwd / sf / 1e9, "GFLOP/s", fwd / sf / 1e9 / peak});
+  const double sb = median_seconds([&] {
+    Tape t;
+    const Var roots[] = {attention(t.input(q), t.input(k), t.input(v), spec)};
+    const Tensor seeds[] = {dy};
+    t.backward(roots, seeds);
+  });
+  print_row({"attention forward+backward", "4x8x512+512 mem, d64", sb, 3 * fwd / sb / 1e9, "GFLOP/s",
+             3 * fwd / sb / 1e9 / peak});
+}
+
 // A small training step repeated: after warm-up, every activation should come from the
 // allocator's cache, so the count of fresh system allocations stays at zero.
 void bench_allocator() {
@@ -201,6 +225,7 @@ int run_kernels_bench(const KernelsBenchOptions& opts) {
   }
   kernels::onednn::set_bf16_matmul(false);
 #endif
+  bench_attention(peak);
   if (!opts.quick) bench_memory_bound(bw);
   bench_allocator();
   return 0;

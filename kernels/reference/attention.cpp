@@ -13,55 +13,12 @@
 
 #include "kernels/reference/common.h"
 #include "kernels/reference/reference.h"
+#include "kernels/reference/vec.h"
 
 namespace mnemo::kernels::ref {
 namespace {
 
 constexpr int64_t kBlockQ = 64, kBlockK = 64;
-
-// C (M x N, row stride ldc) = or += A (M x K) B (K x N); B's rows are contiguous.
-// Four rows of C at a time share each loaded row of B.
-template <class T>
-void tile_gemm(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t lda, const T* __restrict B,
-               int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
-  if (!accumulate)
-    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, size_t(N) * sizeof(T));
-  int64_t i = 0;
-  for (; i + 4 <= M; i += 4) {
-    T* c0 = C + i * ldc;
-    T* c1 = c0 + ldc;
-    T* c2 = c1 + ldc;
-    T* c3 = c2 + ldc;
-    for (int64_t k = 0; k < K; ++k) {
-      const T a0 = A[i * lda + k], a1 = A[(i + 1) * lda + k], a2 = A[(i + 2) * lda + k], a3 = A[(i + 3) * lda + k];
-      const T* b = B + k * ldb;
-#pragma omp simd
-      for (int64_t j = 0; j < N; ++j) {
-        const T bj = b[j];
-        c0[j] += a0 * bj;
-        c1[j] += a1 * bj;
-        c2[j] += a2 * bj;
-        c3[j] += a3 * bj;
-      }
-    }
-  }
-  for (; i < M; ++i) {
-    T* c = C + i * ldc;
-    for (int64_t k = 0; k < K; ++k) {
-      const T a = A[i * lda + k];
-      const T* b = B + k * ldb;
-#pragma omp simd
-      for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
-    }
-  }
-}
-
-// dst (cols x rows) = src (rows x cols, row stride ld)^T
-template <class T>
-void transpose(int64_t rows, int64_t cols, const T* src, int64_t ld, T* dst) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * ld + c];
-}
 
 // The interval of main keys a row sees, as [lo, hi] (empty when lo > hi).
 void main_interval(const AttentionDesc& a, int64_t i, int64_t& lo, int64_t& hi) {
@@ -111,35 +68,83 @@ struct RowBlock {
     return true;
   }
 
-  // Calls f(k0, nk) for each key block worth visiting: the prefix, then the main span.
+  // Calls f(k0, nk) for each 64-key block (aligned, as the K^T panels are) that holds a
+  // key some row of this block may see: prefix blocks, then the main span's.
   template <class F>
   void for_each_key_block(F&& f) const {
-    for (int64_t k0 = 0; k0 < a.prefix; k0 += kBlockK) f(k0, std::min(kBlockK, a.prefix - k0));
-    for (int64_t k0 = a.prefix + span_lo; k0 <= a.prefix + span_hi; k0 += kBlockK)
-      f(k0, std::min(kBlockK, a.prefix + span_hi + 1 - k0));
+    for (int64_t k0 = 0; k0 < a.Tk; k0 += kBlockK) {
+      const int64_t k1 = std::min(a.Tk, k0 + kBlockK);
+      const bool in_prefix = k0 < a.prefix;
+      const bool in_span = span_lo <= span_hi && k0 <= a.prefix + span_hi && k1 > a.prefix + span_lo;
+      if (in_prefix || in_span) f(k0, k1 - k0);
+    }
   }
 
-  // S (nq x nk) = scale Q K^T + bias, -inf where a key is not visible.
+  // S (nq x nk) = scale Q K^T + bias, -inf where a key is not visible. The interval rules
+  // give each row one run of visible main keys; only padding and dense masks go per key.
   template <class T>
-  void scores(const T* qh, const T* kh, const T* bias, int64_t k0, int64_t nk, T* KT, T* S) const {
-    transpose(nk, a.d, kh + k0 * a.d, a.d, KT);
-    tile_gemm(nq, nk, a.d, qh + q0 * a.d, a.d, KT, nk, S, kBlockK, false);
+  void scores(const T* qh, const T* kt, const T* bias, int64_t k0, int64_t nk, T* S) const {
+    tile_gemm(nq, nk, a.d, qh + q0 * a.d, a.d, false, kt + k0 * a.d, kBlockK, S, kBlockK, false);
     const T scale = T(a.scale), ninf = -std::numeric_limits<T>::infinity();
+    const bool per_key = a.key_pad || a.mask;
+    const int64_t c_pre = std::clamp<int64_t>(a.prefix - k0, 0, nk);  // [0, c_pre): prefix keys
     for (int64_t r = 0; r < nq; ++r) {
       T* s = S + r * kBlockK;
       const T* br = bias ? bias + (h * a.Tq + q0 + r) * a.Tk + k0 : nullptr;
-      for (int64_t c = 0; c < nk; ++c) s[c] = visible(r, k0 + c) ? s[c] * scale + (br ? br[c] : T(0)) : ninf;
+      // main keys this row sees, as columns [c0, c1) of the block
+      const int64_t c0 = std::clamp<int64_t>(a.prefix + lo[r] - k0, c_pre, nk);
+      const int64_t c1 = std::clamp<int64_t>(a.prefix + hi[r] + 1 - k0, c0, nk);
+      auto keep = [&](int64_t from, int64_t to) {
+        if (br) {
+#pragma omp simd
+          for (int64_t c = from; c < to; ++c) s[c] = s[c] * scale + br[c];
+        } else {
+#pragma omp simd
+          for (int64_t c = from; c < to; ++c) s[c] *= scale;
+        }
+      };
+      keep(0, c_pre);
+      for (int64_t c = c_pre; c < c0; ++c) s[c] = ninf;
+      keep(c0, c1);
+      for (int64_t c = c1; c < nk; ++c) s[c] = ninf;
+      if (per_key)
+        for (int64_t c = 0; c < nk; ++c)
+          if (s[c] != ninf && !visible(r, k0 + c)) s[c] = ninf;
     }
   }
 };
 
+// x (B, Hk, Tk, d) -> per head, panels of 64 keys, each panel (d x 64) row-major: tiles of
+// K^T and V^T become dense operands with a short row stride (a stride of Tk would alias
+// in the cache at Tk = 1024).
 template <class T>
-struct Heads {  // pointers to one (batch, head)
-  const T *q, *k, *v;
-  Heads(const AttentionDesc& a, const T* q_, const T* k_, const T* v_, int64_t b, int64_t h)
-      : q(q_ + (b * a.H + h) * a.Tq * a.d),
-        k(k_ + (b * a.Hk + (a.Hk == 1 ? 0 : h)) * a.Tk * a.d),
-        v(v_ + (b * a.Hk + (a.Hk == 1 ? 0 : h)) * a.Tk * a.d) {}
+std::vector<T> transposed_heads(const AttentionDesc& a, const T* x) {
+  const int64_t panels = (a.Tk + kBlockK - 1) / kBlockK, head = panels * a.d * kBlockK;
+  std::vector<T> t(size_t(a.B * a.Hk * head), T(0));
+#pragma omp parallel for schedule(static) if (a.B * a.Hk > 1 && a.B * a.Hk * a.Tk * a.d > kParallelMin)
+  for (int64_t bh = 0; bh < a.B * a.Hk; ++bh)
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t k0 = p * kBlockK, nk = std::min(kBlockK, a.Tk - k0);
+      T* dst = t.data() + bh * head + p * a.d * kBlockK;
+      const T* src = x + (bh * a.Tk + k0) * a.d;
+      for (int64_t r = 0; r < nk; ++r)
+        for (int64_t c = 0; c < a.d; ++c) dst[c * kBlockK + r] = src[r * a.d + c];
+    }
+  return t;
+}
+
+template <class T>
+struct Heads {  // pointers to one (batch, head); kt, vt into the transposed copies
+  const T *q, *k, *v, *kt, *vt;
+  Heads(const AttentionDesc& a, const T* q_, const T* k_, const T* v_, const T* kt_, const T* vt_, int64_t b, int64_t h) {
+    const int64_t hk = b * a.Hk + (a.Hk == 1 ? 0 : h), kv = hk * a.Tk * a.d;
+    const int64_t panel_head = (a.Tk + kBlockK - 1) / kBlockK * kBlockK * a.d;  // k0 * d indexes the panel
+    q = q_ + (b * a.H + h) * a.Tq * a.d;
+    k = k_ + kv;
+    v = v_ + kv;
+    kt = kt_ + hk * panel_head;
+    vt = vt_ ? vt_ + hk * panel_head : nullptr;
+  }
 };
 
 }  // namespace
@@ -148,37 +153,41 @@ template <class T>
 void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias) {
   const int64_t nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, d = a.d;
   const int64_t work = a.B * a.H * nblocks;
+  const std::vector<T> KT = transposed_heads(a, k);
 #pragma omp parallel if (work > 1 && a.Tq * a.Tk * a.d * a.B * a.H > kParallelMin)
   {
-    std::vector<T> KT(size_t(d * kBlockK)), S(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * d));
+    std::vector<T> S(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * d));
     T m[kBlockQ], l[kBlockQ];
 #pragma omp for schedule(dynamic)
     for (int64_t w = 0; w < work; ++w) {
       const int64_t bh = w / nblocks, b = bh / a.H, h = bh % a.H;
       const RowBlock rb(a, b, h, (w % nblocks) * kBlockQ);
-      const Heads<T> hd(a, q, k, v, b, h);
+      const Heads<T> hd(a, q, k, v, KT.data(), nullptr, b, h);
       std::fill(m, m + rb.nq, -std::numeric_limits<T>::infinity());
       std::fill(l, l + rb.nq, T(0));
       std::fill(acc.begin(), acc.end(), T(0));
       rb.for_each_key_block([&](int64_t k0, int64_t nk) {
-        rb.scores(hd.q, hd.k, bias, k0, nk, KT.data(), S.data());
+        rb.scores(hd.q, hd.kt, bias, k0, nk, S.data());
         for (int64_t r = 0; r < rb.nq; ++r) {  // online softmax: rescale what came before
           T* s = S.data() + r * kBlockK;
           T mx = m[r];
+#pragma omp simd reduction(max : mx)
           for (int64_t c = 0; c < nk; ++c) mx = std::max(mx, s[c]);
           if (mx == -std::numeric_limits<T>::infinity()) {
             std::fill(s, s + nk, T(0));
             continue;
           }
-          const T alpha = std::exp(m[r] - mx);
-          T sum = 0;
-          for (int64_t c = 0; c < nk; ++c) sum += (s[c] = std::exp(s[c] - mx));
+          const T alpha = fast_exp(m[r] - mx);
+          const T sum = exp_shifted_sum(s, s, nk, mx);
           l[r] = l[r] * alpha + sum;
           m[r] = mx;
-          if (alpha != T(1))
-            for (int64_t j = 0; j < d; ++j) acc[size_t(r * d + j)] *= alpha;
+          if (alpha != T(1)) {
+            T* ar = acc.data() + r * d;
+#pragma omp simd
+            for (int64_t j = 0; j < d; ++j) ar[j] *= alpha;
+          }
         }
-        tile_gemm(rb.nq, d, nk, S.data(), kBlockK, hd.v + k0 * d, d, acc.data(), d, true);
+        tile_gemm(rb.nq, d, nk, S.data(), kBlockK, false, hd.v + k0 * d, d, acc.data(), d, true);  // acc += P V
       });
       const int64_t row0 = (b * a.H + h) * a.Tq + rb.q0;
       for (int64_t r = 0; r < rb.nq; ++r) {
@@ -205,6 +214,7 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
   const bool parallel = work > 1 && a.Tq * a.Tk * d * work > kParallelMin;
   const int nthreads = parallel ? omp_get_max_threads() : 1;
   std::vector<std::vector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(dbias ? nthreads : 0));
+  const std::vector<T> KT = transposed_heads(a, k), VT = transposed_heads(a, v);
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = omp_get_thread_num();
@@ -218,13 +228,12 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
       part_bias[size_t(tid)].assign(size_t(bias_size), T(0));
       dbias_t = part_bias[size_t(tid)].data();
     }
-    std::vector<T> KT(size_t(d * kBlockK)), VT(size_t(d * kBlockK)), P(size_t(kBlockQ * kBlockK)),
-        dP(size_t(kBlockQ * kBlockK)), PT(size_t(kBlockK * kBlockQ)), dQ(size_t(kBlockQ * d));
+    std::vector<T> P(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), dQ(size_t(kBlockQ * d));
     T D[kBlockQ];
 #pragma omp for schedule(dynamic)
     for (int64_t w = 0; w < work; ++w) {
       const int64_t b = w / a.H, h = w % a.H;
-      const Heads<T> hd(a, q, k, v, b, h);
+      const Heads<T> hd(a, q, k, v, KT.data(), VT.data(), b, h);
       const int64_t kv_off = (b * a.Hk + (a.Hk == 1 ? 0 : h)) * a.Tk * d;
       T* dkh = dk_base + kv_off;
       T* dvh = dv_base + kv_off;
@@ -240,17 +249,15 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
         }
         std::fill(dQ.begin(), dQ.end(), T(0));
         rb.for_each_key_block([&](int64_t k0, int64_t nk) {
-          rb.scores(hd.q, hd.k, bias, k0, nk, KT.data(), P.data());
+          rb.scores(hd.q, hd.kt, bias, k0, nk, P.data());
           for (int64_t r = 0; r < rb.nq; ++r) {
             T* p = P.data() + r * kBlockK;
             const T l = lse[row0 + r];
-            for (int64_t c = 0; c < nk; ++c)
-              p[c] = l == -std::numeric_limits<T>::infinity() ? T(0) : std::exp(p[c] - l);
+            if (l == -std::numeric_limits<T>::infinity()) std::fill(p, p + nk, T(0));
+            else exp_shifted_sum(p, p, nk, l);
           }
-          transpose(rb.nq, nk, P.data(), kBlockK, PT.data());                      // (nk x nq)
-          tile_gemm(nk, d, rb.nq, PT.data(), rb.nq, dO, d, dvh + k0 * d, d, true);  // dV += P^T dO
-          transpose(nk, d, hd.v + k0 * d, d, VT.data());                           // (d x nk)
-          tile_gemm(rb.nq, nk, d, dO, d, VT.data(), nk, dP.data(), kBlockK, false);  // dP = dO V^T
+          tile_gemm(nk, d, rb.nq, P.data(), kBlockK, true, dO, d, dvh + k0 * d, d, true);     // dV += P^T dO
+          tile_gemm(rb.nq, nk, d, dO, d, false, hd.vt + k0 * d, kBlockK, dP.data(), kBlockK, false);  // dP = dO V^T
           for (int64_t r = 0; r < rb.nq; ++r) {
             T* ds = dP.data() + r * kBlockK;
             const T* p = P.data() + r * kBlockK;
@@ -261,9 +268,8 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
               ds[c] *= T(a.scale);
             }
           }
-          tile_gemm(rb.nq, d, nk, dP.data(), kBlockK, hd.k + k0 * d, d, dQ.data(), d, true);  // dQ += dS K
-          transpose(rb.nq, nk, dP.data(), kBlockK, PT.data());
-          tile_gemm(nk, d, rb.nq, PT.data(), rb.nq, Qb, d, dkh + k0 * d, d, true);  // dK += dS^T Q
+          tile_gemm(rb.nq, d, nk, dP.data(), kBlockK, false, hd.k + k0 * d, d, dQ.data(), d, true);  // dQ += dS K
+          tile_gemm(nk, d, rb.nq, dP.data(), kBlockK, true, Qb, d, dkh + k0 * d, d, true);           // dK += dS^T Q
         });
         std::memcpy(dq + row0 * d, dQ.data(), size_t(rb.nq * d) * sizeof(T));
       }

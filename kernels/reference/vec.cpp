@@ -1,0 +1,93 @@
+// tile_gemm: four rows of C at a time, NV vectors of 16 floats wide, accumulated in
+// registers over the whole K loop (16 accumulators for a 4 x 64 block), so every loaded
+// row of B feeds four FMAs. Double and odd edges take the plain loop.
+#include "kernels/reference/vec.h"
+
+namespace mnemo::kernels::ref {
+namespace {
+
+typedef float v16 __attribute__((vector_size(64)));
+
+inline v16 load(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+
+// TA: A is stored transposed, element (r, k) at A[k * lda + r].
+template <int MR, int NV, bool TA>
+void micro(int64_t K, const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
+           float* __restrict C, int64_t ldc, bool accumulate) {
+  v16 c[MR][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? load(C + r * ldc + 16 * v) : v16{};
+  for (int64_t k = 0; k < K; ++k) {
+    v16 b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + 16 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; ++r) {
+      const float a = TA ? A[k * lda + r] : A[r * lda + k];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[r][v] += a * b[v];
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) store(C + r * ldc + 16 * v, c[r][v]);
+}
+
+template <class T>
+void plain(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t lda, bool ta, const T* __restrict B,
+           int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (!accumulate)
+      for (int64_t j = 0; j < N; ++j) c[j] = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const T a = ta ? A[k * lda + i] : A[i * lda + k];
+      const T* b = B + k * ldb;
+#pragma omp simd
+      for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+    }
+  }
+}
+
+template <int MR, bool TA>
+void rows(int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+          bool accumulate) {
+  int64_t j = 0;
+  for (; j + 64 <= N; j += 64) micro<MR, 4, TA>(K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  for (; j + 16 <= N; j += 16) micro<MR, 1, TA>(K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  if (j < N) plain<float>(MR, N - j, K, A, lda, TA, B + j, ldb, C + j, ldc, accumulate);
+}
+
+template <bool TA>
+void all_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+              int64_t ldc, bool accumulate) {
+  const int64_t row_step = TA ? 1 : lda;  // distance in A between consecutive rows of op(A)
+  int64_t i = 0;
+  for (; i + 4 <= M; i += 4) rows<4, TA>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc, accumulate);
+  for (; i < M; ++i) rows<1, TA>(N, K, A + i * row_step, lda, B, ldb, C + i * ldc, ldc, accumulate);
+}
+
+}  // namespace
+
+template <>
+void tile_gemm<float>(int64_t M, int64_t N, int64_t K, const float* __restrict A, int64_t lda, bool trans_a,
+                      const float* __restrict B, int64_t ldb, float* __restrict C, int64_t ldc, bool accumulate) {
+  if (trans_a) all_rows<true>(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+  else all_rows<false>(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+template <>
+void tile_gemm<double>(int64_t M, int64_t N, int64_t K, const double* __restrict A, int64_t lda, bool trans_a,
+                       const double* __restrict B, int64_t ldb, double* __restrict C, int64_t ldc, bool accumulate) {
+  plain<double>(M, N, K, A, lda, trans_a, B, ldb, C, ldc, accumulate);
+}
+
+}  // namespace mnemo::kernels::ref

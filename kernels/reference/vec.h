@@ -1,0 +1,62 @@
+// Small vectorisable building blocks for the fused CPU kernels: an exp that the compiler
+// turns into SIMD code, and a register-blocked GEMM for tiles that live in L1. Written with
+// GCC vector extensions: AVX-512 with -march=native, narrower vectors elsewhere.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace mnemo::kernels::ref {
+
+// exp(x) for float with |rel err| < 2e-7 (Cephes' polynomial), 0 for x < -87.3 (and -inf),
+// branch-free so `#pragma omp simd` loops vectorise. Double precision uses std::exp.
+inline float fast_exp(float x) {
+  const float lo = -87.3f, hi = 88.7f;
+  const bool underflow = x < lo;
+  x = x < lo ? lo : (x > hi ? hi : x);
+  // round to nearest by the 1.5 * 2^23 trick: floorf would block vectorisation in GCC 12
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float scale = std::bit_cast<float>((int32_t(n) + 127) << 23);  // 2^n
+  return underflow ? 0.0f : p * scale;
+}
+inline double fast_exp(double x) { return std::exp(x); }
+
+// y[i] = exp(x[i] - shift) for n elements; returns their sum.
+template <class T>
+inline T exp_shifted_sum(T* y, const T* x, int64_t n, T shift) {  // y may be x
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    const T e = fast_exp(x[i] - shift);
+    y[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+// C (M x N, row stride ldc) = or += op(A) (M x K) B (K x N); rows of B contiguous.
+// op(A) = A (row stride lda) or, with trans_a, A^T for A stored (K x M) with row stride lda.
+template <class T>
+void tile_gemm(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t lda, bool trans_a,
+               const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate);
+
+// dst (cols x rows) = src (rows x cols, row stride ld)^T
+template <class T>
+inline void transpose(int64_t rows, int64_t cols, const T* __restrict src, int64_t ld, T* __restrict dst) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * ld + c];
+}
+
+}  // namespace mnemo::kernels::ref
