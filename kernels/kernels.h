@@ -133,6 +133,12 @@ template <class T> using StridedCopySig = void(T* out, const T* in, const Stride
 // stride per in-dim (0 on summed dims). out is overwritten.
 template <class T> using SumToSig = void(T* out, const T* in, const Strided& s);
 
+// Gated GELU over (rows, 2I) -> (rows, I): y = a * gelu(g) with (a, g) the two halves of a
+// row, or y = gelu(a) * g when activate_first (the two conventions of SPEC 0.2).
+template <class T> using GegluForwardSig = void(T* y, const T* x, int64_t rows, int64_t I, bool activate_first);
+template <class T> using GegluBackwardSig =
+    void(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, bool activate_first);
+
 template <class T> using ReduceSig = void(Reduce op, T* y, const T* x, int64_t outer, int64_t n, int64_t inner);
 // dx (overwritten) gets dy at the first position of each max, 0 elsewhere.
 template <class T> using ReduceMaxBackwardSig =
@@ -209,6 +215,8 @@ extern Kernel<BinarySig> binary;
 extern Kernel<WhereSig> where;
 extern Kernel<StridedCopySig> strided_copy;
 extern Kernel<SumToSig> sum_to;
+extern Kernel<GegluForwardSig> geglu_forward;
+extern Kernel<GegluBackwardSig> geglu_backward;
 extern Kernel<ReduceSig> reduce;
 extern Kernel<ReduceMaxBackwardSig> reduce_max_backward;
 extern Kernel<GemmSig> gemm;

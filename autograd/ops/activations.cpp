@@ -6,6 +6,7 @@
 //   tanh: 1 - y^2    sigmoid: y(1-y)  relu: [x > 0]
 //   gelu: Phi(x) + x phi(x)          gelu_tanh: d/dx of x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
 //   silu: s (1 + x (1 - s)), s = sigmoid(x)     softplus: sigmoid(x)
+//   geglu: y = a gelu(g) for x = [a, g] on the last axis (or gelu(a) g): da = dy gelu(g), dg = dy a gelu'(g)
 //   affine a x + b: a      pow x^p: p x^(p-1)   rdiv c/x: -y/x   square: 2x   abs: sign(x)
 #include "autograd/apply.h"
 #include "autograd/gradcheck/gradcheck.h"
@@ -61,7 +62,31 @@ Var unary(Var x, Unary k, double alpha = 0, double beta = 0) {
   return apply(UnaryOp{kernels::unary_name(k), k, alpha, beta}, x);
 }
 
+// Gated GELU in one kernel: the two halves of the last axis, never split into copies.
+struct GegluOp {
+  const char* name = "geglu";
+  bool activate_first;
+  Tensor forward(Ctx& ctx, const Tensor& x) const {
+    tm::check_float_same(name, {&x});
+    MNEMO_CHECK(x.rank() >= 1 && x.dim(-1) % 2 == 0, "[geglu] last axis must have an even size, got " << x.shape());
+    const int64_t I = x.dim(-1) / 2, rows = I ? x.numel() / (2 * I) : 0;
+    Tensor y = Tensor::empty(x.shape().with(-1, I), x.dtype(), x.device());
+    if (y.numel() > 0) launch(kernels::geglu_forward, x, y, x, rows, I, activate_first);
+    ctx.save(x);
+    return y;
+  }
+  Grads backward(Ctx& ctx, const Tensor& dy) const {
+    const Tensor& x = ctx.saved(0);
+    const int64_t I = x.dim(-1) / 2, rows = I ? x.numel() / (2 * I) : 0;
+    Tensor dx = x.empty_like();
+    if (dx.numel() > 0) launch(kernels::geglu_backward, x, dx, dy, x, rows, I, activate_first);
+    return {dx};
+  }
+};
+
 }  // namespace
+
+Var geglu(Var x, bool activate_first) { return apply(GegluOp{"geglu", activate_first}, x); }
 
 Var affine(Var x, double alpha, double beta) { return unary(x, Unary::affine, alpha, beta); }
 Var pow(Var x, double p) { return unary(x, Unary::pow, p); }
@@ -102,6 +127,8 @@ MNEMO_GRADCHECK("gelu_tanh", [](Sample& s) { return gelu_tanh(s.input({3, 5}, kW
 MNEMO_GRADCHECK("silu", [](Sample& s) { return silu(s.input({3, 5}, kWide)); });
 MNEMO_GRADCHECK("softplus", [](Sample& s) { return softplus(s.input({3, 5}, kWide)); });
 MNEMO_GRADCHECK("square", [](Sample& s) { return square(s.input({3, 5})); });
+MNEMO_GRADCHECK("geglu", [](Sample& s) { return geglu(s.input({2, 3, 8}, kWide)); });
+MNEMO_GRADCHECK("geglu.activate_first", [](Sample& s) { return geglu(s.input({3, 6}, kWide), true); });
 MNEMO_GRADCHECK("abs", [](Sample& s) { return abs(s.input({3, 5})); });
 
 }  // namespace mnemo

@@ -50,6 +50,8 @@ Var gelu_tanh(Var x);  // tanh approximation
 Var silu(Var x);
 Var softplus(Var x);
 Var square(Var x);
+// Gated GELU: x (..., 2I) = [a, g] -> a * gelu(g) (..., I); activate_first: gelu(a) * g.
+Var geglu(Var x, bool activate_first = false);
 Var abs(Var x);
 
 // ---- reduce.cpp ----------------------------------------------------------------------

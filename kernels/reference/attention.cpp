@@ -172,7 +172,7 @@ void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T
           T* s = S.data() + r * kBlockK;
           T mx = m[r];
 #pragma omp simd reduction(max : mx)
-          for (int64_t c = 0; c < nk; ++c) mx = std::max(mx, s[c]);
+          for (int64_t c = 0; c < nk; ++c) mx = s[c] > mx ? s[c] : mx;
           if (mx == -std::numeric_limits<T>::infinity()) {
             std::fill(s, s + nk, T(0));
             continue;

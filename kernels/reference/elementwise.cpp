@@ -5,19 +5,18 @@
 
 #include "kernels/reference/common.h"
 #include "kernels/reference/reference.h"
+#include "kernels/reference/vec.h"
 
 namespace mnemo::kernels::ref {
 namespace {
 
 template <class F>
 void map_n(int64_t n, F&& f) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
 template <class T> T sigmoid_of(T x) { return T(1) / (T(1) + std::exp(-x)); }
-template <class T> constexpr T kInvSqrt2 = T(0.70710678118654752440);
-template <class T> constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
 template <class T> constexpr T kSqrt2OverPi = T(0.79788456080286535588);
 
 }  // namespace
@@ -59,8 +58,7 @@ void unary_forward(Unary op, T* y, const T* x, int64_t n, T alpha, T beta) {
     case Unary::tanh: return map_n(n, [&](int64_t i) { y[i] = std::tanh(x[i]); });
     case Unary::sigmoid: return map_n(n, [&](int64_t i) { y[i] = sigmoid_of(x[i]); });
     case Unary::relu: return map_n(n, [&](int64_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); });
-    case Unary::gelu_erf:
-      return map_n(n, [&](int64_t i) { y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * kInvSqrt2<T>)); });
+    case Unary::gelu_erf: return map_n(n, [&](int64_t i) { y[i] = gelu_of(x[i]); });
     case Unary::gelu_tanh:
       return map_n(n, [&](int64_t i) {
         const T v = x[i];
@@ -91,13 +89,7 @@ void unary_backward(Unary op, T* dx, const T* dy, const T* x, const T* y, int64_
     case Unary::tanh: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * (T(1) - y[i] * y[i]); });
     case Unary::sigmoid: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * y[i] * (T(1) - y[i]); });
     case Unary::relu: return map_n(n, [&](int64_t i) { dx[i] = x[i] > T(0) ? dy[i] : T(0); });
-    case Unary::gelu_erf:
-      return map_n(n, [&](int64_t i) {
-        const T v = x[i];
-        const T cdf = T(0.5) * (T(1) + std::erf(v * kInvSqrt2<T>));
-        const T pdf = kInvSqrt2Pi<T> * std::exp(T(-0.5) * v * v);
-        dx[i] = dy[i] * (cdf + v * pdf);
-      });
+    case Unary::gelu_erf: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * gelu_grad(x[i]); });
     case Unary::gelu_tanh:
       return map_n(n, [&](int64_t i) {
         const T v = x[i];
@@ -211,6 +203,43 @@ void sum_to(T* out, const T* in, const Strided& s) {
   }
 }
 
+// One pass over each row: read both halves, write the product (and both gradients).
+template <class T>
+void geglu_forward(T* y, const T* x, int64_t rows, int64_t I, bool activate_first) {
+#pragma omp parallel for schedule(static) if (rows * I > kParallelMin && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* a = x + r * 2 * I;
+    const T* g = a + I;
+    T* yr = y + r * I;
+    if (activate_first) {
+#pragma omp simd
+      for (int64_t j = 0; j < I; ++j) yr[j] = gelu_of(a[j]) * g[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < I; ++j) yr[j] = a[j] * gelu_of(g[j]);
+    }
+  }
+}
+
+// y = a gelu(g):  da = dy gelu(g),  dg = dy a gelu'(g)   (mirrored when activate_first)
+template <class T>
+void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, bool activate_first) {
+#pragma omp parallel for schedule(static) if (rows * I > kParallelMin && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* p = x + r * 2 * I;  // plain half
+    const T* q = p + I;          // activated half
+    T* dp = dx + r * 2 * I;
+    T* dq = dp + I;
+    const T* d = dy + r * I;
+    if (activate_first) std::swap(p, q), std::swap(dp, dq);
+#pragma omp simd
+    for (int64_t j = 0; j < I; ++j) {
+      dp[j] = d[j] * gelu_of(q[j]);
+      dq[j] = d[j] * p[j] * gelu_grad(q[j]);
+    }
+  }
+}
+
 #define MNEMO_INSTANTIATE(T)                                                                        \
   template void fill<T>(T*, int64_t, T);                                                            \
   template void axpy<T>(T*, const T*, int64_t, T);                                                  \
@@ -221,7 +250,9 @@ void sum_to(T* out, const T* in, const Strided& s) {
   template void binary<T>(Binary, T*, const T*, const T*, const Strided&);                          \
   template void where<T>(T*, const uint8_t*, const T*, const T*, const Strided&);                   \
   template void strided_copy<T>(T*, const T*, const Strided&);                                      \
-  template void sum_to<T>(T*, const T*, const Strided&);
+  template void sum_to<T>(T*, const T*, const Strided&);                                           \
+  template void geglu_forward<T>(T*, const T*, int64_t, int64_t, bool);                             \
+  template void geglu_backward<T>(T*, const T*, const T*, int64_t, int64_t, bool);
 MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE

@@ -1,6 +1,7 @@
-// Reference normalisations over the last axis: layer norm, RMS norm, l2-normalise.
-// Forward saves per-row statistics; backward recomputes x-hat from them. Gain and bias
-// gradients are sums over rows, accumulated per thread and combined once.
+// Normalisations over the last axis: layer norm, RMS norm, l2-normalise. One row at a
+// time (it stays in L1), SIMD loops with accumulators in the element type; forward saves
+// per-row statistics and backward recomputes x-hat from them. Gain and bias gradients are
+// sums over rows, accumulated per thread in double and combined once.
 #include <cmath>
 #include <vector>
 
@@ -38,24 +39,44 @@ void rows_with_column_sums(int64_t rows, int64_t D, T* out0, T* out1, F&& body) 
 }  // namespace
 
 template <class T>
+T row_sum(const T* x, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += x[j];
+  return s;
+}
+
+template <class T>
+T row_dot(const T* x, const T* y, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += x[j] * y[j];
+  return s;
+}
+
+template <class T>
 void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* gain, const T* bias, int64_t rows,
                         int64_t D, T eps) {
 #pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
-    double s = 0, ss = 0;
-    for (int64_t j = 0; j < D; ++j) s += double(xr[j]);
-    const double mu = s / double(D);
-    for (int64_t j = 0; j < D; ++j) ss += (double(xr[j]) - mu) * (double(xr[j]) - mu);
-    const T rs = T(1.0 / std::sqrt(ss / double(D) + double(eps)));
-    mean[r] = T(mu);
+    const T mu = row_sum(xr, D) / T(D);
+    T ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < D; ++j) ss += (xr[j] - mu) * (xr[j] - mu);  // two passes: no cancellation
+    const T rs = T(1) / std::sqrt(ss / T(D) + eps);
+    mean[r] = mu;
     rstd[r] = rs;
     T* yr = y + r * D;
-    for (int64_t j = 0; j < D; ++j) {
-      T v = (xr[j] - T(mu)) * rs;
-      if (gain) v *= gain[j];
-      if (bias) v += bias[j];
-      yr[j] = v;
+    if (gain && bias) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * rs * gain[j] + bias[j];
+    } else if (gain) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * rs * gain[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * rs + (bias ? bias[j] : T(0));
     }
   }
 }
@@ -67,23 +88,30 @@ void layer_norm_backward(T* dx, T* dgain, T* dbias, const T* dy, const T* x, con
   rows_with_column_sums<T>(rows, D, dgain, dbias, [&](int64_t r, double* acc_g, double* acc_b) {
     const T* xr = x + r * D;
     const T* dyr = dy + r * D;
-    double mg = 0, mgx = 0;
+    const T mu = mean[r], rs = rstd[r];
+    T mg = 0, mgx = 0;
+#pragma omp simd reduction(+ : mg, mgx)
     for (int64_t j = 0; j < D; ++j) {
-      const double xh = double(xr[j] - mean[r]) * double(rstd[r]);
-      const double g = double(dyr[j]) * (gain ? double(gain[j]) : 1.0);
+      const T g = dyr[j] * (gain ? gain[j] : T(1));
       mg += g;
-      mgx += g * xh;
-      if (dgain) acc_g[j] += double(dyr[j]) * xh;
-      if (dbias) acc_b[j] += double(dyr[j]);
+      mgx += g * (xr[j] - mu) * rs;
     }
-    mg /= double(D);
-    mgx /= double(D);
+    mg /= T(D);
+    mgx /= T(D);
+    if (dgain) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) acc_g[j] += double(dyr[j] * (xr[j] - mu) * rs);
+    }
+    if (dbias) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) acc_b[j] += double(dyr[j]);
+    }
     if (!dx) return;
     T* dxr = dx + r * D;
+#pragma omp simd
     for (int64_t j = 0; j < D; ++j) {
-      const double xh = double(xr[j] - mean[r]) * double(rstd[r]);
-      const double g = double(dyr[j]) * (gain ? double(gain[j]) : 1.0);
-      dxr[j] = T(double(rstd[r]) * (g - mg - xh * mgx));
+      const T g = dyr[j] * (gain ? gain[j] : T(1));
+      dxr[j] = rs * (g - mg - (xr[j] - mu) * rs * mgx);
     }
   });
 }
@@ -93,11 +121,10 @@ void rms_norm_forward(T* y, T* rstd, const T* x, const T* gain, int64_t rows, in
 #pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
-    double ss = 0;
-    for (int64_t j = 0; j < D; ++j) ss += double(xr[j]) * double(xr[j]);
-    const T rs = T(1.0 / std::sqrt(ss / double(D) + double(eps)));
+    const T rs = T(1) / std::sqrt(row_dot(xr, xr, D) / T(D) + eps);
     rstd[r] = rs;
     T* yr = y + r * D;
+#pragma omp simd
     for (int64_t j = 0; j < D; ++j) yr[j] = xr[j] * rs * (gain ? gain[j] : T(1));
   }
 }
@@ -109,20 +136,19 @@ void rms_norm_backward(T* dx, T* dgain, const T* dy, const T* x, const T* rstd, 
   rows_with_column_sums<T>(rows, D, dgain, nullptr, [&](int64_t r, double* acc_g, double*) {
     const T* xr = x + r * D;
     const T* dyr = dy + r * D;
-    const double rs = double(rstd[r]);
-    double mgx = 0;
-    for (int64_t j = 0; j < D; ++j) {
-      const double g = double(dyr[j]) * (gain ? double(gain[j]) : 1.0);
-      mgx += g * double(xr[j]);
-      if (dgain) acc_g[j] += double(dyr[j]) * double(xr[j]) * rs;
+    const T rs = rstd[r];
+    T mgx = 0;
+#pragma omp simd reduction(+ : mgx)
+    for (int64_t j = 0; j < D; ++j) mgx += dyr[j] * (gain ? gain[j] : T(1)) * xr[j];
+    mgx /= T(D);
+    if (dgain) {
+#pragma omp simd
+      for (int64_t j = 0; j < D; ++j) acc_g[j] += double(dyr[j] * xr[j] * rs);
     }
-    mgx /= double(D);
     if (!dx) return;
     T* dxr = dx + r * D;
-    for (int64_t j = 0; j < D; ++j) {
-      const double g = double(dyr[j]) * (gain ? double(gain[j]) : 1.0);
-      dxr[j] = T(rs * (g - double(xr[j]) * rs * rs * mgx));
-    }
+#pragma omp simd
+    for (int64_t j = 0; j < D; ++j) dxr[j] = rs * (dyr[j] * (gain ? gain[j] : T(1)) - xr[j] * rs * rs * mgx);
   });
 }
 
@@ -131,11 +157,10 @@ void l2_norm_forward(T* y, T* norm, const T* x, int64_t rows, int64_t D, T eps) 
 #pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
-    double ss = 0;
-    for (int64_t j = 0; j < D; ++j) ss += double(xr[j]) * double(xr[j]);
-    norm[r] = T(std::sqrt(ss));
-    const T denom = std::max(norm[r], eps);
-    for (int64_t j = 0; j < D; ++j) y[r * D + j] = xr[j] / denom;
+    norm[r] = std::sqrt(row_dot(xr, xr, D));
+    const T inv = T(1) / std::max(norm[r], eps);
+#pragma omp simd
+    for (int64_t j = 0; j < D; ++j) y[r * D + j] = xr[j] * inv;
   }
 }
 
@@ -152,9 +177,9 @@ void l2_norm_backward(T* dx, const T* dy, const T* y, const T* norm, int64_t row
       for (int64_t j = 0; j < D; ++j) d[j] = g[j] / eps;
       continue;
     }
-    double dot = 0;
-    for (int64_t j = 0; j < D; ++j) dot += double(g[j]) * double(yr[j]);
-    for (int64_t j = 0; j < D; ++j) d[j] = (g[j] - yr[j] * T(dot)) / norm[r];
+    const T dot = row_dot(g, yr, D), inv = T(1) / norm[r];
+#pragma omp simd
+    for (int64_t j = 0; j < D; ++j) d[j] = (g[j] - yr[j] * dot) * inv;
   }
 }
 

@@ -18,6 +18,8 @@ template <class T> void binary(Binary op, T* out, const T* a, const T* b, const 
 template <class T> void where(T* out, const uint8_t* cond, const T* a, const T* b, const Strided& s);
 template <class T> void strided_copy(T* out, const T* in, const Strided& s);
 template <class T> void sum_to(T* out, const T* in, const Strided& s);
+template <class T> void geglu_forward(T* y, const T* x, int64_t rows, int64_t I, bool activate_first);
+template <class T> void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, bool activate_first);
 // reduce.cpp
 template <class T> void reduce(Reduce op, T* y, const T* x, int64_t outer, int64_t n, int64_t inner);
 template <class T> void reduce_max_backward(T* dx, const T* dy, const T* x, const T* y, int64_t outer, int64_t n, int64_t inner);

@@ -1,10 +1,12 @@
-// Reference softmax / log-softmax over the last axis, and the fused cross-entropy.
-// Rows are independent, so rows are split across threads.
+// Softmax / log-softmax over the last axis, and the fused cross-entropy (log-softmax and
+// NLL in one pass per row). Rows are split across threads; each row is walked with SIMD
+// loops and the vectorised exp of vec.h (std::exp for double).
 #include <cmath>
 #include <limits>
 
 #include "kernels/reference/common.h"
 #include "kernels/reference/reference.h"
+#include "kernels/reference/vec.h"
 
 namespace mnemo::kernels::ref {
 namespace {
@@ -12,8 +14,17 @@ namespace {
 template <class T>
 T row_max(const T* x, int64_t n) {
   T m = -std::numeric_limits<T>::infinity();
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;  // std::max here defeats GCC 12's SIMD reduction
   return m;
+}
+
+template <class T>
+T row_sum_exp(const T* x, int64_t n, T shift) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += fast_exp(x[i] - shift);
+  return s;
 }
 
 // log(sum(exp(x))) for one row; -inf for an all -inf row.
@@ -21,24 +32,32 @@ template <class T>
 T row_lse(const T* x, int64_t n) {
   const T m = row_max(x, n);
   if (m == -std::numeric_limits<T>::infinity()) return m;
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += std::exp(double(x[i] - m));
-  return m + T(std::log(s));
+  return m + std::log(row_sum_exp(x, n, m));
 }
 
 }  // namespace
 
+// One read of the row for the max, one pass writing exp(x - max) (softmax) or x - lse
+// (log-softmax), and for softmax a scaling pass over the row while it is in L1.
 template <class T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t n, bool log) {
 #pragma omp parallel for schedule(static) if (rows * n > kParallelMin && rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * n;
     T* yr = y + r * n;
-    const T lse = row_lse(xr, n);
-    const bool empty = lse == -std::numeric_limits<T>::infinity();
-    for (int64_t i = 0; i < n; ++i) {
-      if (log) yr[i] = empty ? lse : xr[i] - lse;
-      else yr[i] = empty ? T(0) : std::exp(xr[i] - lse);
+    const T m = row_max(xr, n);
+    if (m == -std::numeric_limits<T>::infinity()) {
+      std::fill(yr, yr + n, log ? m : T(0));
+      continue;
+    }
+    if (log) {
+      const T lse = m + std::log(row_sum_exp(xr, n, m));
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+    } else {
+      const T inv = T(1) / exp_shifted_sum(yr, xr, n, m);
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
     }
   }
 }
@@ -50,13 +69,17 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t n, b
     const T* yr = y + r * n;
     const T* g = dy + r * n;
     T* d = dx + r * n;
-    double s = 0;
+    T s = 0;
     if (log) {  // dx = dy - softmax * sum(dy)
-      for (int64_t i = 0; i < n; ++i) s += double(g[i]);
-      for (int64_t i = 0; i < n; ++i) d[i] = g[i] - std::exp(yr[i]) * T(s);
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < n; ++i) s += g[i];
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) d[i] = g[i] - fast_exp(yr[i]) * s;
     } else {    // dx = y * (dy - sum(dy * y))
-      for (int64_t i = 0; i < n; ++i) s += double(g[i]) * double(yr[i]);
-      for (int64_t i = 0; i < n; ++i) d[i] = yr[i] * (g[i] - T(s));
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < n; ++i) s += g[i] * yr[i];
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) d[i] = yr[i] * (g[i] - s);
     }
   }
 }
@@ -80,11 +103,12 @@ void cross_entropy_backward(T* dlogits, const T* dloss_rows, const T* logits, co
     T* d = dlogits + r * V;
     const T* xr = logits + r * V;
     if (target[r] == ignore_index) {
-      for (int64_t i = 0; i < V; ++i) d[i] = T(0);
+      std::fill(d, d + V, T(0));
       continue;
     }
-    const T g = dloss_rows[r];
-    for (int64_t i = 0; i < V; ++i) d[i] = g * std::exp(xr[i] - lse[r]);
+    const T g = dloss_rows[r], l = lse[r];
+#pragma omp simd
+    for (int64_t i = 0; i < V; ++i) d[i] = g * fast_exp(xr[i] - l);
     d[target[r]] -= g;
   }
 }

@@ -33,6 +33,28 @@ inline float fast_exp(float x) {
 }
 inline double fast_exp(double x) { return std::exp(x); }
 
+// erf for float, Abramowitz & Stegun 7.1.26 (|abs err| < 1.5e-7) on top of fast_exp,
+// branch-free for SIMD loops. Double precision uses std::erf.
+inline float fast_erf(float x) {
+  const float ax = x < 0 ? -x : x;
+  const float t = 1.0f / (1.0f + 0.3275911f * ax);
+  const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float e = 1.0f - poly * fast_exp(-ax * ax);
+  return x < 0 ? -e : e;
+}
+inline double fast_erf(double x) { return std::erf(x); }
+
+// GELU (exact, erf form) and its derivative: Phi(x) + x phi(x).
+template <class T>
+inline T gelu_of(T x) {
+  return T(0.5) * x * (T(1) + fast_erf(x * T(0.70710678118654752440)));
+}
+template <class T>
+inline T gelu_grad(T x) {
+  const T cdf = T(0.5) * (T(1) + fast_erf(x * T(0.70710678118654752440)));
+  return cdf + x * T(0.39894228040143267794) * fast_exp(T(-0.5) * x * x);
+}
+
 // y[i] = exp(x[i] - shift) for n elements; returns their sum.
 template <class T>
 inline T exp_shifted_sum(T* y, const T* x, int64_t n, T shift) {  // y may be x

@@ -32,7 +32,7 @@ const char* const kCovered[] = {
     "softmax_forward", "softmax_backward", "cross_entropy_forward", "cross_entropy_backward",
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward", "l2_norm_forward",
     "l2_norm_backward", "dropout", "cumsum", "adamw_step", "sgd_step",
-    "attention_forward", "attention_backward",  // in test_attention_kernels.cpp
+    "attention_forward", "attention_backward", "geglu_forward", "geglu_backward",  // test_fused_kernels.cpp
 };
 
 // A hand-built walk: strides[k] for operand k; operands not given keep zero strides.

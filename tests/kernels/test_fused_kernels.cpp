@@ -1,5 +1,6 @@
-// The attention slots on every CPU float backend against the f64 reference: several mask
-// descriptions, a bias, one shared key/value head, and sizes across several 64-row tiles.
+// Fused kernels on every CPU float backend against the f64 reference: attention (several
+// mask descriptions, a bias, one shared key/value head, sizes across several 64-row tiles)
+// and GEGLU (both conventions).
 #include <boost/test/unit_test.hpp>
 
 #include "kernels/kernels.h"
@@ -50,7 +51,7 @@ kn::AttentionDesc desc(int64_t B, int64_t H, int64_t Hk, int64_t Tq, int64_t Tk,
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(attention_kernels)
+BOOST_AUTO_TEST_SUITE(fused_kernels)
 
 BOOST_AUTO_TEST_CASE(forward_and_backward_agree) {
   std::vector<Case> cases;
@@ -67,6 +68,23 @@ BOOST_AUTO_TEST_CASE(forward_and_backward_agree) {
   cases.push_back({"key padding", p, false});
   uint32_t seed = 200;
   for (const Case& cs : cases) check(cs, seed += 10);
+}
+
+BOOST_AUTO_TEST_CASE(geglu_both_conventions) {
+  for (const int64_t rows : {int64_t(1), int64_t(7), int64_t(200)})
+    for (const int64_t I : {int64_t(1), int64_t(37), int64_t(256)})
+      for (const bool first : {false, true}) {
+        const std::string what = sz("rows", rows) + " " + sz("I", I) + (first ? " activate_first" : "");
+        const Vf x = rand_vec(rows * 2 * I, -4, 4, 300), dy = rand_vec(rows * I, -1, 1, 301);
+        agree(kn::geglu_forward, what, {"y"}, kTol, [&]<class T>(auto* fn, T) {
+          auto y = junk<T>(rows * I);
+          fn(y.data(), as<T>(x).data(), rows, I, first); return Outs<T>{y};
+        });
+        agree(kn::geglu_backward, what, {"dx"}, kTol, [&]<class T>(auto* fn, T) {
+          auto dx = junk<T>(rows * 2 * I);
+          fn(dx.data(), as<T>(dy).data(), as<T>(x).data(), rows, I, first); return Outs<T>{dx};
+        });
+      }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
