@@ -7,7 +7,7 @@
 //   gelu: Phi(x) + x phi(x)          gelu_tanh: d/dx of x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
 //   silu: s (1 + x (1 - s)), s = sigmoid(x)     softplus: sigmoid(x)
 //   geglu: y = a gelu(g) for x = [a, g] on the last axis (or gelu(a) g): da = dy gelu(g), dg = dy a gelu'(g)
-//   affine a x + b: a      pow x^p: p x^(p-1)   rdiv c/x: -y/x   square: 2x   abs: sign(x)
+//   affine a x + b: a      pow x^p: p x^(p-1)   rdiv c/x: -c/x^2   square: 2x   abs: sign(x)
 #include "autograd/apply.h"
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/ops/ops.h"
@@ -31,7 +31,6 @@ bool needs_x(Unary k) {
 bool needs_y(Unary k) {
   switch (k) {
     case Unary::exp: case Unary::sqrt: case Unary::rsqrt: case Unary::tanh: case Unary::sigmoid:
-    case Unary::rdiv:
       return true;
     default:
       return false;

@@ -10,13 +10,28 @@
 namespace mnemo::kernels::ref {
 namespace {
 
+// Elementwise maps with the pointers as plain restrict parameters, so loops stay contiguous
+// SIMD loops (a lambda capturing the pointers made GCC fall back to gathers and scatters).
 template <class F>
 void map_n(int64_t n, F&& f) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
-template <class T> T sigmoid_of(T x) { return T(1) / (T(1) + std::exp(-x)); }
+template <class T, class F>
+void map1(T* __restrict y, const T* __restrict x, int64_t n, F f) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+// dx = dy * g(v), v the saved input or output (each derivative needs only one of them)
+template <class T, class F>
+void map_grad(T* __restrict dx, const T* __restrict dy, const T* __restrict v, int64_t n, F g) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * g(v[i]);
+}
+
+template <class T> T sigmoid_of(T x) { return T(1) / (T(1) + fast_exp(-x)); }
 template <class T> constexpr T kSqrt2OverPi = T(0.79788456080286535588);
 
 }  // namespace
@@ -28,13 +43,14 @@ void fill(T* y, int64_t n, T value) {
 
 template <class T>
 void axpy(T* y, const T* x, int64_t n, T alpha) {
-  map_n(n, [&](int64_t i) { y[i] += alpha * x[i]; });
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
 template <class T>
 double sum_squares(const T* x, int64_t n) {
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
   return s;
 }
@@ -50,66 +66,57 @@ int64_t count_non_finite(const T* x, int64_t n) {
 template <class T>
 void unary_forward(Unary op, T* y, const T* x, int64_t n, T alpha, T beta) {
   switch (op) {
-    case Unary::neg: return map_n(n, [&](int64_t i) { y[i] = -x[i]; });
-    case Unary::exp: return map_n(n, [&](int64_t i) { y[i] = std::exp(x[i]); });
-    case Unary::log: return map_n(n, [&](int64_t i) { y[i] = std::log(x[i]); });
-    case Unary::sqrt: return map_n(n, [&](int64_t i) { y[i] = std::sqrt(x[i]); });
-    case Unary::rsqrt: return map_n(n, [&](int64_t i) { y[i] = T(1) / std::sqrt(x[i]); });
-    case Unary::tanh: return map_n(n, [&](int64_t i) { y[i] = std::tanh(x[i]); });
-    case Unary::sigmoid: return map_n(n, [&](int64_t i) { y[i] = sigmoid_of(x[i]); });
-    case Unary::relu: return map_n(n, [&](int64_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); });
-    case Unary::gelu_erf: return map_n(n, [&](int64_t i) { y[i] = gelu_of(x[i]); });
+    case Unary::neg: return map1(y, x, n, [](T v) { return -v; });
+    case Unary::exp: return map1(y, x, n, [](T v) { return fast_exp(v); });
+    case Unary::log: return map1(y, x, n, [](T v) { return std::log(v); });
+    case Unary::sqrt: return map1(y, x, n, [](T v) { return std::sqrt(v); });
+    case Unary::rsqrt: return map1(y, x, n, [](T v) { return T(1) / std::sqrt(v); });
+    case Unary::tanh: return map1(y, x, n, [](T v) { return fast_tanh(v); });
+    case Unary::sigmoid: return map1(y, x, n, [](T v) { return sigmoid_of(v); });
+    case Unary::relu: return map1(y, x, n, [](T v) { return v > T(0) ? v : T(0); });
+    case Unary::gelu_erf: return map1(y, x, n, [](T v) { return gelu_of(v); });
     case Unary::gelu_tanh:
-      return map_n(n, [&](int64_t i) {
-        const T v = x[i];
-        y[i] = T(0.5) * v * (T(1) + std::tanh(kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v)));
-      });
-    case Unary::silu: return map_n(n, [&](int64_t i) { y[i] = x[i] * sigmoid_of(x[i]); });
+      return map1(y, x, n, [](T v) { return T(0.5) * v * (T(1) + fast_tanh(kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v))); });
+    case Unary::silu: return map1(y, x, n, [](T v) { return v * sigmoid_of(v); });
     case Unary::softplus:
-      return map_n(n, [&](int64_t i) {
-        const T v = x[i];
-        y[i] = std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v)));
-      });
-    case Unary::affine: return map_n(n, [&](int64_t i) { y[i] = alpha * x[i] + beta; });
-    case Unary::pow: return map_n(n, [&](int64_t i) { y[i] = std::pow(x[i], alpha); });
-    case Unary::rdiv: return map_n(n, [&](int64_t i) { y[i] = alpha / x[i]; });
-    case Unary::square: return map_n(n, [&](int64_t i) { y[i] = x[i] * x[i]; });
-    case Unary::abs: return map_n(n, [&](int64_t i) { y[i] = std::abs(x[i]); });
+      return map1(y, x, n, [](T v) { return (v > T(0) ? v : T(0)) + std::log1p(fast_exp(-std::abs(v))); });
+    case Unary::affine: return map1(y, x, n, [alpha, beta](T v) { return alpha * v + beta; });
+    case Unary::pow: return map1(y, x, n, [alpha](T v) { return std::pow(v, alpha); });
+    case Unary::rdiv: return map1(y, x, n, [alpha](T v) { return alpha / v; });
+    case Unary::square: return map1(y, x, n, [](T v) { return v * v; });
+    case Unary::abs: return map1(y, x, n, [](T v) { return std::abs(v); });
   }
 }
 
 template <class T>
 void unary_backward(Unary op, T* dx, const T* dy, const T* x, const T* y, int64_t n, T alpha, T /*beta*/) {
-  switch (op) {
-    case Unary::neg: return map_n(n, [&](int64_t i) { dx[i] = -dy[i]; });
-    case Unary::exp: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * y[i]; });
-    case Unary::log: return map_n(n, [&](int64_t i) { dx[i] = dy[i] / x[i]; });
-    case Unary::sqrt: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * T(0.5) / y[i]; });
-    case Unary::rsqrt: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * T(-0.5) * y[i] * y[i] * y[i]; });
-    case Unary::tanh: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * (T(1) - y[i] * y[i]); });
-    case Unary::sigmoid: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * y[i] * (T(1) - y[i]); });
-    case Unary::relu: return map_n(n, [&](int64_t i) { dx[i] = x[i] > T(0) ? dy[i] : T(0); });
-    case Unary::gelu_erf: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * gelu_grad(x[i]); });
+  switch (op) {  // derivatives in terms of the input x, or of the output y where cheaper
+    case Unary::neg: return map_grad(dx, dy, dy, n, [](T) { return T(-1); });
+    case Unary::exp: return map_grad(dx, dy, y, n, [](T out) { return out; });
+    case Unary::log: return map_grad(dx, dy, x, n, [](T in) { return T(1) / in; });
+    case Unary::sqrt: return map_grad(dx, dy, y, n, [](T out) { return T(0.5) / out; });
+    case Unary::rsqrt: return map_grad(dx, dy, y, n, [](T out) { return T(-0.5) * out * out * out; });
+    case Unary::tanh: return map_grad(dx, dy, y, n, [](T out) { return T(1) - out * out; });
+    case Unary::sigmoid: return map_grad(dx, dy, y, n, [](T out) { return out * (T(1) - out); });
+    case Unary::relu: return map_grad(dx, dy, x, n, [](T in) { return in > T(0) ? T(1) : T(0); });
+    case Unary::gelu_erf: return map_grad(dx, dy, x, n, [](T in) { return gelu_grad(in); });
     case Unary::gelu_tanh:
-      return map_n(n, [&](int64_t i) {
-        const T v = x[i];
-        const T t = std::tanh(kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v));
+      return map_grad(dx, dy, x, n, [](T v) {
+        const T t = fast_tanh(kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v));
         const T du = kSqrt2OverPi<T> * (T(1) + T(3) * T(0.044715) * v * v);
-        dx[i] = dy[i] * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
+        return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du;
       });
     case Unary::silu:
-      return map_n(n, [&](int64_t i) {
-        const T s = sigmoid_of(x[i]);
-        dx[i] = dy[i] * s * (T(1) + x[i] * (T(1) - s));
+      return map_grad(dx, dy, x, n, [](T v) {
+        const T s = sigmoid_of(v);
+        return s * (T(1) + v * (T(1) - s));
       });
-    case Unary::softplus: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * sigmoid_of(x[i]); });
-    case Unary::affine: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * alpha; });
-    case Unary::pow:
-      return map_n(n, [&](int64_t i) { dx[i] = dy[i] * alpha * std::pow(x[i], alpha - T(1)); });
-    case Unary::rdiv: return map_n(n, [&](int64_t i) { dx[i] = -dy[i] * y[i] / x[i]; });
-    case Unary::square: return map_n(n, [&](int64_t i) { dx[i] = dy[i] * T(2) * x[i]; });
-    case Unary::abs:
-      return map_n(n, [&](int64_t i) { dx[i] = x[i] > T(0) ? dy[i] : (x[i] < T(0) ? -dy[i] : T(0)); });
+    case Unary::softplus: return map_grad(dx, dy, x, n, [](T v) { return sigmoid_of(v); });
+    case Unary::affine: return map_grad(dx, dy, dy, n, [alpha](T) { return alpha; });
+    case Unary::pow: return map_grad(dx, dy, x, n, [alpha](T v) { return alpha * std::pow(v, alpha - T(1)); });
+    case Unary::rdiv: return map_grad(dx, dy, x, n, [alpha](T v) { return -alpha / (v * v); });
+    case Unary::square: return map_grad(dx, dy, x, n, [](T v) { return T(2) * v; });
+    case Unary::abs: return map_grad(dx, dy, x, n, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
   }
 }
 

@@ -44,6 +44,17 @@ inline float fast_erf(float x) {
 }
 inline double fast_erf(double x) { return std::erf(x); }
 
+// tanh for float (Cephes tanhf: an odd polynomial below 0.625, 1 - 2/(e^2|x| + 1) above),
+// branch-free for SIMD loops. Double precision uses std::tanh.
+inline float fast_tanh(float x) {
+  const float ax = x < 0 ? -x : x, z = x * x;
+  const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                        1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+  const float big = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f);
+  return ax < 0.625f ? small : (x < 0 ? -big : big);
+}
+inline double fast_tanh(double x) { return std::tanh(x); }
+
 // GELU (exact, erf form) and its derivative: Phi(x) + x phi(x).
 template <class T>
 inline T gelu_of(T x) {

@@ -9,7 +9,7 @@ using namespace mnemo;
 
 BOOST_AUTO_TEST_SUITE(activations)
 
-BOOST_AUTO_TEST_CASE(float_gelu_matches_double) {
+BOOST_AUTO_TEST_CASE(float_activations_match_double) {
   std::vector<double> xs;
   for (double x = -9; x <= 9; x += 0.01) xs.push_back(x);
   const int64_t n = int64_t(xs.size());
@@ -17,11 +17,15 @@ BOOST_AUTO_TEST_CASE(float_gelu_matches_double) {
   Var xf = t.input(Tensor::from({n}, xs, DType::f32)), xd = t.input(Tensor::from({n}, xs, DType::f64));
   const auto yf = gelu(xf).value().to_vector(), yd = gelu(xd).value().to_vector();
   const auto ef = exp(xf).value().to_vector(), sf = softplus(xf).value().to_vector();
+  const auto tf = tanh(xf).value().to_vector(), gt = gelu_tanh(xf).value().to_vector();
+  const auto gtd = gelu_tanh(xd).value().to_vector();
   for (int64_t i = 0; i < n; ++i) {
     BOOST_TEST_CONTEXT("x = " << xs[size_t(i)]) {
       BOOST_TEST(std::abs(yf[size_t(i)] - yd[size_t(i)]) <= 1e-6 * (1 + std::abs(yd[size_t(i)])));
       BOOST_TEST(std::abs(ef[size_t(i)] - std::exp(xs[size_t(i)])) <= 1e-6 * std::exp(xs[size_t(i)]));
       BOOST_TEST(std::abs(sf[size_t(i)] - std::log1p(std::exp(xs[size_t(i)]))) <= 1e-6 * (1 + sf[size_t(i)]));
+      BOOST_TEST(std::abs(tf[size_t(i)] - std::tanh(xs[size_t(i)])) <= 1e-6 * std::abs(std::tanh(xs[size_t(i)])) + 1e-7);
+      BOOST_TEST(std::abs(gt[size_t(i)] - gtd[size_t(i)]) <= 1e-6 * (1 + std::abs(gtd[size_t(i)])));
     }
   }
 }
