@@ -8,7 +8,9 @@ namespace mnemo {
 
 struct Param {
   Tensor value;  // the weights
-  Tensor grad;   // same shape and dtype; undefined until a backward reaches it
+  // Same shape and dtype; undefined until a backward reaches it. mutable: a backward adds
+  // into it through the const modules that own the Param.
+  mutable Tensor grad;
 
   Param() = default;
   explicit Param(Tensor v) : value(std::move(v)) {}
@@ -17,7 +19,7 @@ struct Param {
   Param(const Param&) = delete;  // a copy would silently share weights
   Param& operator=(const Param&) = delete;
 
-  void zero_grad() {
+  void zero_grad() const {
     if (grad.defined()) grad.fill_(0.0);
   }
 };

@@ -29,7 +29,7 @@ int32_t Tape::add_leaf(const char* op, const Tensor& value) {
   return int32_t(nodes_.size() - 1);
 }
 
-Var Tape::param(Param& p, ParamUse use) {
+Var Tape::param(const Param& p, ParamUse use) {
   MNEMO_CHECK(p.value.defined(), "[tape] param() of a Param with no value");
   if (use == ParamUse::frozen || !recording_) return Var(this, -1, p.value);
   auto it = param_ids_.find(&p);

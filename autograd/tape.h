@@ -12,6 +12,7 @@
 
 #include "autograd/param.h"
 #include "autograd/tensor.h"
+#include "kernels/random_hash.h"
 
 namespace mnemo {
 
@@ -55,7 +56,7 @@ class Tape {
   Tape& operator=(const Tape&) = delete;
 
   // ---- leaves ----
-  Var param(Param& p, ParamUse use = ParamUse::train);  // one leaf per Param per tape
+  Var param(const Param& p, ParamUse use = ParamUse::train);  // one leaf per Param per tape
   Var constant(Tensor value);                           // data, or memory from outside the window
   Var input(Tensor value);                              // a leaf whose gradient grad() reads afterwards
 
@@ -88,6 +89,15 @@ class Tape {
     bool prev_;
   };
 
+  // Seeds for random ops (dropout) recorded on this tape: a pure function of the tape's
+  // seed and a counter, so a segment replayed with the same seed draws the same masks.
+  void set_seed(uint64_t seed) {
+    seed_ = seed;
+    draws_ = 0;
+  }
+  uint64_t seed() const { return seed_; }
+  uint64_t next_seed() { return kernels::mix64(seed_ ^ kernels::mix64(++draws_)); }
+
   int64_t size() const { return int64_t(nodes_.size()); }  // recorded nodes
   std::string dump() const;  // one line per node: "  7 matmul (2, 4) f32 <- 5 6"
 
@@ -102,7 +112,7 @@ class Tape {
     DType dtype;
     std::vector<int32_t> inputs;  // -1 for inputs that need no gradient
     std::unique_ptr<NodeFn> fn;   // null for leaves
-    Param* param = nullptr;       // parameter leaves flush their grad into param->grad
+    const Param* param = nullptr;  // parameter leaves flush their grad into param->grad
     bool is_input = false;
     Tensor grad;                  // input leaves keep theirs for grad()
   };
@@ -115,6 +125,7 @@ class Tape {
   bool recording_ = true;
   bool check_finite_ = false;
   bool backward_done_ = false;
+  uint64_t seed_ = 0, draws_ = 0;
 };
 
 }  // namespace mnemo

@@ -104,6 +104,7 @@ struct Runner {
     s.tape_ = &tape;
     s.replay_ = replay;
     s.cursor_ = 0;
+    s.object_cursor_ = 0;
     Var y = check.build(s);
     MNEMO_CHECK(y.defined() && y.dtype() == DType::f64,
                 "[gradcheck] '" << check.name << "' must return an f64 Var built from the Sample");
@@ -135,7 +136,7 @@ struct Runner {
         lr.index = index++;
         lr.kind = leaf.kind == Sample::Kind::param ? "param" : "input";
         lr.shape = leaf.value.shape();
-        const Tensor analytic = leaf.kind == Sample::Kind::param ? leaf.param->grad : tape.grad(leaf.var);
+        const Tensor analytic = leaf.kind == Sample::Kind::param ? leaf.p()->grad : tape.grad(leaf.var);
         double* v = leaf.value.data<double>();
         for (int64_t e = 0; e < leaf.value.numel(); ++e) {
           const double orig = v[e];

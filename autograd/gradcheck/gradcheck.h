@@ -33,6 +33,21 @@ class Sample {
   Tensor mask(const Shape& shape, double p_true = 0.7);  // u8, at least one 1 per last-axis row
   uint64_t seed() const { return 12345; }           // for ops that take a seed (dropout)
 
+  // An object (a layer) made once per check and kept for the finite-difference runs; every
+  // Param that params_of(obj) lists is checked like a param() leaf.
+  template <class M, class Make, class ParamsOf>
+  M& once(Make&& make, ParamsOf&& params_of) {
+    if (!replay_) {
+      std::shared_ptr<M> obj = make();
+      objects_.push_back(obj);
+      for (Param* p : params_of(*obj)) leaves_.push_back(Leaf{Kind::param, p->value, nullptr, {}, p});
+      return *obj;
+    }
+    M& obj = *static_cast<M*>(objects_.at(object_cursor_++).get());
+    cursor_ += params_of(obj).size();
+    return obj;
+  }
+
  private:
   friend struct Runner;
   enum class Kind : uint8_t { input, param, data };
@@ -42,13 +57,17 @@ class Sample {
   Tape* tape_ = nullptr;
   bool replay_ = false;
   size_t cursor_ = 0;
+  size_t object_cursor_ = 0;
   struct Leaf {
     Kind kind;
     Tensor value;
-    std::unique_ptr<Param> param;
+    std::unique_ptr<Param> param;  // owned by the sample (param())
     Var var;
+    Param* external = nullptr;     // owned by an object made with once()
+    Param* p() const { return external ? external : param.get(); }
   };
   std::vector<Leaf> leaves_;
+  std::vector<std::shared_ptr<void>> objects_;
 };
 
 using Builder = std::function<Var(Sample&)>;
