@@ -86,6 +86,7 @@ struct AttentionDesc {
   const uint8_t* key_pad = nullptr;
   const uint8_t* mask = nullptr;
   int64_t mask_strides[4] = {};
+  bool bias_per_batch = false;  // bias (B, H, Tq, Tk) instead of (H, Tq, Tk)
 };
 
 struct AdamWHyper {
@@ -192,7 +193,8 @@ template <class T> using DropoutSig = void(T* y, const T* x, int64_t n, T p, uin
 // Inclusive cumulative sum along the middle axis of (outer, n, inner); reverse sums from the end.
 template <class T> using CumsumSig = void(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, bool reverse);
 
-// o (B, H, Tq, d), lse (B, H, Tq); bias (H, Tq, Tk) additive logits or null.
+// o (B, H, Tq, d), lse (B, H, Tq); bias (H, Tq, Tk) or, with bias_per_batch, (B, H, Tq, Tk)
+// additive logits, or null.
 template <class T> using AttentionForwardSig =
     void(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias);
 // Overwrites dq, dk, dv and dbias (when not null) from dout and the saved o, lse.

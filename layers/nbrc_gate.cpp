@@ -1,1 +1,47 @@
-// (being written)
+#include "layers/nbrc_gate.h"
+
+#include "layers/testing.h"
+
+namespace mnemo::nn {
+
+NBRCCell::NBRCCell(Init& init, int64_t d)
+    : Ua(init, d, d), Wa(init, d, d), Uc(init, d, d), Wc(init, d, d), U(init, d, d), dim(d) {}
+
+// MemXL clones the weights at each use so that optimizer steps between segments do not change what an
+// older segment's backward sees (MemXL P3); here that is the tape's business, not the cell's.
+Var NBRCCell::operator()(Var input, Var hidden) const {
+  MNEMO_CHECK(input.rank() >= 2 && input.dim(-1) == dim && hidden.shape() == input.shape(),
+              "[nbrc_cell] expected input and hidden of one shape (..., " << dim << "), got " << input.shape()
+                                                                          << " and " << hidden.shape());
+  Var a = 1.0 + tanh(Ua(input) + Wa(hidden));  // (..., D), in (0, 2)
+  Var c = sigmoid(Uc(input) + Wc(hidden));     // (..., D)
+  Var cand = tanh(U(input) + a * hidden);      // (..., D)
+  return cand + c * (hidden - cand);           // = c hidden + (1 - c) cand, one op fewer
+}
+
+NBRCGate::NBRCGate(Init& init, int64_t d, NBRCGateOptions o) : gru(init, d) {
+  if (o.mogrify) mogrify.emplace(init, d, o.mogrifier);
+}
+
+Var NBRCGate::operator()(Var x, Var y) const {
+  MNEMO_CHECK(x.rank() >= 2 && x.dim(-1) == gru.dim && y.shape() == x.shape(),
+              "[nbrc_gate] expected residual and branch output of one shape (..., "
+                  << gru.dim << "), got " << x.shape() << " and " << y.shape());
+  if (mogrify) {
+    const Mogrified m = (*mogrify)(x, y);
+    return gru(m.y, m.x);
+  }
+  return gru(y, x);
+}
+
+using gradcheck::Sample;
+MNEMO_GRADCHECK("layers.nbrc_gate", [](Sample& s) {
+  NBRCGate& g = checked_layer<NBRCGate>(s, 4);
+  return g(s.input({2, 3, 4}), s.input({2, 3, 4}));
+});
+MNEMO_GRADCHECK("layers.nbrc_gate.mogrify", [](Sample& s) {
+  NBRCGate& g = checked_layer<NBRCGate>(s, 4, NBRCGateOptions{.mogrify = true});
+  return g(s.input({3, 4}), s.input({3, 4}));
+});
+
+}  // namespace mnemo::nn

@@ -104,10 +104,56 @@ void check_and_describe(const Var& q, const Var& k, const Var& v, const Attentio
       stride *= ext;
     }
   }
-  if (s.bias.defined())
-    MNEMO_CHECK(s.bias.shape() == Shape({d.H, d.Tq, d.Tk}) && s.bias.dtype() == qt.dtype(),
-                "[attention] bias must be (" << d.H << ", " << d.Tq << ", " << d.Tk << ") " << qt.dtype() << ", got "
+  if (s.bias.defined()) {
+    d.bias_per_batch = s.bias.rank() == 4;
+    MNEMO_CHECK((s.bias.shape() == Shape({d.H, d.Tq, d.Tk}) || s.bias.shape() == Shape({d.B, d.H, d.Tq, d.Tk})) &&
+                    s.bias.dtype() == qt.dtype(),
+                "[attention] bias must be (" << d.H << ", " << d.Tq << ", " << d.Tk << ") or (" << d.B << ", " << d.H
+                                             << ", " << d.Tq << ", " << d.Tk << ") " << qt.dtype() << ", got "
                                              << s.bias.shape() << " " << s.bias.dtype());
+  }
+}
+
+// u8 (B, H, Tq, Tk): 1 where the description lets query i see key j (the kernel's rules).
+Tensor dense_mask(const kernels::AttentionDesc& a) {
+  Tensor m = Tensor::zeros({a.B, a.H, a.Tq, a.Tk}, DType::u8);
+  uint8_t* p = m.data<uint8_t>();
+  const int64_t Tm = a.Tk - a.prefix;
+  for (int64_t b = 0; b < a.B; ++b)
+    for (int64_t h = 0; h < a.H; ++h)
+      for (int64_t i = 0; i < a.Tq; ++i) {
+        int64_t lo = 0, hi = Tm - 1;
+        if (i < a.read_rows) hi = std::min(a.read_rows, Tm) - 1;
+        else if (i < a.Tq - a.write_rows) {
+          const int64_t pos = i + Tm - a.Tq;
+          lo = a.window > 0 ? pos - a.window + 1 : 0;
+          hi = a.causal ? pos : (a.window > 0 ? pos + a.window - 1 : Tm - 1);
+        }
+        for (int64_t j = 0; j < a.Tk; ++j) {
+          const int64_t mj = j - a.prefix;
+          bool ok = mj < 0 || (mj >= lo && mj <= hi);
+          if (a.key_pad) ok = ok && a.key_pad[b * a.Tk + j];
+          if (a.mask) {
+            const int64_t* s = a.mask_strides;
+            ok = ok && a.mask[b * s[0] + h * s[1] + i * s[2] + j * s[3]];
+          }
+          p[((b * a.H + h) * a.Tq + i) * a.Tk + j] = ok;
+        }
+      }
+  return m;
+}
+
+// Attention with dropout on the probabilities, from ops: the fused kernel keeps no
+// probabilities to drop. Same masks, bias, scale and shared heads as the fused path.
+Var attention_with_dropout(Var q, Var k, Var v, const AttentionSpec& s, const kernels::AttentionDesc& d) {
+  if (d.Hk == 1 && d.H > 1) {
+    k = broadcast_to(k, {d.B, d.H, d.Tk, d.d});
+    v = broadcast_to(v, {d.B, d.H, d.Tk, d.d});
+  }
+  Var logits = matmul(q, k, {.trans_b = true}) * d.scale;  // (B, H, Tq, Tk)
+  if (s.bias.defined()) logits = logits + s.bias;
+  Var p = dropout(softmax(logits, dense_mask(d)), s.dropout, s.dropout_seed, true);
+  return matmul(p, v);  // (B, H, Tq, d)
 }
 
 }  // namespace
@@ -132,11 +178,13 @@ Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
   }
   AttentionApply a;
   check_and_describe(q, k, v, spec, a.op.desc);
+  MNEMO_CHECK(spec.dropout >= 0 && spec.dropout < 1, "[attention] dropout must be in [0, 1), got " << spec.dropout);
   a.op.key_padding = spec.key_padding;
   a.op.mask = spec.mask;
   a.op.desc.key_pad = spec.key_padding.defined() ? spec.key_padding.data<uint8_t>() : nullptr;
   a.op.desc.mask = spec.mask.defined() ? spec.mask.data<uint8_t>() : nullptr;
   a.op.has_bias = spec.bias.defined();
+  if (spec.dropout > 0) return attention_with_dropout(q, k, v, spec, a.op.desc);
   std::vector<Var> in{q, k, v};
   if (a.op.has_bias) in.push_back(spec.bias);
   return apply_n(a, in);
@@ -173,6 +221,14 @@ MNEMO_GRADCHECK("attention.dense_mask", [](Sample& s) {
 MNEMO_GRADCHECK("attention.bias_and_scale", [](Sample& s) {
   Var q = s.input({1, 2, 3, 2}), k = s.input({1, 2, 4, 2}), v = s.input({1, 2, 4, 2});
   return attention(q, k, v, {.scale = 8.0, .causal = true, .bias = s.input({2, 3, 4})});
+});
+MNEMO_GRADCHECK("attention.batch_bias", [](Sample& s) {
+  Var q = s.input({2, 2, 3, 2}), k = s.input({2, 2, 4, 2}), v = s.input({2, 2, 4, 2});
+  return attention(q, k, v, {.prefix = 1, .causal = true, .bias = s.input({2, 2, 3, 4})});
+});
+MNEMO_GRADCHECK("attention.dropout", [](Sample& s) {  // the composite path
+  Var q = s.input({1, 2, 3, 2}), k = s.input({1, 1, 4, 2}), v = s.input({1, 1, 4, 2});
+  return attention(q, k, v, {.causal = true, .bias = s.input({2, 3, 4}), .dropout = 0.3, .dropout_seed = 9});
 });
 MNEMO_GRADCHECK("attention.shared_kv", [](Sample& s) { return qkv(s, 2, 3, 3, 4, 2, 1, {.causal = true}); });
 MNEMO_GRADCHECK("attention.null_kv", [](Sample& s) {

@@ -42,7 +42,9 @@ Tensor gemm_t(const Tensor& A, bool ta, const Tensor& B, bool tb) {
 // Views a (..., R, C) tensor as (batch, R, C), or leaves a 2-D one alone.
 Tensor as3(const Tensor& t) {
   if (t.rank() == 2) return t;
-  return t.reshape({t.numel() / (t.dim(-2) * t.dim(-1)), t.dim(-2), t.dim(-1)});
+  int64_t batch = 1;  // from the leading dims: numel / (R C) would divide by zero for empty matrices
+  for (int i = 0; i < t.rank() - 2; ++i) batch *= t.dim(i);
+  return t.reshape({batch, t.dim(-2), t.dim(-1)});
 }
 
 struct MatmulOp {
@@ -115,6 +117,10 @@ MNEMO_GRADCHECK("matmul.batched4d_trans_b", [](Sample& s) {
 MNEMO_GRADCHECK("matmul.shared_b", [](Sample& s) { return matmul(s.input({2, 3, 4}), s.input({4, 5})); });
 MNEMO_GRADCHECK("matmul.shared_b_trans_ab", [](Sample& s) {
   return matmul(s.input({2, 4, 3}), s.input({5, 4}), {.trans_a = true, .trans_b = true});
+});
+MNEMO_GRADCHECK("matmul.empty_rows", [](Sample& s) {  // a zero-length time axis must not crash
+  Var a = s.input({2, 0, 3}), b = s.input({3, 4});
+  return concat({matmul(a, b), s.input({2, 1, 4})}, 1);
 });
 MNEMO_GRADCHECK("matmul.shared_a", [](Sample& s) { return matmul(s.input({3, 4}), s.input({2, 4, 5})); });
 

@@ -131,9 +131,11 @@ Var cumsum(Var x, int axis);
 //   the first read_rows rows (memory read slots) see only the first read_rows keys;
 //   the last write_rows rows (memory write slots) see every key.
 // key_padding (B, Tk) and mask (broadcast to (B, H, Tq, Tk)) are u8, 1 = may attend.
-// bias (H, Tq, Tk) adds to the logits and gets a gradient. null_k/null_v (Hk, d): a learned
-// slot before all keys that every query sees. scale defaults to 1/sqrt(d) and is honoured.
-// A row that sees no key outputs zeros.
+// bias (H, Tq, Tk) or (B, H, Tq, Tk) adds to the logits and gets a gradient. null_k/null_v
+// (Hk, d): a learned slot before all keys that every query sees. scale defaults to
+// 1/sqrt(d) and is honoured. A row that sees no key outputs zeros. dropout > 0 drops
+// attention probabilities (seeded by dropout_seed): that runs the composite path
+// (matmul, masked softmax, dropout, matmul), which holds the Tq x Tk probabilities.
 struct AttentionSpec {  // "= {}" everywhere keeps designated initialisers free of warnings
   std::optional<double> scale = {};
   int64_t prefix = 0;
@@ -144,6 +146,8 @@ struct AttentionSpec {  // "= {}" everywhere keeps designated initialisers free 
   Tensor mask = {};
   Var bias = {};
   Var null_k = {}, null_v = {};
+  double dropout = 0;
+  uint64_t dropout_seed = 0;
 };
 Var attention(Var q, Var k, Var v, const AttentionSpec& spec = {});
 

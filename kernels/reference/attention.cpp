@@ -2,7 +2,8 @@
 // al., FlashAttention). Forward keeps only O and the per-row log-sum-exp; backward
 // recomputes each probability tile from them, so nothing Tq x Tk is ever held per head.
 //   S = scale Q K^T + bias,  P = softmax(S) over visible keys,  O = P V
-//   dV = P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(dO O)),  dQ = scale dS K,  dK = scale dS^T Q,  dbias = sum_b dS
+//   dV = P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(dO O)),  dQ = scale dS K,  dK = scale dS^T Q,
+//   dbias = dS (summed over the batch when the bias is shared by it)
 // Which keys a row sees is described by AttentionDesc (kernels.h): an always-visible
 // prefix, one interval of the other keys per row, then optional padding and dense masks.
 #include <cmath>
@@ -57,6 +58,9 @@ struct RowBlock {
     }
   }
 
+  // Offset of row r's bias (and bias gradient) for this (batch, head).
+  int64_t bias_row(int64_t r) const { return ((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq * a.Tk + (q0 + r) * a.Tk; }
+
   bool visible(int64_t r, int64_t j) const {
     const int64_t m = j - a.prefix;
     if (m >= 0 && (m < lo[r] || m > hi[r])) return false;
@@ -90,7 +94,7 @@ struct RowBlock {
     const int64_t c_pre = std::clamp<int64_t>(a.prefix - k0, 0, nk);  // [0, c_pre): prefix keys
     for (int64_t r = 0; r < nq; ++r) {
       T* s = S + r * kBlockK;
-      const T* br = bias ? bias + (h * a.Tq + q0 + r) * a.Tk + k0 : nullptr;
+      const T* br = bias ? bias + bias_row(r) + k0 : nullptr;
       // main keys this row sees, as columns [c0, c1) of the block
       const int64_t c0 = std::clamp<int64_t>(a.prefix + lo[r] - k0, c_pre, nk);
       const int64_t c1 = std::clamp<int64_t>(a.prefix + hi[r] + 1 - k0, c0, nk);
@@ -206,14 +210,16 @@ template <class T>
 void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
                         const T* v, const T* bias, const T* o, const T* lse) {
   const int64_t d = a.d, nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, work = a.B * a.H;
-  const int64_t kv_size = a.B * a.Hk * a.Tk * d, bias_size = dbias ? a.H * a.Tq * a.Tk : 0;
+  const int64_t kv_size = a.B * a.Hk * a.Tk * d;
+  const int64_t bias_size = dbias ? (a.bias_per_batch ? a.B : 1) * a.H * a.Tq * a.Tk : 0;
+  const bool shared_bias = dbias && !a.bias_per_batch;  // summed over the batch: per-thread partials
   const bool shared = a.Hk == 1 && a.H > 1;
   std::memset(dk, 0, size_t(kv_size) * sizeof(T));
   std::memset(dv, 0, size_t(kv_size) * sizeof(T));
   if (dbias) std::memset(dbias, 0, size_t(bias_size) * sizeof(T));
   const bool parallel = work > 1 && a.Tq * a.Tk * d * work > kParallelMin;
   const int nthreads = parallel ? omp_get_max_threads() : 1;
-  std::vector<std::vector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(dbias ? nthreads : 0));
+  std::vector<std::vector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(shared_bias ? nthreads : 0));
   const std::vector<T> KT = transposed_heads(a, k), VT = transposed_heads(a, v);
 #pragma omp parallel num_threads(nthreads)
   {
@@ -224,7 +230,7 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
       dk_base = part_kv[size_t(tid)].data();
       dv_base = dk_base + kv_size;
     }
-    if (dbias) {
+    if (shared_bias) {
       part_bias[size_t(tid)].assign(size_t(bias_size), T(0));
       dbias_t = part_bias[size_t(tid)].data();
     }
@@ -261,7 +267,7 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
           for (int64_t r = 0; r < rb.nq; ++r) {
             T* ds = dP.data() + r * kBlockK;
             const T* p = P.data() + r * kBlockK;
-            T* db = dbias ? dbias_t + (h * a.Tq + rb.q0 + r) * a.Tk + k0 : nullptr;
+            T* db = dbias ? dbias_t + rb.bias_row(r) + k0 : nullptr;
             for (int64_t c = 0; c < nk; ++c) {
               ds[c] = p[c] * (ds[c] - D[r]);
               if (db) db[c] += ds[c];

@@ -63,7 +63,9 @@ void check_close(const Tensor& a, const Tensor& b, double tol, const std::string
 void run_case(Case c, DType dt, double tol) {
   Rng rng(11);
   const Tensor q = Tensor::randn({c.B, c.H, c.Tq, c.d}, rng, dt), k = Tensor::randn({c.B, c.Hk, c.Tk, c.d}, rng, dt),
-               v = Tensor::randn({c.B, c.Hk, c.Tk, c.d}, rng, dt), bias = Tensor::randn({c.H, c.Tq, c.Tk}, rng, dt),
+               v = Tensor::randn({c.B, c.Hk, c.Tk, c.d}, rng, dt),
+               bias = std::string(c.name) == "per-batch bias" ? Tensor::randn({c.B, c.H, c.Tq, c.Tk}, rng, dt)
+                                                              : Tensor::randn({c.H, c.Tq, c.Tk}, rng, dt),
                nk = Tensor::randn({c.Hk, c.d}, rng, dt), nv = Tensor::randn({c.Hk, c.d}, rng, dt),
                seed = Tensor::randn({c.B, c.H, c.Tq, c.d}, rng, dt);
   const double scale = c.spec.scale ? *c.spec.scale : 1.0 / std::sqrt(double(c.d));
@@ -111,6 +113,18 @@ void run_case(Case c, DType dt, double tol) {
   Var oracle = matmul(softmax(logits, dense_mask(oc, Tk)), V);
 
   check_close(fused.value(), oracle.value(), tol, std::string(c.name) + ": forward");
+  {  // the dropout path (composite, used when probabilities are dropped) agrees at p ~ 0
+    Tape t3;
+    AttentionSpec d = s;
+    d.dropout = 1e-12;
+    if (c.bias) d.bias = t3.constant(bias);
+    if (c.null_kv) {
+      d.null_k = t3.constant(nk);
+      d.null_v = t3.constant(nv);
+    }
+    check_close(attention(t3.constant(q), t3.constant(k), t3.constant(v), d).value(), oracle.value(), tol,
+                std::string(c.name) + ": dropout path");
+  }
   const Var r1[] = {fused}, r2[] = {oracle};
   const Tensor sd[] = {seed};
   t1.backward(r1, sd);
@@ -135,6 +149,7 @@ std::vector<Case> cases() {
   c.push_back({"key padding", 2, 2, 2, 70, 80, 4, {.causal = true, .key_padding = random_u8({2, 80}, rng, 0.7)}});
   c.push_back({"dense mask", 2, 2, 2, 66, 70, 4, {.mask = random_u8({2, 2, 66, 70}, rng, 0.6)}});
   c.push_back({"bias and scale 8", 1, 2, 2, 70, 100, 4, {.scale = 8.0, .prefix = 30, .causal = true}, true});
+  c.push_back({"per-batch bias", 2, 2, 2, 70, 80, 4, {.causal = true}, true});
   c.push_back({"shared key/value head", 2, 4, 1, 70, 100, 8, {.prefix = 30, .causal = true}});
   c.push_back({"null key/value", 2, 2, 2, 70, 70, 4, {.causal = true, .key_padding = random_u8({2, 70}, rng, 0.8)}, true, true});
   c.push_back({"everything masked for some rows", 1, 1, 1, 65, 65, 4, {.mask = random_u8({65, 65}, rng, 0.03)}});
