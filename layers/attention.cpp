@@ -111,6 +111,10 @@ AttentionOutput MultiheadAttention::operator()(Var x, const AttentionContext& c)
   spec.write_rows = c.write_rows;
   spec.key_padding = c.key_padding;
   spec.bias = c.bias;
+  if (c.q_bias) {
+    Var qb = c.q_bias(q, k.dim(2));  // (B, H, T, Tk)
+    spec.bias = c.bias.defined() ? qb + c.bias : qb;
+  }
   if (cfg.null_kv) {
     Var nkv = tape.param(null_kv);
     spec.null_k = reshape(slice(nkv, 0, 0, 1), {Hk, d});
@@ -126,6 +130,15 @@ AttentionOutput MultiheadAttention::operator()(Var x, const AttentionContext& c)
 }
 
 using gradcheck::Sample;
+MNEMO_GRADCHECK("layers.attention.q_bias_hook", [](Sample& s) {
+  auto& a = checked_layer<MultiheadAttention>(s, AttentionConfig{.dim = 4, .heads = 2, .null_kv = true});
+  Var x = s.input({1, 3, 4}), r = s.input({2, 5, 2});
+  AttentionContext c{.memory = s.input({1, 2, 4})};
+  c.q_bias = [r](Var q, int64_t n_keys) {  // a stand-in relative term: q . r[:, j]
+    return matmul(q, reshape(slice(r, 1, 0, n_keys), {1, 2, n_keys, 2}) * 1.0, {.trans_b = true});
+  };
+  return a(x, c).out;
+});
 MNEMO_GRADCHECK("layers.attention", [](Sample& s) {
   auto& a = checked_layer<MultiheadAttention>(s, AttentionConfig{.dim = 4, .heads = 2});
   return a(s.input({2, 3, 4})).out;

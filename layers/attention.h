@@ -39,6 +39,10 @@ struct AttentionContext {
   Tensor key_padding = {};     // u8 (B, Tk) over all keys but the null slot
   // Applied to (q, k) after projection and caches, before the logits (rotary, xPos).
   std::function<std::pair<Var, Var>(Var, Var)> rotate = {};
+  // A query-dependent logit term (the learned relative table of CT/MemXL): given q
+  // (B, H, T, d) and the number of keys Tk (memories and caches included), returns
+  // (B, H, T, Tk), added to `bias`.
+  std::function<Var(Var, int64_t)> q_bias = {};
 };
 
 struct AttentionOutput {

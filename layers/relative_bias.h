@@ -32,8 +32,8 @@ struct RelativePositionTable : Module {
   void visit(ParamVisitor& v) override { v("weight", weight); }
 };
 
-// logits (B, H, Tq, Tk) + rel (B, H, Tq, Tk), checked: the fused attention op takes only an
-// (H, Tq, Tk) bias, so a query-dependent term goes through explicit logits.
+// logits (B, H, Tq, Tk) + rel (B, H, Tq, Tk), checked, for explicit-logit attention paths; the
+// fused attention op takes rel as is through AttentionSpec::bias.
 Var add_position_logits(Var logits, Var rel);
 
 struct DynamicPositionBias : Module {

@@ -1,0 +1,46 @@
+// Backpropagation through time over the segments of one batch, in three modes:
+//   truncated(k): one tape per window of k segments; memory enters each window as a
+//                 constant, so gradients stop at window edges (k = 1 is Transformer-XL's).
+//   full:         one tape for all S segments.
+//   replay:       memory-replay backprop: a no-record pass keeps only the memory entering
+//                 each segment; then segments run last to first, each on its own tape,
+//                 seeded by its loss and by the gradient of the memory it produced.
+//                 Activation memory stays one segment's; gradients equal `full`.
+// The loss is the mean over segments of each segment's mean token loss (plus aux losses).
+// Gradients are added into the model's Param::grad; the caller steps the optimizer after
+// this returns, when no tape that used the old weights is alive.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "architectures/segment_model.h"
+#include "data/streams.h"
+
+namespace mnemo::experiments {
+
+enum class BpttMode : uint8_t { truncated, full, replay };
+BpttMode parse_bptt_mode(const std::string& s);
+
+struct BpttOptions {
+  BpttMode mode = BpttMode::truncated;
+  int64_t window = 1;        // segments per tape in truncated mode
+  double loss_scale = 1.0;   // e.g. 1 / gradient-accumulation steps
+  uint64_t seed = 0;         // tape seeds derive from it, per segment: replay draws the same dropout
+};
+
+struct BpttResult {
+  double loss = 0;           // mean token loss over the batch (without aux)
+  double aux_loss = 0;
+  int64_t tokens = 0;        // tokens that counted
+  arch::Memory memory;       // leaving the last segment, detached
+};
+
+BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, arch::Memory memory,
+                       const BpttOptions& opts);
+
+// Targets with the masked positions set to the cross-entropy ignore index.
+Tensor masked_targets(const data::Batch& batch, int64_t segment);
+inline constexpr int32_t kIgnoreIndex = -100;
+
+}  // namespace mnemo::experiments

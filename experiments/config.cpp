@@ -1,0 +1,360 @@
+// load_config and to_yaml: files -> one merged YAML tree (base: chains, then --set flags)
+// -> ExperimentConfig, each section read by a short function that names every field once.
+// Cross-field rules live next to the fields they relate, so their errors carry a location.
+#include "experiments/config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+namespace mnemo::experiments {
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kArchs = {"transformer", "transformer_xl", "rmt", "brt", "compressive", "memxl"};
+
+// ---- reading the sections ---------------------------------------------------------------
+
+void read_task(YamlReader& r, DataConfig& d) {
+  d.task = r.get("task", d.task, one_of({"copy", "reverse", "assoc_recall", "selective_copy", "needle"}));
+  d.total_len = r.get("total_len", d.total_len, non_negative);
+  d.copy_len = r.get("copy_len", d.copy_len, positive);
+  d.num_pairs = r.get("num_pairs", d.num_pairs, positive);
+  d.depth = r.get("depth", d.depth, in_range(0, 1));
+}
+
+DataConfig read_data(YamlReader r) {
+  DataConfig d;
+  d.kind = r.get("kind", d.kind, one_of({"text", "enwik8", "synthetic"}));
+  d.path = r.get("path", d.path);
+  read_task(r, d);
+  d.segments = r.get("segments", d.segments, positive);
+  d.segment_len = r.get("segment_len", d.segment_len, positive);
+  d.batch_size = r.get("batch_size", d.batch_size, positive);
+  d.stateful = r.get("stateful", d.stateful);
+  d.random_crops = r.get("random_crops", d.random_crops);
+  d.val_fraction = r.get("val_fraction", d.val_fraction, in_range(0, 0.5));
+  r.reject_unknown_keys();
+  if (d.kind != "synthetic" && d.path.empty()) r.fail("path", "required when data.kind is " + d.kind);
+  // stateful streams are contiguous; random crops are not: the two cannot both hold
+  if (d.stateful && d.random_crops) r.fail("random_crops", "cannot be true with data.stateful: true");
+  return d;
+}
+
+ModelConfig read_model(YamlReader r) {
+  ModelConfig m;
+  m.arch = r.get("arch", m.arch, one_of(kArchs));
+  m.dim = r.get("dim", m.dim, positive);
+  m.depth = r.get("depth", m.depth, positive);
+  m.heads = r.get("heads", m.heads, positive);
+  m.vocab = r.get("vocab", m.vocab, positive);
+  if (m.dim % m.heads != 0)
+    r.fail("heads", "must divide model.dim = " + std::to_string(m.dim) + ", got " + std::to_string(m.heads));
+  // Blocks of other architectures are ignored, so a sweep over model.arch can keep them all.
+  for (const auto& a : kArchs) {
+    YamlReader block = r.child(a);
+    if (a != m.arch) continue;
+    m.arch_options = block.node();
+    m.arch_options_path = block.path();
+    m.arch_options_file = block.file();
+    m.arch_sources = block.sources();
+  }
+  r.reject_unknown_keys();
+  return m;
+}
+
+OptimizerConfig read_optimizer(YamlReader r) {
+  OptimizerConfig o;
+  o.type = r.get("type", o.type, one_of({"adamw", "sgd"}));
+  o.lr = r.get("lr", o.lr, positive);
+  o.betas = r.get("betas", o.betas, in_range(0, 0.999999));
+  if (o.betas.size() != 2) r.fail("betas", "must have 2 entries, got " + std::to_string(o.betas.size()));
+  o.weight_decay = r.get("weight_decay", o.weight_decay, non_negative);
+  o.eps = r.get("eps", o.eps, positive);
+  o.no_decay = r.get("no_decay", o.no_decay);
+  o.momentum = r.get("momentum", o.momentum, in_range(0, 1));
+  r.reject_unknown_keys();
+  return o;
+}
+
+ScheduleConfig read_schedule(YamlReader r, const TrainConfig& t) {
+  ScheduleConfig s;
+  s.kind = r.get("kind", s.kind, one_of({"constant", "warmup_cosine"}));
+  s.warmup_steps = r.get("warmup_steps", s.warmup_steps, non_negative);
+  s.min_lr = r.get("min_lr", s.min_lr, non_negative);
+  r.reject_unknown_keys();
+  if (s.kind == "warmup_cosine" && s.warmup_steps >= t.steps)
+    r.fail("warmup_steps", "must be < train.steps = " + std::to_string(t.steps) + " for warmup_cosine");
+  if (s.min_lr > t.optimizer.lr) r.fail("min_lr", "must be <= train.optimizer.lr");
+  return s;
+}
+
+std::map<std::string, double> read_memory_dropout(YamlReader r) {
+  std::map<std::string, double> out;
+  for (const auto& name : r.keys()) out[name] = r.get(name, 0.0, in_range(0, 1));
+  return out;
+}
+
+TrainConfig read_train(YamlReader r, const DataConfig& d) {
+  TrainConfig t;
+  t.steps = r.get("steps", t.steps, positive);
+  t.bptt = r.get("bptt", t.bptt, one_of({"truncated", "full", "replay"}));
+  t.window = r.get("window", t.window, positive);
+  if (t.window > d.segments)
+    r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
+  t.grad_accum = r.get("grad_accum", t.grad_accum, positive);
+  t.clip = r.get("clip", t.clip, non_negative);
+  t.optimizer = read_optimizer(r.child("optimizer"));
+  t.schedule = read_schedule(r.child("schedule"), t);
+  t.memory_dropout = read_memory_dropout(r.child("memory_dropout"));
+  t.log_every = r.get("log_every", t.log_every, positive);
+  t.eval_every = r.get("eval_every", t.eval_every, non_negative);
+  t.checkpoint_every = r.get("checkpoint_every", t.checkpoint_every, non_negative);
+  t.threads = r.get("threads", t.threads, non_negative);
+  r.reject_unknown_keys();
+  return t;
+}
+
+EvalConfig read_eval(YamlReader r) {
+  EvalConfig e;
+  e.batches = r.get("batches", e.batches, non_negative);
+  e.generate_every = r.get("generate_every", e.generate_every, non_negative);
+  e.generate_len = r.get("generate_len", e.generate_len, positive);
+  e.temperature = r.get("temperature", e.temperature, positive);
+  e.top_k = r.get("top_k", e.top_k, non_negative);
+  r.reject_unknown_keys();
+  return e;
+}
+
+ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
+  ExperimentConfig c;
+  c.name = r.get("name", stem);
+  c.seed = r.get("seed", c.seed);
+  c.data = read_data(r.child("data"));
+  c.model = read_model(r.child("model"));
+  c.train = read_train(r.child("train"), c.data);
+  c.eval = read_eval(r.child("eval"));
+  r.reject_unknown_keys();
+  return c;
+}
+
+// ---- files, base: and --set -------------------------------------------------------------
+
+YAML::Node parse_file(const fs::path& file) {
+  std::ifstream in(file);
+  MNEMO_CHECK(in, "[config] cannot open " << file.string());
+  YAML::Node root;
+  try {
+    root = YAML::Load(in);
+  } catch (const YAML::ParserException& e) {
+    MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: " << e.msg);
+  }
+  return root.IsNull() ? YAML::Node(YAML::NodeType::Map) : root;
+}
+
+// The value of `key` in `map` with its key node (which carries the key's location).
+std::pair<YAML::Node, YAML::Node> find_entry(const YAML::Node& map, const std::string& key) {
+  for (const auto& kv : map)
+    if (kv.first.IsScalar() && kv.first.Scalar() == key) return {kv.first, kv.second};
+  return {YAML::Node(YAML::NodeType::Undefined), YAML::Node(YAML::NodeType::Undefined)};
+}
+
+// child over base, recursively for maps; lists and scalars are replaced whole.
+YAML::Node merge(const YAML::Node& base, const YAML::Node& child) {
+  if (!base.IsMap() || !child.IsMap()) return child;
+  YAML::Node out(YAML::NodeType::Map);
+  for (const auto& kv : base) {
+    auto [ckey, cval] = kv.first.IsScalar() ? find_entry(child, kv.first.Scalar()) : find_entry(child, "");
+    if (cval.IsDefined()) out.force_insert(ckey, merge(kv.second, cval));
+    else out.force_insert(kv.first, kv.second);
+  }
+  for (const auto& kv : child)
+    if (!kv.first.IsScalar() || !find_entry(base, kv.first.Scalar()).second.IsDefined())
+      out.force_insert(kv.first, kv.second);
+  return out;
+}
+
+std::string chain_text(const std::vector<std::string>& chain, const std::string& last) {
+  std::string out;
+  for (const auto& c : chain) out += c + " -> ";
+  return out + last;
+}
+
+YAML::Node load_tree(const fs::path& file, YamlSources& sources, std::vector<std::string>& chain) {
+  const std::string canon = fs::weakly_canonical(file).string();
+  MNEMO_CHECK(std::find(chain.begin(), chain.end(), canon) == chain.end(),
+              "[config] base cycle: " << chain_text(chain, canon));
+  YAML::Node root = parse_file(file);
+  YamlReader top(root, file.string(), "", nullptr);  // rejects a top level that is not a map
+  sources.add_file_tree(root, file.string());
+  auto [bkey, bval] = find_entry(root, "base");
+  if (!bval.IsDefined()) return root;
+  MNEMO_CHECK(bval.IsScalar(), sources.where(bval, file.string()) << ": base: expected a file name");
+  const fs::path base_file = (file.parent_path() / bval.Scalar()).lexically_normal();
+  MNEMO_CHECK(fs::exists(base_file), sources.where(bval, file.string()) << ": base: cannot open " << base_file.string());
+  chain.push_back(canon);
+  YAML::Node base_root = load_tree(base_file, sources, chain);
+  chain.pop_back();
+  root.remove("base");
+  return merge(base_root, root);
+}
+
+// Sets keys[i..] under `map`, creating maps on the way; new nodes are located at the flag.
+void set_path(YAML::Node map, const std::vector<std::string>& keys, size_t i, const YAML::Node& value,
+              const std::string& flag, YamlSources& sources) {
+  auto [key, old] = find_entry(map, keys[i]);
+  if (i + 1 == keys.size()) {
+    if (old.IsDefined()) {
+      map[keys[i]] = value;  // keeps the file's key node: its location still names the key
+    } else {
+      YAML::Node k(keys[i]);
+      sources.add_flag(k, flag);
+      map.force_insert(k, value);
+    }
+    return;
+  }
+  if (!old.IsDefined()) {
+    YAML::Node k(keys[i]), sub(YAML::NodeType::Map);
+    sources.add_flag(k, flag), sources.add_flag(sub, flag);
+    map.force_insert(k, sub);
+    return set_path(sub, keys, i + 1, value, flag, sources);
+  }
+  MNEMO_CHECK(old.IsMap(), flag << ": " << keys[i] << " is not a map, so it has no key " << keys[i + 1]);
+  set_path(old, keys, i + 1, value, flag, sources);
+}
+
+void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
+  if (spec.rfind("--set ", 0) == 0) spec = spec.substr(6);
+  const std::string flag = "--set " + spec;
+  const size_t eq = spec.find('=');
+  MNEMO_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), flag << ": expected key.path=value");
+  std::vector<std::string> keys;
+  for (size_t start = 0, dot; start <= eq; start = dot + 1) {
+    dot = std::min(spec.find('.', start), eq);
+    keys.push_back(spec.substr(start, dot - start));
+    MNEMO_CHECK(!keys.back().empty(), flag << ": empty key in " << spec.substr(0, eq));
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::ParserException& e) {
+    MNEMO_FAIL(flag << ": malformed YAML value: " << e.msg);
+  }
+  sources.add_flag(value, flag);
+  set_path(root, keys, 0, value, flag, sources);
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+template <class T>
+void put(YAML::Emitter& e, const char* key, const T& v) {
+  e << YAML::Key << key << YAML::Value << v;
+}
+void put(YAML::Emitter& e, const char* key, double v) {  // shortest exact text, not 17 digits
+  e << YAML::Key << key << YAML::Value << yaml_detail::format_number(v);
+}
+void put(YAML::Emitter& e, const char* key, const std::vector<double>& v) {
+  e << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (double x : v) e << yaml_detail::format_number(x);
+  e << YAML::EndSeq;
+}
+void put(YAML::Emitter& e, const char* key, const std::vector<std::string>& v) {
+  e << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& x : v) e << YAML::DoubleQuoted << x;  // globs start with '*', an alias in YAML
+  e << YAML::EndSeq;
+}
+
+void emit_data(YAML::Emitter& e, const DataConfig& d) {
+  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  put(e, "kind", d.kind), put(e, "path", d.path), put(e, "task", d.task), put(e, "total_len", d.total_len);
+  put(e, "segments", d.segments), put(e, "copy_len", d.copy_len), put(e, "num_pairs", d.num_pairs);
+  put(e, "depth", d.depth), put(e, "segment_len", d.segment_len), put(e, "batch_size", d.batch_size);
+  put(e, "stateful", d.stateful), put(e, "random_crops", d.random_crops), put(e, "val_fraction", d.val_fraction);
+  e << YAML::EndMap;
+}
+
+void emit_model(YAML::Emitter& e, const ModelConfig& m) {
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  put(e, "arch", m.arch), put(e, "dim", m.dim), put(e, "depth", m.depth), put(e, "heads", m.heads);
+  put(e, "vocab", m.vocab);
+  if (m.arch_options.IsDefined() && m.arch_options.size() > 0) put(e, m.arch.c_str(), m.arch_options);
+  e << YAML::EndMap;
+}
+
+void emit_train(YAML::Emitter& e, const TrainConfig& t) {
+  const OptimizerConfig& o = t.optimizer;
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  put(e, "steps", t.steps), put(e, "bptt", t.bptt), put(e, "window", t.window);
+  put(e, "grad_accum", t.grad_accum), put(e, "clip", t.clip);
+  e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
+  put(e, "type", o.type), put(e, "lr", o.lr), put(e, "betas", o.betas), put(e, "weight_decay", o.weight_decay);
+  put(e, "eps", o.eps), put(e, "no_decay", o.no_decay), put(e, "momentum", o.momentum);
+  e << YAML::EndMap << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap;
+  put(e, "kind", t.schedule.kind), put(e, "warmup_steps", t.schedule.warmup_steps);
+  put(e, "min_lr", t.schedule.min_lr);
+  e << YAML::EndMap << YAML::Key << "memory_dropout" << YAML::Value << YAML::BeginMap;
+  for (const auto& [name, p] : t.memory_dropout) put(e, name.c_str(), p);
+  e << YAML::EndMap;
+  put(e, "log_every", t.log_every), put(e, "eval_every", t.eval_every);
+  put(e, "checkpoint_every", t.checkpoint_every), put(e, "threads", t.threads);
+  e << YAML::EndMap;
+}
+
+void emit_eval(YAML::Emitter& e, const EvalConfig& v) {
+  e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
+  put(e, "batches", v.batches), put(e, "generate_every", v.generate_every);
+  put(e, "generate_len", v.generate_len), put(e, "temperature", v.temperature), put(e, "top_k", v.top_k);
+  e << YAML::EndMap;
+}
+
+}  // namespace
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  auto sources = std::make_shared<YamlSources>();
+  std::vector<std::string> chain;
+  YAML::Node root = load_tree(path, *sources, chain);
+  for (const auto& o : overrides) apply_override(root, o, *sources);
+  return read_experiment(YamlReader(root, path, "", sources), fs::path(path).stem().string());
+}
+
+std::string to_yaml(const ExperimentConfig& cfg) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  put(e, "name", cfg.name), put(e, "seed", cfg.seed);
+  emit_data(e, cfg.data), emit_model(e, cfg.model), emit_train(e, cfg.train), emit_eval(e, cfg.eval);
+  e << YAML::EndMap;
+  MNEMO_CHECK(e.good(), "[config] to_yaml: " << e.GetLastError());
+  return std::string(e.c_str()) + "\n";
+}
+
+YamlReader arch_options_reader(const ModelConfig& model) {
+  YAML::Node n = model.arch_options.IsDefined() ? model.arch_options : YAML::Node(YAML::NodeType::Map);
+  std::string path = model.arch_options_path.empty() ? "model." + model.arch : model.arch_options_path;
+  return YamlReader(n, model.arch_options_file, path, model.arch_sources);
+}
+
+bool ModelConfig::operator==(const ModelConfig& o) const {
+  auto text = [](const YAML::Node& n) { return n.IsDefined() && n.size() > 0 ? YAML::Dump(n) : std::string(); };
+  return arch == o.arch && dim == o.dim && depth == o.depth && heads == o.heads && vocab == o.vocab &&
+         text(arch_options) == text(o.arch_options);
+}
+
+AdamWConfig adamw_config(const OptimizerConfig& opt) {
+  AdamWConfig c;
+  c.lr = opt.lr, c.beta1 = opt.betas.at(0), c.beta2 = opt.betas.at(1);
+  c.eps = opt.eps, c.weight_decay = opt.weight_decay, c.no_decay = opt.no_decay;
+  return c;
+}
+
+Schedule schedule_of(const TrainConfig& train) {
+  Schedule s;
+  s.kind = train.schedule.kind == "warmup_cosine" ? Schedule::Kind::warmup_cosine : Schedule::Kind::constant;
+  s.base_lr = train.optimizer.lr;
+  s.warmup_steps = train.schedule.warmup_steps;
+  s.total_steps = train.steps;
+  s.min_lr = train.schedule.min_lr;
+  return s;
+}
+
+}  // namespace mnemo::experiments

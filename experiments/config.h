@@ -1,0 +1,116 @@
+// ExperimentConfig: one run's whole description, read strictly from YAML (with `base:`
+// inheritance and `--set a.b=value` flags) into plain structs whose defaults are written
+// here. The architecture's own block (model.<arch>) stays unparsed: each architecture
+// reads and validates it with arch_options_reader(). to_yaml writes the resolved config.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "autograd/optim/adamw.h"
+#include "autograd/optim/schedule.h"
+#include "experiments/yaml_reader.h"
+
+namespace mnemo::experiments {
+
+struct DataConfig {
+  std::string kind = "synthetic";    // text | enwik8 | synthetic
+  std::string path;                  // the corpus file (text, enwik8: raw or .gz); unused for synthetic
+  std::string task = "copy";         // synthetic: copy | reverse | assoc_recall | selective_copy | needle
+  int64_t total_len = 0;             // synthetic: tokens per sample; 0 = segments * segment_len
+  int64_t segments = 4;              // S: segments per sample (one BPTT sample = S * T tokens)
+  int64_t copy_len = 16;             // copy, reverse, selective_copy: tokens to remember
+  int64_t num_pairs = 8;             // assoc_recall: K key/value pairs
+  double depth = 0.5;                // needle: where the pair hides, as a fraction of the filler
+  int64_t segment_len = 64;          // T: tokens per segment
+  int64_t batch_size = 8;            // B: parallel streams
+  bool stateful = true;              // memory at a batch's end seeds the next batch of the same streams
+  bool random_crops = false;         // samples at random offsets, each from the initial memory
+  double val_fraction = 0.05;        // text: held-out tail of the corpus (enwik8 uses its 5M/5M split)
+  bool operator==(const DataConfig&) const = default;
+};
+
+struct ModelConfig {
+  std::string arch = "transformer";  // transformer | transformer_xl | rmt | brt | compressive | memxl
+  int64_t dim = 128;                 // D: model width
+  int64_t depth = 2;                 // layers
+  int64_t heads = 4;                 // attention heads; must divide dim
+  int64_t vocab = 256;               // bytes
+  YAML::Node arch_options;           // the map at model.<arch>, unparsed (empty map when absent)
+  std::string arch_options_path;     // "model.<arch>", for errors
+  std::string arch_options_file;     // the config file, for errors without a line
+  std::shared_ptr<const YamlSources> arch_sources;  // locations of arch_options' nodes
+  bool operator==(const ModelConfig& o) const;      // arch_options compared by content
+};
+
+struct OptimizerConfig {
+  std::string type = "adamw";                 // adamw | sgd
+  double lr = 1e-3;                           // base learning rate (the schedule scales it)
+  std::vector<double> betas = {0.9, 0.999};   // adamw: beta1, beta2
+  double weight_decay = 0.01;                 // decoupled (adamw) or L2 (sgd)
+  double eps = 1e-8;                          // adamw denominator
+  std::vector<std::string> no_decay = {};     // globs over param names with weight_decay 0
+  double momentum = 0.0;                      // sgd only
+  bool operator==(const OptimizerConfig&) const = default;
+};
+
+struct ScheduleConfig {
+  std::string kind = "constant";  // constant | warmup_cosine
+  int64_t warmup_steps = 0;       // linear warm-up from lr/W to lr
+  double min_lr = 0.0;            // warmup_cosine: lr reached at train.steps; at most lr
+  bool operator==(const ScheduleConfig&) const = default;
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;               // optimizer steps
+  std::string bptt = "truncated";     // truncated | full | replay
+  int64_t window = 1;                 // truncated: k segments per tape; at most data.segments
+  int64_t grad_accum = 1;             // batches whose grads add up before one step
+  double clip = 1.0;                  // global grad-norm clip; 0 = off
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  std::map<std::string, double> memory_dropout;  // memory name -> p of dropping it for a segment
+  int64_t log_every = 10;             // steps between progress/log lines
+  int64_t eval_every = 200;           // steps between evaluations; 0 = only at the end
+  int64_t checkpoint_every = 1000;    // steps between checkpoints; 0 = only at the end
+  int64_t threads = 0;                // CPU threads; 0 = the runtime's default
+  bool operator==(const TrainConfig&) const = default;
+};
+
+struct EvalConfig {
+  int64_t batches = 16;          // held-out batches per evaluation; 0 = the whole held-out stream
+  int64_t generate_every = 0;    // steps between generation samples; 0 = never
+  int64_t generate_len = 256;    // bytes per sample
+  double temperature = 1.0;      // sampling temperature
+  int64_t top_k = 0;             // keep the k likeliest tokens; 0 = all
+  bool operator==(const EvalConfig&) const = default;
+};
+
+struct ExperimentConfig {
+  std::string name;       // run name; the config file's stem when absent
+  uint64_t seed = 1234;   // every RNG (init, data, dropout, sampling) derives from it
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  EvalConfig eval;
+  bool operator==(const ExperimentConfig&) const = default;
+};
+
+/// Reads `path` (following `base:` chains), applies `overrides` ("a.b=value", optionally
+/// prefixed "--set "), then validates everything. Throws mnemo::Error with file:line:column.
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+/// The fully resolved config as YAML; load_config of it gives the same config.
+std::string to_yaml(const ExperimentConfig& cfg);
+
+/// A reader over model.<arch>, for the architecture's own config (it calls reject_unknown_keys).
+YamlReader arch_options_reader(const ModelConfig& model);
+/// The optimizer and schedule structs of autograd/optim.
+AdamWConfig adamw_config(const OptimizerConfig& opt);
+Schedule schedule_of(const TrainConfig& train);
+
+}  // namespace mnemo::experiments

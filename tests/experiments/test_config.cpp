@@ -1,0 +1,237 @@
+// Tests of experiments/config: defaults, every kind of config error with its message and
+// location, base: inheritance and --set precedence, and the to_yaml -> load round trip.
+// Each test writes its YAML files into its own fresh temporary folder.
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "experiments/config.h"
+
+namespace fs = std::filesystem;
+using namespace mnemo::experiments;
+
+namespace {
+
+// A fresh folder per test, removed afterwards; files are written into it by name.
+struct TempDir {
+  fs::path dir;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    dir = fs::temp_directory_path() /
+          ("mnemo_config_" + std::to_string(stamp) + "_" + std::to_string(counter++));
+    fs::create_directories(dir);
+  }
+  ~TempDir() { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  }
+};
+
+// The message of the mnemo::Error that `f` throws ("" if it throws none).
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const mnemo::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return true;
+  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
+  return false;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(config)
+
+BOOST_AUTO_TEST_CASE(defaults_from_an_empty_file) {
+  TempDir t;
+  ExperimentConfig c = load_config(t.write("tiny_run.yaml", ""));
+  BOOST_TEST(c.name == "tiny_run");  // the file's stem
+  BOOST_TEST(c.seed == 1234u);
+  BOOST_TEST((c.data == DataConfig{}));
+  BOOST_TEST(c.model.arch == "transformer");
+  BOOST_TEST(c.model.vocab == 256);
+  BOOST_TEST((c.train == TrainConfig{}));
+  BOOST_TEST((c.eval == EvalConfig{}));
+  BOOST_TEST(arch_options_reader(c.model).node().size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(reads_every_section) {
+  TempDir t;
+  ExperimentConfig c = load_config(t.write("x.yaml", R"(name: xl
+seed: 7
+data: {kind: text, path: corpus.txt, segment_len: 32, batch_size: 4, segments: 8}
+model:
+  arch: transformer_xl
+  dim: 64
+  transformer_xl: {mem_len: 64}
+  rmt: {num_mem: 4}   # another architecture's block: kept for sweeps, ignored
+train:
+  steps: 50
+  bptt: replay
+  window: 2
+  optimizer: {lr: 3.0e-4, betas: [0.9, 0.98], no_decay: ["*.b", "*.ln_*"]}
+  schedule: {kind: warmup_cosine, warmup_steps: 5, min_lr: 1.0e-5}
+  memory_dropout: {xl: 0.25}
+eval: {top_k: 5, temperature: 0.8}
+)"));
+  BOOST_TEST(c.name == "xl");
+  BOOST_TEST(c.seed == 7u);
+  BOOST_TEST(c.data.kind == "text");
+  BOOST_TEST(c.data.segments == 8);
+  BOOST_TEST(c.model.dim == 64);
+  BOOST_TEST(c.train.bptt == "replay");
+  BOOST_TEST(c.train.optimizer.betas[1] == 0.98);
+  BOOST_TEST(c.train.optimizer.no_decay.size() == 2u);
+  BOOST_TEST(c.train.memory_dropout.at("xl") == 0.25);
+  BOOST_TEST(c.eval.top_k == 5);
+  YamlReader arch = arch_options_reader(c.model);
+  BOOST_TEST(arch.path() == "model.transformer_xl");
+  BOOST_TEST(arch.get("mem_len", int64_t(0), positive) == 64);
+  auto adamw = adamw_config(c.train.optimizer);
+  BOOST_TEST(adamw.beta2 == 0.98);
+  BOOST_TEST(schedule_of(c.train).total_steps == 50);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_key_names_location_and_suggestion) {
+  TempDir t;
+  std::string f = t.write("a.yaml", "train:\n  steps: 10\n  grad_acum: 2\n");
+  std::string msg = error_of([&] { load_config(f); });
+  BOOST_TEST(contains(msg, f + ":3:3: train.grad_acum: unknown key (did you mean grad_accum?)"));
+  // far from every known key: no suggestion
+  f = t.write("b.yaml", "model: {arch: rmt, zzzzzz: 1}\n");
+  msg = error_of([&] { load_config(f); });
+  BOOST_TEST(contains(msg, f + ":1:20: model.zzzzzz: unknown key"));
+  BOOST_TEST(msg.find("did you mean") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_type) {
+  TempDir t;
+  std::string f = t.write("a.yaml", "train:\n  steps: many\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":2:10: train.steps: expected an integer, got many"));
+  f = t.write("b.yaml", "data: {stateful: maybe}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "data.stateful: expected a boolean"));
+  f = t.write("c.yaml", "train: {optimizer: {betas: [0.9, x]}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), ":1:34: train.optimizer.betas[1]: expected a number, got x"));
+  f = t.write("d.yaml", "model: 3\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":1:8: model: expected a map, got 3"));
+}
+
+BOOST_AUTO_TEST_CASE(out_of_range_values) {
+  TempDir t;
+  std::string f = t.write("a.yaml", "model:\n  dim: -3\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":2:8: model.dim: must be > 0, got -3"));
+  f = t.write("b.yaml", "train: {bptt: ful}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }),
+                      "train.bptt: must be one of truncated, full, replay (did you mean full?), got ful"));
+  f = t.write("c.yaml", "train: {memory_dropout: {xl: 1.5}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "train.memory_dropout.xl: must be in [0, 1], got 1.5"));
+  f = t.write("d.yaml", "model: {dim: 10, heads: 4}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "model.heads: must divide model.dim = 10, got 4"));
+  f = t.write("e.yaml", "data: {kind: text}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "data.path: required when data.kind is text"));
+}
+
+BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {
+  TempDir t;
+  std::string f = t.write("a.yaml", "train:\n  steps: [1, 2\nmodel: {}\n");
+  std::string msg = error_of([&] { load_config(f); });
+  BOOST_TEST(contains(msg, f + ":"));
+  BOOST_TEST(contains(msg, "malformed YAML"));
+  f = t.write("dup.yaml", "seed: 1\nseed: 2\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":2:1: seed: duplicate key"));
+  std::string missing = (t.dir / "nope.yaml").string();
+  BOOST_TEST(contains(error_of([&] { load_config(missing); }), "cannot open " + missing));
+}
+
+BOOST_AUTO_TEST_CASE(set_flags) {
+  TempDir t;
+  std::string f = t.write("a.yaml", "train: {steps: 10}\n");
+  ExperimentConfig c = load_config(f, {"train.steps=20", "--set train.optimizer.betas=[0.8, 0.9]", "model.arch=rmt"});
+  BOOST_TEST(c.train.steps == 20);
+  BOOST_TEST(c.train.optimizer.betas[0] == 0.8);
+  BOOST_TEST(c.model.arch == "rmt");
+  std::string msg = error_of([&] { load_config(f, {"train.stepz=5"}); });
+  BOOST_TEST(contains(msg, "--set train.stepz=5: train.stepz: unknown key (did you mean steps?)"));
+  msg = error_of([&] { load_config(f, {"trian.steps=5"}); });
+  BOOST_TEST(contains(msg, "--set trian.steps=5: trian: unknown key (did you mean train?)"));
+  msg = error_of([&] { load_config(f, {"train.steps=-1"}); });
+  BOOST_TEST(contains(msg, "--set train.steps=-1: train.steps: must be > 0, got -1"));
+  BOOST_TEST(contains(error_of([&] { load_config(f, {"train.steps.x=1"}); }), "--set train.steps.x=1: steps is not a map"));
+  BOOST_TEST(contains(error_of([&] { load_config(f, {"train.steps"}); }), "expected key.path=value"));
+}
+
+BOOST_AUTO_TEST_CASE(base_inheritance_and_precedence) {
+  TempDir t;
+  fs::create_directories(t.dir / "sub");
+  t.write("base.yaml", "seed: 1\ntrain: {steps: 100, clip: 0.5, optimizer: {lr: 0.01, weight_decay: 0.1}}\n");
+  std::string f = t.write("sub/child.yaml", "base: ../base.yaml\ntrain: {steps: 200, optimizer: {lr: 0.02}}\n");
+  ExperimentConfig c = load_config(f);
+  BOOST_TEST(c.name == "child");
+  BOOST_TEST(c.seed == 1u);                            // base only
+  BOOST_TEST(c.train.clip == 0.5);                     // base only, nested
+  BOOST_TEST(c.train.steps == 200);                    // child over base
+  BOOST_TEST(c.train.optimizer.lr == 0.02);            // child over base, two levels down
+  BOOST_TEST(c.train.optimizer.weight_decay == 0.1);   // sibling kept from base
+  c = load_config(f, {"train.steps=300", "seed=9"});
+  BOOST_TEST(c.train.steps == 300);                    // --set over child
+  BOOST_TEST(c.seed == 9u);                            // --set over base
+  // errors inside the base name the base file
+  t.write("base.yaml", "train: {stepz: 1}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), (t.dir / "base.yaml").string() + ":1:9: train.stepz"));
+}
+
+BOOST_AUTO_TEST_CASE(base_cycle_and_missing_base) {
+  TempDir t;
+  t.write("a.yaml", "base: b.yaml\n");
+  std::string b = t.write("b.yaml", "base: a.yaml\n");
+  BOOST_TEST(contains(error_of([&] { load_config(b); }), "base cycle"));
+  std::string self = t.write("self.yaml", "base: self.yaml\n");
+  BOOST_TEST(contains(error_of([&] { load_config(self); }), "base cycle"));
+  std::string m = t.write("m.yaml", "base: gone.yaml\n");
+  BOOST_TEST(contains(error_of([&] { load_config(m); }), m + ":1:7: base: cannot open"));
+}
+
+BOOST_AUTO_TEST_CASE(round_trip) {
+  TempDir t;
+  ExperimentConfig c = load_config(t.write("a.yaml", R"(name: "yes"
+data: {kind: synthetic, task: needle, depth: 0.3, stateful: false, random_crops: true}
+model: {arch: compressive, compressive: {mem_len: 512, rates: [3, 2]}}
+train:
+  clip: 0.1
+  optimizer: {type: sgd, lr: 0.1, momentum: 0.9, no_decay: ["*.b"]}
+  memory_dropout: {mem: 0.1, cmem: 0.2}
+eval: {generate_every: 100}
+)"));
+  std::string text = to_yaml(c);
+  ExperimentConfig back = load_config(t.write("resolved.yaml", text));
+  BOOST_TEST((back == c));
+  BOOST_TEST(to_yaml(back) == text);
+  BOOST_TEST(back.name == "yes");
+  BOOST_TEST(arch_options_reader(back.model).get("mem_len", int64_t(0)) == 512);
+  BOOST_TEST(to_yaml(load_config(t.write("d.yaml", ""))) == to_yaml(load_config(t.write("d2.yaml", to_yaml(load_config(t.write("d.yaml", "")))))));
+}
+
+BOOST_AUTO_TEST_CASE(reader_validators) {
+  BOOST_TEST(edit_distance("mem_len", "mem_lenn") == 1u);
+  BOOST_TEST(edit_distance("lr", "rl") == 1u);
+  BOOST_TEST(closest("stpes", {"steps", "window"}) == "steps");
+  YamlReader r(YAML::Load("a: 3\nb: [1, -2]\n"), "mem.yaml", "model.x");
+  BOOST_TEST(r.get("a", int64_t(0), in_range(1, 5)) == 3);
+  std::string msg = error_of([&] { r.get("b", std::vector<int64_t>{}, positive); });
+  BOOST_TEST(contains(msg, "mem.yaml:2:8: model.x.b[1]: must be > 0, got -2"));
+  r.get("b", std::vector<int64_t>{});
+  BOOST_TEST(error_of([&] { r.reject_unknown_keys(); }).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
