@@ -7,24 +7,12 @@
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/ops/tensor_math.h"
 
-namespace ut = boost::unit_test;
+#include "tests/support/gradcheck_suite.h"
 
 namespace mnemo::test {
 
-void register_gradcheck_suite() {
-  ut::test_suite* suite = BOOST_TEST_SUITE("gradcheck");
-  for (const gradcheck::Check& c : gradcheck::all()) {
-    const std::string name = c.name;
-    suite->add(ut::make_test_case(
-        [name] {
-          const gradcheck::Result r = gradcheck::run(*gradcheck::find(name));
-          BOOST_TEST_INFO(r.summary());
-          BOOST_TEST(r.ok);
-        },
-        name, c.file, size_t(c.line)));
-  }
-  ut::framework::master_test_suite().add(suite);
-}
+// Called from main.cpp's init function: the ops' checks (autograd/), one case each.
+void register_gradcheck_suite() { register_gradcheck_suite("gradcheck", "autograd/"); }
 
 }  // namespace mnemo::test
 

@@ -1,0 +1,786 @@
+// Safetensors reading and writing (with a strict little JSON parser and writer for its
+// header), atomic file replacement, and the mapping of a TrainingState onto one file.
+// Reading trusts nothing: a checkpoint that is truncated or corrupt is refused with a
+// message naming the file and the first thing found wrong.
+#include "experiments/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <string_view>
+
+namespace mnemo::experiments {
+
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so is the host");
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference implementation's limit
+constexpr int kMaxJsonDepth = 16;                   // the header nests three deep
+constexpr const char* kFormat = "mnemo.checkpoint/1";
+
+#define CKPT_CHECK(cond, what, msg) MNEMO_CHECK(cond, "checkpoint '" << (what) << "': " << msg)
+#define CKPT_FAIL(what, msg) CKPT_CHECK(false, what, msg)
+
+// ---- dtypes ----
+
+const char* st_dtype(DType t) {
+  switch (t) {
+    case DType::f32: return "F32";
+    case DType::f64: return "F64";
+    case DType::bf16: return "BF16";  // mnemo has no bf16 tensors yet: refused by write and read
+    case DType::i32: return "I32";
+    case DType::u8: return "U8";
+  }
+  return "?";
+}
+
+bool parse_st_dtype(std::string_view s, DType& out) {
+  for (DType t : {DType::f32, DType::f64, DType::i32, DType::u8})
+    if (s == st_dtype(t)) {
+      out = t;
+      return true;
+    }
+  return false;
+}
+
+// ---- UTF-8 (the header must be valid UTF-8; so must every name we write) ----
+
+bool valid_utf8(std::string_view s) {
+  static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};  // below these: overlong
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
+    if (n < 0 || i + size_t(n) >= s.size() + (n == 0)) return false;  // bad lead byte, or cut short
+    uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
+    for (int k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + size_t(k)]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += size_t(n) + 1;
+  }
+  return true;
+}
+
+// ---- JSON: just enough for a safetensors header, and strict about it ----
+
+struct Json {
+  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
+  bool boolean = false;
+  std::string text;  // a string's value, or a number's literal
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> members;  // in file order; keys unique
+};
+
+const char* kind_name(Json::Kind k) {
+  switch (k) {
+    case Json::Kind::null: return "null";
+    case Json::Kind::boolean: return "a boolean";
+    case Json::Kind::number: return "a number";
+    case Json::Kind::string: return "a string";
+    case Json::Kind::array: return "an array";
+    case Json::Kind::object: return "an object";
+  }
+  return "?";
+}
+
+class JsonParser {
+ public:
+  JsonParser(std::string_view s, const std::string& what) : s_(s), what_(what) {}
+
+  Json document() {
+    skip_ws();
+    Json v = value(0);
+    skip_ws();  // the writer may pad the header with spaces
+    if (i_ != s_.size()) fail("unexpected '" + std::string(1, s_[i_]) + "' after the header object");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& msg) const {
+    CKPT_FAIL(what_, "bad header JSON at byte " << i_ << " of the header: " << msg);
+  }
+  bool at_end() const { return i_ >= s_.size(); }
+  char peek() const { return at_end() ? '\0' : s_[i_]; }
+  void skip_ws() {
+    while (!at_end() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  void expect(char c) {
+    if (peek() != c || at_end()) fail(std::string("expected '") + c + "'" + (at_end() ? " but the header ended" : ""));
+    ++i_;
+  }
+
+  Json value(int depth) {
+    if (depth > kMaxJsonDepth) fail("nested too deeply");
+    if (at_end()) fail("expected a value but the header ended");
+    switch (peek()) {
+      case '{': return object(depth);
+      case '[': return array(depth);
+      case '"': {
+        Json j;
+        j.kind = Json::Kind::string;
+        j.text = string();
+        return j;
+      }
+      case 't': return literal("true", Json::Kind::boolean, true);
+      case 'f': return literal("false", Json::Kind::boolean, false);
+      case 'n': return literal("null", Json::Kind::null, false);
+      default: return number();
+    }
+  }
+
+  Json literal(std::string_view word, Json::Kind kind, bool b) {
+    if (s_.substr(i_, word.size()) != word) fail("unknown literal");
+    i_ += word.size();
+    Json j;
+    j.kind = kind;
+    j.boolean = b;
+    return j;
+  }
+
+  Json object(int depth) {
+    Json j;
+    j.kind = Json::Kind::object;
+    expect('{');
+    skip_ws();
+    if (peek() == '}') return ++i_, j;
+    std::set<std::string> seen;
+    for (;;) {
+      skip_ws();
+      if (peek() != '"') fail("expected a string key");
+      std::string key = string();
+      if (!seen.insert(key).second) fail("duplicate key \"" + key + "\"");
+      skip_ws();
+      expect(':');
+      skip_ws();
+      j.members.emplace_back(std::move(key), value(depth + 1));
+      skip_ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      expect('}');
+      return j;
+    }
+  }
+
+  Json array(int depth) {
+    Json j;
+    j.kind = Json::Kind::array;
+    expect('[');
+    skip_ws();
+    if (peek() == ']') return ++i_, j;
+    for (;;) {
+      skip_ws();
+      j.items.push_back(value(depth + 1));
+      skip_ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      expect(']');
+      return j;
+    }
+  }
+
+  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?  kept as text; callers convert.
+  Json number() {
+    const size_t start = i_;
+    auto digits = [&] {
+      const size_t d = i_;
+      while (!at_end() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+      return i_ - d;
+    };
+    if (peek() == '-') ++i_;
+    if (peek() == '0') {
+      ++i_;
+    } else if (digits() == 0) {
+      i_ = start;
+      fail("expected a value");
+    }
+    if (peek() == '.') {
+      ++i_;
+      if (digits() == 0) fail("expected digits after '.'");
+    }
+    if (peek() == 'e' || peek() == 'E') {
+      ++i_;
+      if (peek() == '+' || peek() == '-') ++i_;
+      if (digits() == 0) fail("expected digits in the exponent");
+    }
+    Json j;
+    j.kind = Json::Kind::number;
+    j.text = std::string(s_.substr(start, i_ - start));
+    return j;
+  }
+
+  std::string string() {
+    expect('"');
+    std::string out;
+    for (;;) {
+      if (at_end()) fail("unterminated string");
+      const char c = s_[i_++];
+      if (c == '"') return out;
+      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (at_end()) fail("unterminated escape");
+      const char e = s_[i_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': append_utf8(out, code_point()); break;
+        default: fail(std::string("unknown escape '\\") + e + "'");
+      }
+    }
+  }
+
+  uint32_t hex4() {
+    if (i_ + 4 > s_.size()) fail("short \\u escape");
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char h = s_[i_++];
+      v <<= 4;
+      if (h >= '0' && h <= '9') v |= uint32_t(h - '0');
+      else if (h >= 'a' && h <= 'f') v |= uint32_t(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F') v |= uint32_t(h - 'A' + 10);
+      else fail("bad hex digit in \\u escape");
+    }
+    return v;
+  }
+
+  // After "\u": one code point, joining a surrogate pair.
+  uint32_t code_point() {
+    const uint32_t hi = hex4();
+    if (hi >= 0xDC00 && hi <= 0xDFFF) fail("lone low surrogate");
+    if (hi < 0xD800 || hi > 0xDBFF) return hi;
+    if (s_.substr(i_, 2) != "\\u") fail("high surrogate without its low half");
+    i_ += 2;
+    const uint32_t lo = hex4();
+    if (lo < 0xDC00 || lo > 0xDFFF) fail("high surrogate without its low half");
+    return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+  }
+
+  static void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += char(cp);
+    } else if (cp < 0x800) {
+      out += char(0xC0 | (cp >> 6));
+      out += char(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += char(0xE0 | (cp >> 12));
+      out += char(0x80 | ((cp >> 6) & 0x3F));
+      out += char(0x80 | (cp & 0x3F));
+    } else {
+      out += char(0xF0 | (cp >> 18));
+      out += char(0x80 | ((cp >> 12) & 0x3F));
+      out += char(0x80 | ((cp >> 6) & 0x3F));
+      out += char(0x80 | (cp & 0x3F));
+    }
+  }
+
+  std::string_view s_;
+  const std::string& what_;
+  size_t i_ = 0;
+};
+
+void json_string(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += hex[u >> 4];
+      out += hex[u & 0xF];
+    } else {
+      out += c;  // UTF-8 passes through (checked by the caller)
+    }
+  }
+  out += '"';
+}
+
+// A non-negative integer that fits in uint64_t, from a JSON number's text.
+bool to_u64(std::string_view text, uint64_t& out) {
+  if (text.empty() || text[0] == '-') return false;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && p == text.data() + text.size();
+}
+
+// ---- the header, both ways ----
+
+struct Entry {
+  std::string name;
+  DType dtype = DType::f32;
+  Shape shape;
+  uint64_t begin = 0, end = 0;
+};
+
+std::string shape_json(const Shape& s) {
+  std::string out = "[";
+  for (int i = 0; i < s.rank(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+uint64_t read_le64(const std::string& bytes) {
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  return n;
+}
+
+std::vector<uint64_t> json_uints(const Json& j, const std::string& what, const std::string& field) {
+  CKPT_CHECK(j.kind == Json::Kind::array, what, field << " must be an array, got " << kind_name(j.kind));
+  std::vector<uint64_t> out;
+  for (const Json& item : j.items) {
+    uint64_t v = 0;
+    CKPT_CHECK(item.kind == Json::Kind::number && to_u64(item.text, v), what,
+               field << " must hold non-negative integers, got " << (item.kind == Json::Kind::number ? item.text : kind_name(item.kind)));
+    out.push_back(v);
+  }
+  return out;
+}
+
+Entry parse_entry(const std::string& name, const Json& j, const std::string& what) {
+  const std::string where = "tensor '" + name + "'";
+  CKPT_CHECK(j.kind == Json::Kind::object, what, where << " must be an object, got " << kind_name(j.kind));
+  Entry e;
+  e.name = name;
+  const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
+  for (const auto& [key, v] : j.members) {
+    if (key == "dtype") dtype = &v;
+    else if (key == "shape") shape = &v;
+    else if (key == "data_offsets") offsets = &v;
+    else CKPT_FAIL(what, where << " has an unknown field \"" << key << "\"");
+  }
+  CKPT_CHECK(dtype && shape && offsets, what, where << " needs dtype, shape and data_offsets");
+  CKPT_CHECK(dtype->kind == Json::Kind::string, what, where << ": dtype must be a string");
+  CKPT_CHECK(parse_st_dtype(dtype->text, e.dtype), what,
+             where << ": unsupported dtype \"" << dtype->text << "\" (mnemo reads F32, F64, I32, U8)");
+
+  const std::vector<uint64_t> dims = json_uints(*shape, what, where + ": shape");
+  CKPT_CHECK(dims.size() <= size_t(kMaxDims), what, where << ": " << dims.size() << " dims, at most " << kMaxDims);
+  uint64_t bytes = dtype_size(e.dtype);
+  for (uint64_t d : dims) {
+    CKPT_CHECK(d <= uint64_t(INT64_MAX) && !__builtin_mul_overflow(bytes, d, &bytes), what,
+               where << ": shape " << shape_json(e.shape) << " is too large");
+    e.shape.push_back(int64_t(d));
+  }
+  const std::vector<uint64_t> off = json_uints(*offsets, what, where + ": data_offsets");
+  CKPT_CHECK(off.size() == 2 && off[0] <= off[1], what, where << ": data_offsets must be [begin, end] with begin <= end");
+  e.begin = off[0];
+  e.end = off[1];
+  CKPT_CHECK(e.end - e.begin == bytes, what,
+             where << ": " << st_dtype(e.dtype) << " " << e.shape << " needs " << bytes << " bytes, data_offsets ["
+                   << e.begin << ", " << e.end << "] hold " << e.end - e.begin);
+  return e;
+}
+
+std::map<std::string, std::string> parse_metadata(const Json& j, const std::string& what) {
+  CKPT_CHECK(j.kind == Json::Kind::object, what, "__metadata__ must be an object, got " << kind_name(j.kind));
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : j.members) {
+    CKPT_CHECK(v.kind == Json::Kind::string, what, "__metadata__ \"" << k << "\" must be a string, got " << kind_name(v.kind));
+    out[k] = v.text;
+  }
+  return out;
+}
+
+// Offsets must tile [0, data_bytes) exactly: no overlap, no hole, nothing past the end.
+void check_layout(std::vector<Entry>& entries, uint64_t data_bytes, const std::string& what) {
+  uint64_t needed = 0;
+  for (const Entry& e : entries) needed = std::max(needed, e.end);
+  CKPT_CHECK(needed <= data_bytes, what, "truncated: header says " << needed << " bytes of data, file has " << data_bytes);
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  uint64_t at = 0;
+  const Entry* prev = nullptr;
+  for (const Entry& e : entries) {
+    CKPT_CHECK(e.begin >= at, what,
+               "tensors '" << prev->name << "' [" << prev->begin << ", " << prev->end << "] and '" << e.name << "' ["
+                           << e.begin << ", " << e.end << "] overlap");
+    CKPT_CHECK(e.begin == at, what, "bytes [" << at << ", " << e.begin << ") of data belong to no tensor");
+    at = e.end;
+    if (e.end > e.begin || !prev) prev = &e;
+  }
+  CKPT_CHECK(at == data_bytes, what, (data_bytes - at) << " bytes after the last tensor belong to no tensor");
+}
+
+// ---- files ----
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::string read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  CKPT_CHECK(fd >= 0, path, "cannot open: " << errno_text());
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string err = errno_text();
+      ::close(fd);
+      CKPT_FAIL(path, "read failed: " << err);
+    }
+    if (n == 0) break;
+    out.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+void write_all(int fd, const char* p, size_t n, const std::string& tmp) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    CKPT_CHECK(w > 0, tmp, "write failed: " << errno_text());
+    p += w;
+    n -= size_t(w);
+  }
+}
+
+// Makes the rename itself durable: the directory entry lives in the directory's data.
+void fsync_directory(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  CKPT_CHECK(fd >= 0, path, "written, but cannot open its directory to fsync it: " << errno_text());
+  const int rc = ::fsync(fd);
+  const std::string err = rc == 0 ? "" : errno_text();
+  ::close(fd);
+  CKPT_CHECK(rc == 0, path, "written, but fsync of its directory failed: " << err);
+}
+
+// ---- training state <-> file ----
+
+int64_t parse_i64(const std::string& text, const std::string& what, const std::string& key) {
+  int64_t v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  CKPT_CHECK(ec == std::errc() && p == text.data() + text.size() && !text.empty(), what,
+             "metadata \"" << key << "\" must be an integer, got \"" << text << "\"");
+  return v;
+}
+
+uint64_t parse_u64(const std::string& text, const std::string& what, const std::string& key) {
+  uint64_t v = 0;
+  CKPT_CHECK(to_u64(text, v), what, "metadata \"" << key << "\" must be a non-negative integer, got \"" << text << "\"");
+  return v;
+}
+
+std::string cursor_json(const std::vector<int64_t>& c) {
+  std::string out = "[";
+  for (size_t i = 0; i < c.size(); ++i) out += (i ? "," : "") + std::to_string(c[i]);
+  return out + "]";
+}
+
+std::vector<int64_t> parse_cursor(const std::string& text, const std::string& what) {
+  const Json j = JsonParser(text, what).document();
+  CKPT_CHECK(j.kind == Json::Kind::array, what, "metadata \"data_cursor\" must be a JSON array of integers");
+  std::vector<int64_t> out;
+  for (const Json& item : j.items) {
+    CKPT_CHECK(item.kind == Json::Kind::number, what, "metadata \"data_cursor\" must hold integers");
+    out.push_back(parse_i64(item.text, what, "data_cursor"));
+  }
+  return out;
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+std::string describe(const Tensor& t) {
+  std::ostringstream os;
+  os << t.dtype() << " " << t.shape();
+  return os.str();
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + ("'" + n + "'");
+  return out;
+}
+
+// name -> tensor, refusing repeated names (a state built by hand could repeat one).
+std::map<std::string, Tensor> by_name(const NamedTensors& v, const char* what) {
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : v)
+    MNEMO_CHECK(out.emplace(name, t).second, "[restore] " << what << " '" << name << "' appears twice in the state");
+  return out;
+}
+
+}  // namespace
+
+// ---- safetensors ----
+
+std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+  std::string header = "{";
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [k, v] : metadata) {
+      MNEMO_CHECK(valid_utf8(k) && valid_utf8(v), "[safetensors] metadata \"" << k << "\" is not valid UTF-8");
+      if (!first) header += ',';
+      first = false;
+      json_string(header, k);
+      header += ':';
+      json_string(header, v);
+    }
+    header += "}";
+  }
+  std::set<std::string> seen;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    MNEMO_CHECK(!name.empty() && name != "__metadata__" && valid_utf8(name),
+                "[safetensors] bad tensor name \"" << name << "\" (empty, reserved or not UTF-8)");
+    MNEMO_CHECK(seen.insert(name).second, "[safetensors] tensor '" << name << "' given twice");
+    MNEMO_CHECK(t.defined(), "[safetensors] tensor '" << name << "' is undefined");
+    MNEMO_CHECK(t.dtype() != DType::bf16, "[safetensors] tensor '" << name << "' is bf16, which mnemo cannot save yet");
+    MNEMO_CHECK(t.device() == Device::cpu, "[safetensors] tensor '" << name << "' is on " << t.device()
+                                                                    << "; copy it to the CPU before saving");
+    if (header.size() > 1) header += ',';  // after metadata or a previous tensor
+    json_string(header, name);
+    header += ":{\"dtype\":\"" + std::string(st_dtype(t.dtype())) + "\",\"shape\":" + shape_json(t.shape()) +
+              ",\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.nbytes()) + "]}";
+    offset += t.nbytes();
+  }
+  header += "}";
+  // Pad with spaces (allowed by the format) so the data starts 8-byte aligned.
+  header.append((8 - header.size() % 8) % 8, ' ');
+
+  std::string out;
+  out.reserve(8 + header.size() + offset);
+  const uint64_t n = header.size();
+  out.append(reinterpret_cast<const char*>(&n), 8);
+  out += header;
+  for (const auto& [name, t] : tensors)
+    if (t.nbytes() > 0) out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  return out;
+}
+
+Safetensors decode_safetensors(const std::string& bytes, const std::string& what) {
+  CKPT_CHECK(bytes.size() >= 8, what, "truncated: " << bytes.size() << " bytes, less than the 8-byte header length");
+  const uint64_t n = read_le64(bytes);
+  CKPT_CHECK(n <= bytes.size() - 8, what,
+             "truncated: header length says " << n << " bytes, file has " << bytes.size() - 8 << " after the length");
+  CKPT_CHECK(n <= kMaxHeaderBytes, what, "header length " << n << " is over the " << kMaxHeaderBytes << "-byte limit");
+  const std::string_view header(bytes.data() + 8, n);
+  CKPT_CHECK(valid_utf8(header), what, "header is not valid UTF-8");
+  CKPT_CHECK(!header.empty() && header[0] == '{', what, "header does not start with '{'");
+  const Json root = JsonParser(header, what).document();
+
+  Safetensors out;
+  std::vector<Entry> entries;
+  for (const auto& [name, v] : root.members) {
+    if (name == "__metadata__") out.metadata = parse_metadata(v, what);
+    else entries.push_back(parse_entry(name, v, what));
+  }
+  check_layout(entries, bytes.size() - 8 - n, what);
+
+  const char* data = bytes.data() + 8 + n;
+  for (const Entry& e : entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    if (t.nbytes() > 0) std::memcpy(t.raw(), data + e.begin, t.nbytes());
+    out.tensors.emplace(e.name, t);
+    out.names.push_back(e.name);
+  }
+  return out;
+}
+
+std::string temp_path_for(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  const std::string tmp = temp_path_for(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CKPT_CHECK(fd >= 0, path, "cannot create the temporary file '" << tmp << "': " << errno_text());
+  try {
+    write_all(fd, bytes.data(), bytes.size(), tmp);
+    CKPT_CHECK(::fsync(fd) == 0, tmp, "fsync failed: " << errno_text());
+    const int rc = ::close(fd);
+    fd = -1;
+    CKPT_CHECK(rc == 0, tmp, "close failed: " << errno_text());
+    CKPT_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path, "cannot rename '" << tmp << "' over it: " << errno_text());
+  } catch (...) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());  // the previous file was never touched
+    throw;
+  }
+  fsync_directory(path);
+}
+
+void write_safetensors(const std::string& path, const NamedTensors& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  write_file_atomic(path, encode_safetensors(tensors, metadata));
+}
+
+Safetensors read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
+
+// ---- training state ----
+
+void save_checkpoint(const std::string& path, const TrainingState& s) {
+  NamedTensors tensors;
+  for (const auto& [name, t] : s.weights) {
+    MNEMO_CHECK(!starts_with(name, "optim/") && !starts_with(name, "memory/"),
+                "[checkpoint] weight name '" << name << "' would collide with the optim/ or memory/ sections");
+    tensors.emplace_back(name, t);
+  }
+  for (const auto& [name, t] : s.optimizer) tensors.emplace_back("optim/" + name, t);
+  for (const auto& [name, t] : s.memory) tensors.emplace_back("memory/" + name, t);
+
+  std::map<std::string, std::string> meta;
+  meta["format"] = kFormat;
+  meta["step"] = std::to_string(s.step);
+  meta["rng_state"] = std::to_string(s.rng_state);
+  meta["data_cursor"] = cursor_json(s.data_cursor);
+  for (const auto& [k, v] : s.optimizer_counters) meta["optim/" + k] = std::to_string(v);
+  for (const auto& [k, v] : s.extra) meta["extra/" + k] = v;
+  write_safetensors(path, tensors, meta);
+}
+
+TrainingState load_checkpoint(const std::string& path) {
+  Safetensors f = read_safetensors(path);
+  const auto& meta = f.metadata;
+  CKPT_CHECK(meta.count("format") && meta.at("format") == kFormat, path,
+             "not a mnemo training checkpoint (metadata \"format\" is not \"" << kFormat << "\")");
+  for (const char* key : {"step", "rng_state", "data_cursor"})
+    CKPT_CHECK(meta.count(key), path, "metadata \"" << key << "\" is missing");
+
+  TrainingState s;
+  s.step = parse_i64(meta.at("step"), path, "step");
+  s.rng_state = parse_u64(meta.at("rng_state"), path, "rng_state");
+  s.data_cursor = parse_cursor(meta.at("data_cursor"), path);
+  for (const auto& [k, v] : meta) {
+    if (starts_with(k, "optim/")) s.optimizer_counters[k.substr(6)] = parse_i64(v, path, k);
+    else if (starts_with(k, "extra/")) s.extra[k.substr(6)] = v;
+    else CKPT_CHECK(k == "format" || k == "step" || k == "rng_state" || k == "data_cursor", path,
+                    "unknown metadata key \"" << k << "\"");
+  }
+  for (const std::string& name : f.names) {  // file order = the order they were saved in
+    const Tensor& t = f.tensors.at(name);
+    if (starts_with(name, "optim/")) s.optimizer.emplace_back(name.substr(6), t);
+    else if (starts_with(name, "memory/")) s.memory.emplace(name.substr(7), t);
+    else s.weights.emplace_back(name, t);
+  }
+  return s;
+}
+
+TrainingState capture(nn::Module& model, const AdamW& opt, const arch::Memory& memory, uint64_t rng_state,
+                      std::vector<int64_t> data_cursor) {
+  TrainingState s;
+  s.step = opt.steps();
+  for (const auto& [name, p] : nn::named_params(model)) {
+    MNEMO_CHECK(p->value.defined(), "[capture] parameter '" << name << "' is undefined");
+    s.weights.emplace_back(name, p->value.clone());  // clones: training goes on in place
+  }
+  for (const auto& [name, p] : opt.named_params()) {
+    const AdamW::State& st = opt.state(p);
+    if (st.m.defined()) {
+      s.optimizer.emplace_back("adamw.m." + name, st.m.clone());
+      s.optimizer.emplace_back("adamw.v." + name, st.v.clone());
+    }
+    s.optimizer_counters["adamw.step." + name] = st.step;
+  }
+  s.optimizer_counters["adamw.steps"] = opt.steps();
+  for (const auto& [name, t] : memory) s.memory.emplace(name, t.defined() ? t.clone() : t);
+  s.rng_state = rng_state;
+  s.data_cursor = std::move(data_cursor);
+  return s;
+}
+
+namespace {
+
+// Problems with the weights, one phrase each; empty when they match the model.
+std::vector<std::string> weight_problems(const NamedParams& params, const std::map<std::string, Tensor>& weights) {
+  std::vector<std::string> problems, missing, unknown;
+  std::set<std::string> model_names;
+  for (const auto& [name, p] : params) {
+    model_names.insert(name);
+    auto it = weights.find(name);
+    if (it == weights.end()) {
+      missing.push_back(name);
+    } else if (!(it->second.shape() == p->value.shape()) || it->second.dtype() != p->value.dtype()) {
+      problems.push_back("parameter '" + name + "': model has " + describe(p->value) + ", checkpoint has " +
+                         describe(it->second));
+    }
+  }
+  for (const auto& [name, t] : weights)
+    if (!model_names.count(name)) unknown.push_back(name);
+  if (!missing.empty()) problems.push_back("missing from the checkpoint: " + join(missing));
+  if (!unknown.empty()) problems.push_back("unknown to the model: " + join(unknown));
+  return problems;
+}
+
+// The same for AdamW's state: both moments or neither, shaped like the param, counters present.
+std::vector<std::string> optimizer_problems(const AdamW& opt, const std::map<std::string, Tensor>& tensors,
+                                            const std::map<std::string, int64_t>& counters) {
+  std::vector<std::string> problems;
+  std::set<std::string> known;
+  for (const auto& [name, p] : opt.named_params()) {
+    const std::string m = "adamw.m." + name, v = "adamw.v." + name;
+    known.insert(m);
+    known.insert(v);
+    if (!counters.count("adamw.step." + name)) problems.push_back("no AdamW step count for '" + name + "'");
+    const bool has_m = tensors.count(m), has_v = tensors.count(v);
+    if (has_m != has_v) problems.push_back("AdamW state of '" + name + "' has only one of m and v");
+    for (const std::string& key : {m, v}) {
+      auto it = tensors.find(key);
+      if (it != tensors.end() && (!(it->second.shape() == p->value.shape()) || it->second.dtype() != p->value.dtype()))
+        problems.push_back("optimizer state '" + key + "': parameter has " + describe(p->value) + ", checkpoint has " +
+                           describe(it->second));
+    }
+  }
+  std::vector<std::string> unknown;
+  for (const auto& [key, t] : tensors)
+    if (!known.count(key)) unknown.push_back(key);
+  if (!unknown.empty()) problems.push_back("optimizer state for parameters the optimizer does not hold: " + join(unknown));
+  if (!counters.count("adamw.steps")) problems.push_back("no AdamW step counter \"adamw.steps\"");
+  return problems;
+}
+
+}  // namespace
+
+void restore(nn::Module& model, AdamW& opt, const TrainingState& s) {
+  const NamedParams params = nn::named_params(model);
+  const std::map<std::string, Tensor> weights = by_name(s.weights, "weight");
+  const std::map<std::string, Tensor> optim = by_name(s.optimizer, "optimizer tensor");
+  std::vector<std::string> problems = weight_problems(params, weights);
+  for (std::string& p : optimizer_problems(opt, optim, s.optimizer_counters)) problems.push_back(std::move(p));
+  if (!problems.empty()) {
+    std::string msg = "[restore] the checkpoint does not match the model:";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw Error(msg);
+  }
+  // Everything matched: now change things.
+  for (const auto& [name, p] : params) p->value.copy_from(weights.at(name));
+  for (const auto& [name, p] : opt.named_params()) {
+    AdamW::State st;
+    if (auto it = optim.find("adamw.m." + name); it != optim.end()) {
+      st.m = it->second.clone();  // set_state takes ownership; the TrainingState stays usable
+      st.v = optim.at("adamw.v." + name).clone();
+    }
+    st.step = s.optimizer_counters.at("adamw.step." + name);
+    opt.set_state(p, std::move(st));
+  }
+  opt.set_step(s.optimizer_counters.at("adamw.steps"));
+}
+
+}  // namespace mnemo::experiments

@@ -1,0 +1,17 @@
+// The architectures test executable. Besides the other files' test cases it runs every gradient
+// check defined under architectures/ (suite "arch_gradcheck").
+#ifdef MNEMO_BOOST_TEST_HEADER_ONLY
+#include <boost/test/included/unit_test.hpp>
+#else
+#include <boost/test/unit_test.hpp>
+#endif
+
+#include "tests/support/gradcheck_suite.h"
+
+static bool init_tests() {
+  boost::unit_test::framework::master_test_suite().p_name.value = "architectures";
+  mnemo::test::register_gradcheck_suite("arch_gradcheck", "architectures/");
+  return true;
+}
+
+int main(int argc, char* argv[]) { return boost::unit_test::unit_test_main(&init_tests, argc, argv); }
