@@ -1,5 +1,5 @@
-// Safetensors reading and writing (with a strict little JSON parser and writer for its
-// header), atomic file replacement, and the mapping of a TrainingState onto one file.
+// Safetensors reading and writing (the header's JSON is in json.cpp), atomic file
+// replacement, and the mapping of a TrainingState onto one file.
 // Reading trusts nothing: a checkpoint that is truncated or corrupt is refused with a
 // message naming the file and the first thing found wrong.
 #include "experiments/checkpoint.h"
@@ -18,14 +18,21 @@
 #include <sstream>
 #include <string_view>
 
+#include "experiments/json.h"
+
 namespace mnemo::experiments {
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so is the host");
 
+using json::Json;
+using json::json_string;
+using json::kind_name;
+using json::to_u64;
+using json::valid_utf8;
+
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference implementation's limit
-constexpr int kMaxJsonDepth = 16;                   // the header nests three deep
 constexpr const char* kFormat = "mnemo.checkpoint/1";
 
 #define CKPT_CHECK(cond, what, msg) MNEMO_CHECK(cond, "checkpoint '" << (what) << "': " << msg)
@@ -51,282 +58,6 @@ bool parse_st_dtype(std::string_view s, DType& out) {
       return true;
     }
   return false;
-}
-
-// ---- UTF-8 (the header must be valid UTF-8; so must every name we write) ----
-
-bool valid_utf8(std::string_view s) {
-  static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};  // below these: overlong
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
-    if (n < 0 || i + size_t(n) >= s.size() + (n == 0)) return false;  // bad lead byte, or cut short
-    uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
-    for (int k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + size_t(k)]);
-      if ((d >> 6) != 0x2) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += size_t(n) + 1;
-  }
-  return true;
-}
-
-// ---- JSON: just enough for a safetensors header, and strict about it ----
-
-struct Json {
-  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
-  bool boolean = false;
-  std::string text;  // a string's value, or a number's literal
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;  // in file order; keys unique
-};
-
-const char* kind_name(Json::Kind k) {
-  switch (k) {
-    case Json::Kind::null: return "null";
-    case Json::Kind::boolean: return "a boolean";
-    case Json::Kind::number: return "a number";
-    case Json::Kind::string: return "a string";
-    case Json::Kind::array: return "an array";
-    case Json::Kind::object: return "an object";
-  }
-  return "?";
-}
-
-class JsonParser {
- public:
-  JsonParser(std::string_view s, const std::string& what) : s_(s), what_(what) {}
-
-  Json document() {
-    skip_ws();
-    Json v = value(0);
-    skip_ws();  // the writer may pad the header with spaces
-    if (i_ != s_.size()) fail("unexpected '" + std::string(1, s_[i_]) + "' after the header object");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& msg) const {
-    CKPT_FAIL(what_, "bad header JSON at byte " << i_ << " of the header: " << msg);
-  }
-  bool at_end() const { return i_ >= s_.size(); }
-  char peek() const { return at_end() ? '\0' : s_[i_]; }
-  void skip_ws() {
-    while (!at_end() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  void expect(char c) {
-    if (peek() != c || at_end()) fail(std::string("expected '") + c + "'" + (at_end() ? " but the header ended" : ""));
-    ++i_;
-  }
-
-  Json value(int depth) {
-    if (depth > kMaxJsonDepth) fail("nested too deeply");
-    if (at_end()) fail("expected a value but the header ended");
-    switch (peek()) {
-      case '{': return object(depth);
-      case '[': return array(depth);
-      case '"': {
-        Json j;
-        j.kind = Json::Kind::string;
-        j.text = string();
-        return j;
-      }
-      case 't': return literal("true", Json::Kind::boolean, true);
-      case 'f': return literal("false", Json::Kind::boolean, false);
-      case 'n': return literal("null", Json::Kind::null, false);
-      default: return number();
-    }
-  }
-
-  Json literal(std::string_view word, Json::Kind kind, bool b) {
-    if (s_.substr(i_, word.size()) != word) fail("unknown literal");
-    i_ += word.size();
-    Json j;
-    j.kind = kind;
-    j.boolean = b;
-    return j;
-  }
-
-  Json object(int depth) {
-    Json j;
-    j.kind = Json::Kind::object;
-    expect('{');
-    skip_ws();
-    if (peek() == '}') return ++i_, j;
-    std::set<std::string> seen;
-    for (;;) {
-      skip_ws();
-      if (peek() != '"') fail("expected a string key");
-      std::string key = string();
-      if (!seen.insert(key).second) fail("duplicate key \"" + key + "\"");
-      skip_ws();
-      expect(':');
-      skip_ws();
-      j.members.emplace_back(std::move(key), value(depth + 1));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      expect('}');
-      return j;
-    }
-  }
-
-  Json array(int depth) {
-    Json j;
-    j.kind = Json::Kind::array;
-    expect('[');
-    skip_ws();
-    if (peek() == ']') return ++i_, j;
-    for (;;) {
-      skip_ws();
-      j.items.push_back(value(depth + 1));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      expect(']');
-      return j;
-    }
-  }
-
-  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?  kept as text; callers convert.
-  Json number() {
-    const size_t start = i_;
-    auto digits = [&] {
-      const size_t d = i_;
-      while (!at_end() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
-      return i_ - d;
-    };
-    if (peek() == '-') ++i_;
-    if (peek() == '0') {
-      ++i_;
-    } else if (digits() == 0) {
-      i_ = start;
-      fail("expected a value");
-    }
-    if (peek() == '.') {
-      ++i_;
-      if (digits() == 0) fail("expected digits after '.'");
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++i_;
-      if (peek() == '+' || peek() == '-') ++i_;
-      if (digits() == 0) fail("expected digits in the exponent");
-    }
-    Json j;
-    j.kind = Json::Kind::number;
-    j.text = std::string(s_.substr(start, i_ - start));
-    return j;
-  }
-
-  std::string string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (at_end()) fail("unterminated string");
-      const char c = s_[i_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (at_end()) fail("unterminated escape");
-      const char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': append_utf8(out, code_point()); break;
-        default: fail(std::string("unknown escape '\\") + e + "'");
-      }
-    }
-  }
-
-  uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("short \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char h = s_[i_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= uint32_t(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= uint32_t(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= uint32_t(h - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-
-  // After "\u": one code point, joining a surrogate pair.
-  uint32_t code_point() {
-    const uint32_t hi = hex4();
-    if (hi >= 0xDC00 && hi <= 0xDFFF) fail("lone low surrogate");
-    if (hi < 0xD800 || hi > 0xDBFF) return hi;
-    if (s_.substr(i_, 2) != "\\u") fail("high surrogate without its low half");
-    i_ += 2;
-    const uint32_t lo = hex4();
-    if (lo < 0xDC00 || lo > 0xDFFF) fail("high surrogate without its low half");
-    return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18));
-      out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    }
-  }
-
-  std::string_view s_;
-  const std::string& what_;
-  size_t i_ = 0;
-};
-
-void json_string(std::string& out, std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      out += "\\u00";
-      out += hex[u >> 4];
-      out += hex[u & 0xF];
-    } else {
-      out += c;  // UTF-8 passes through (checked by the caller)
-    }
-  }
-  out += '"';
-}
-
-// A non-negative integer that fits in uint64_t, from a JSON number's text.
-bool to_u64(std::string_view text, uint64_t& out) {
-  if (text.empty() || text[0] == '-') return false;
-  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && p == text.data() + text.size();
 }
 
 // ---- the header, both ways ----
@@ -496,7 +227,7 @@ std::string cursor_json(const std::vector<int64_t>& c) {
 }
 
 std::vector<int64_t> parse_cursor(const std::string& text, const std::string& what) {
-  const Json j = JsonParser(text, what).document();
+  const Json j = json::parse(text, what);
   CKPT_CHECK(j.kind == Json::Kind::array, what, "metadata \"data_cursor\" must be a JSON array of integers");
   std::vector<int64_t> out;
   for (const Json& item : j.items) {
@@ -586,7 +317,7 @@ Safetensors decode_safetensors(const std::string& bytes, const std::string& what
   const std::string_view header(bytes.data() + 8, n);
   CKPT_CHECK(valid_utf8(header), what, "header is not valid UTF-8");
   CKPT_CHECK(!header.empty() && header[0] == '{', what, "header does not start with '{'");
-  const Json root = JsonParser(header, what).document();
+  const Json root = json::parse(header, what);
 
   Safetensors out;
   std::vector<Entry> entries;

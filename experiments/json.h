@@ -1,0 +1,30 @@
+// A strict little JSON parser and writer, just enough for a safetensors header, and
+// UTF-8 validation. Used by checkpoint.cpp; errors come back as mnemo::Error naming `what`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mnemo::experiments::json {
+
+struct Json {
+  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
+  bool boolean = false;
+  std::string text;  // a string's value, or a number's literal
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> members;  // in file order; keys unique
+};
+
+const char* kind_name(Json::Kind k);
+bool valid_utf8(std::string_view s);
+// Parses a whole document (trailing spaces allowed); throws "checkpoint 'what': bad header JSON ...".
+Json parse(std::string_view s, const std::string& what);
+// Appends s as a JSON string literal.
+void json_string(std::string& out, std::string_view s);
+// A non-negative integer that fits in uint64_t, from a JSON number's text.
+bool to_u64(std::string_view text, uint64_t& out);
+
+}  // namespace mnemo::experiments::json
