@@ -37,14 +37,8 @@ GRUGate::GRUGate(Init& init, int64_t d, GRUGateOptions o) : gru(init, d) {
 }
 
 Var GRUGate::operator()(Var x, Var y) const {
-  MNEMO_CHECK(x.rank() >= 2 && x.dim(-1) == gru.dim && y.shape() == x.shape(),
-              "[gru_gate] expected residual and branch output of one shape (..., "
-                  << gru.dim << "), got " << x.shape() << " and " << y.shape());
-  if (mogrify) {
-    const Mogrified m = (*mogrify)(x, y);
-    return gru(m.y, m.x);
-  }
-  return gru(y, x);
+  const Mogrified m = gate_inputs("gru_gate", gru.dim, mogrify, x, y);
+  return gru(/*input=*/m.y, /*hidden=*/m.x);
 }
 
 using gradcheck::Sample;

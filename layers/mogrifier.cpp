@@ -32,6 +32,13 @@ Mogrified Mogrifier::operator()(Var x, Var y) const {
   return {x, y};
 }
 
+Mogrified gate_inputs(const char* gate, int64_t dim, const std::optional<Mogrifier>& mogrify, Var x, Var y) {
+  MNEMO_CHECK(x.rank() >= 2 && x.dim(-1) == dim && y.shape() == x.shape(),
+              "[" << gate << "] expected residual and branch output of one shape (..., " << dim << "), got "
+                  << x.shape() << " and " << y.shape());
+  return mogrify ? (*mogrify)(x, y) : Mogrified{x, y};
+}
+
 using gradcheck::Sample;
 MNEMO_GRADCHECK("layers.mogrifier", [](Sample& s) {
   Mogrifier& m = checked_layer<Mogrifier>(s, 8, MogrifierOptions{.bias = true});

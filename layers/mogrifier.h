@@ -47,4 +47,8 @@ struct Mogrifier : Module {
   }
 };
 
+// What a gated residual feeds its cell: (x, y) through the Mogrifier when there is one,
+// else unchanged. Checks x (residual) and y (branch output) are (..., dim) and alike.
+Mogrified gate_inputs(const char* gate, int64_t dim, const std::optional<Mogrifier>& mogrify, Var x, Var y);
+
 }  // namespace mnemo::nn

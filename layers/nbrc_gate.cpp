@@ -24,14 +24,8 @@ NBRCGate::NBRCGate(Init& init, int64_t d, NBRCGateOptions o) : gru(init, d) {
 }
 
 Var NBRCGate::operator()(Var x, Var y) const {
-  MNEMO_CHECK(x.rank() >= 2 && x.dim(-1) == gru.dim && y.shape() == x.shape(),
-              "[nbrc_gate] expected residual and branch output of one shape (..., "
-                  << gru.dim << "), got " << x.shape() << " and " << y.shape());
-  if (mogrify) {
-    const Mogrified m = (*mogrify)(x, y);
-    return gru(m.y, m.x);
-  }
-  return gru(y, x);
+  const Mogrified m = gate_inputs("nbrc_gate", gru.dim, mogrify, x, y);
+  return gru(/*input=*/m.y, /*hidden=*/m.x);
 }
 
 using gradcheck::Sample;
