@@ -1,0 +1,83 @@
+#include "experiments/trainer.h"
+
+#include <cmath>
+
+#include "autograd/ops/ops.h"
+#include "kernels/random_hash.h"
+
+namespace mnemo::experiments {
+
+Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, AdamW& opt, TrainerOptions opts)
+    : model_(model), source_(source), opt_(opt), opts_(opts) {
+  MNEMO_CHECK(opts_.grad_accum >= 1, "[trainer] grad_accum must be >= 1, got " << opts_.grad_accum);
+}
+
+StepMetrics Trainer::step() {
+  StepMetrics m;
+  const std::vector<Param*> params = opt_.params();
+  for (int64_t i = 0; i < opts_.grad_accum; ++i) {
+    data::Batch batch = source_.next();
+    if (!opts_.stateful || memory_.empty()) batch.reset_memory = true;
+    BpttOptions b = opts_.bptt;
+    b.loss_scale = opts_.bptt.loss_scale / double(opts_.grad_accum);
+    b.seed = kernels::mix64(opts_.seed ^ kernels::mix64(uint64_t(steps_ * opts_.grad_accum + i) + 1));
+    BpttResult r = train_batch(model_, batch, memory_, b);
+    m.loss += r.loss / double(opts_.grad_accum);
+    m.aux_loss += r.aux_loss / double(opts_.grad_accum);
+    m.tokens += r.tokens;
+    memory_ = std::move(r.memory);  // detached: no tape of this step outlives train_batch
+  }
+  m.grad_norm = clip_grad_norm(params, opts_.clip);
+  m.lr = opts_.schedule.lr_at(steps_);
+  m.skipped = !std::isfinite(m.grad_norm);
+  if (!m.skipped) {
+    opt_.set_lr(m.lr);
+    opt_.step();
+  }
+  opt_.zero_grad();
+  m.step = ++steps_;
+  return m;
+}
+
+EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Batch>& batches) {
+  EvalResult res;
+  arch::Memory memory;
+  double nats = 0;
+  int64_t correct = 0;
+  for (const data::Batch& batch : batches) {
+    if (batch.reset_memory || memory.empty()) memory = model.initial_memory(batch.batch_size());
+    for (int64_t s = 0; s < batch.segments(); ++s) {
+      Tape tape;
+      Tape::NoRecord no_record(tape);
+      arch::MemoryVars in;
+      for (const auto& [name, t] : memory) in.emplace(name, tape.constant(t));
+      arch::SegmentOut out = model.forward(tape, batch.inputs[size_t(s)], in);
+      const Tensor targets = masked_targets(batch, s);
+      const Tensor losses = cross_entropy(out.logits, targets, kIgnoreIndex, Reduction::none).value();
+      const Tensor logits = out.logits.value().to(DType::f64);
+      const int64_t V = logits.dim(-1);
+      const double* l = logits.data<double>();
+      const int32_t* t = targets.data<int32_t>();
+      const std::vector<double> per_token = losses.to_vector();
+      for (int64_t i = 0; i < targets.numel(); ++i) {
+        if (t[i] == kIgnoreIndex) continue;
+        nats += per_token[size_t(i)];
+        int64_t best = 0;
+        for (int64_t v = 1; v < V; ++v)
+          if (l[i * V + v] > l[i * V + best]) best = v;
+        correct += best == t[i];
+        ++res.tokens;
+      }
+      memory.clear();
+      for (const auto& [name, v] : out.memory) memory.emplace(name, v.value());
+    }
+  }
+  if (res.tokens > 0) {
+    res.loss = nats / double(res.tokens);
+    res.bits_per_byte = res.loss / std::log(2.0);
+    res.accuracy = double(correct) / double(res.tokens);
+  }
+  return res;
+}
+
+}  // namespace mnemo::experiments

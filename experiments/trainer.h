@@ -1,0 +1,62 @@
+// The training step and evaluation over any SegmentModel and BatchSource. One step is
+// `grad_accum` batches of BPTT (experiments/bptt.h) whose gradients add up, then global-norm
+// clipping, the scheduled learning rate and one AdamW update, taken only after every tape
+// of the step is gone. Memory carries from batch to batch when training is stateful.
+// Evaluation walks held-out batches with memory carried throughout and records nothing.
+#pragma once
+
+#include <vector>
+
+#include "autograd/optim/adamw.h"
+#include "autograd/optim/schedule.h"
+#include "experiments/bptt.h"
+
+namespace mnemo::experiments {
+
+struct TrainerOptions {
+  BpttOptions bptt = {};
+  int64_t grad_accum = 1;
+  double clip = 1.0;        // <= 0: measure the norm only
+  Schedule schedule = {};   // lr per step; base_lr overrides the optimizer's
+  bool stateful = true;     // carry memory across batches of the same streams
+  uint64_t seed = 0;        // tape seeds (dropout) derive from it and the step
+};
+
+struct StepMetrics {
+  int64_t step = 0;         // optimizer steps taken, this one included
+  double loss = 0, aux_loss = 0, grad_norm = 0, lr = 0;
+  int64_t tokens = 0;
+  bool skipped = false;     // a non-finite gradient norm: no update
+};
+
+class Trainer {
+ public:
+  Trainer(const arch::SegmentModel& model, data::BatchSource& source, AdamW& opt, TrainerOptions opts);
+  StepMetrics step();
+
+  const arch::Memory& memory() const { return memory_; }
+  void set_memory(arch::Memory m) { memory_ = std::move(m); }
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t s) { steps_ = s; }
+
+ private:
+  const arch::SegmentModel& model_;
+  data::BatchSource& source_;
+  AdamW& opt_;
+  TrainerOptions opts_;
+  arch::Memory memory_;
+  int64_t steps_ = 0;
+};
+
+struct EvalResult {
+  double loss = 0;            // mean token cross-entropy (nats)
+  double bits_per_byte = 0;   // loss / ln 2: a token is a byte
+  double accuracy = 0;        // argmax == target over the counted tokens
+  int64_t tokens = 0;
+};
+
+// Runs the model over `batches` in order, memory carried from one to the next (reset
+// where a batch says so), nothing recorded. Counts the targets the loss masks allow.
+EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Batch>& batches);
+
+}  // namespace mnemo::experiments
