@@ -68,7 +68,8 @@ AttentionOutput MultiheadAttention::operator()(Var x, const AttentionContext& c)
   if (cfg.num_mem_kv > 0) kv_in.push_back(broadcast_to(tape.param(mem_kv), {B, cfg.num_mem_kv, cfg.dim}));
   if (c.memory.defined()) kv_in.push_back(c.memory);
   kv_in.push_back(x);
-  const int64_t n_prefix_slots = (kv_in.size() > 1) ? concat(std::vector<Var>(kv_in.begin(), kv_in.end() - 1), 1).dim(1) : 0;
+  int64_t n_prefix_slots = 0;  // persistent slots + memory in front of the tokens
+  for (size_t i = 0; i + 1 < kv_in.size(); ++i) n_prefix_slots += kv_in[i].dim(1);
   Var kv = to_kv(kv_in.size() > 1 ? concat(kv_in, 1) : x);                // (B, P + M + T, 2 Hk d)
   const int64_t halves[] = {Hk * d, Hk * d};
   std::vector<Var> kv_parts = split(kv, -1, halves);

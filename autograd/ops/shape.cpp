@@ -221,7 +221,12 @@ Var transpose(Var x, int axis0, int axis1) {
 
 Var broadcast_to(Var x, const Shape& shape) { return apply(BroadcastOp{"broadcast_to", shape}, x); }
 Var concat(std::span<const Var> xs, int axis) { return apply_n(ConcatOp{"concat", axis}, xs); }
-Var slice(Var x, int axis, int64_t start, int64_t length) { return apply(SliceOp{"slice", axis, start, length}, x); }
+Var slice(Var x, int axis, int64_t start, int64_t length) {
+  // The whole axis is x itself: no copy, no node (attention slices its keys this way every call).
+  if (x.rank() > 0 && start == 0 && length == x.dim(tm::axis("slice", x.shape(), axis)) && is_floating(x.dtype()))
+    return x;
+  return apply(SliceOp{"slice", axis, start, length}, x);
+}
 Var pad(Var x, int axis, int64_t before, int64_t after, double value) {
   return apply(PadOp{"pad", axis, before, after, value}, x);
 }
