@@ -65,6 +65,7 @@ bool parse_st_dtype(std::string_view s, DType& out) {
 struct Entry {
   std::string name;
   DType dtype = DType::f32;
+  bool i64 = false;  // stored as I64 (PyTorch's token tensors); read into i32, range-checked
   Shape shape;
   uint64_t begin = 0, end = 0;
 };
@@ -107,12 +108,14 @@ Entry parse_entry(const std::string& name, const Json& j, const std::string& wha
   }
   CKPT_CHECK(dtype && shape && offsets, what, where << " needs dtype, shape and data_offsets");
   CKPT_CHECK(dtype->kind == Json::Kind::string, what, where << ": dtype must be a string");
-  CKPT_CHECK(parse_st_dtype(dtype->text, e.dtype), what,
-             where << ": unsupported dtype \"" << dtype->text << "\" (mnemo reads F32, F64, I32, U8)");
+  e.i64 = dtype->text == "I64";
+  if (e.i64) e.dtype = DType::i32;
+  CKPT_CHECK(e.i64 || parse_st_dtype(dtype->text, e.dtype), what,
+             where << ": unsupported dtype \"" << dtype->text << "\" (mnemo reads F32, F64, I32, I64, U8)");
 
   const std::vector<uint64_t> dims = json_uints(*shape, what, where + ": shape");
   CKPT_CHECK(dims.size() <= size_t(kMaxDims), what, where << ": " << dims.size() << " dims, at most " << kMaxDims);
-  uint64_t bytes = dtype_size(e.dtype);
+  uint64_t bytes = e.i64 ? 8 : dtype_size(e.dtype);
   for (uint64_t d : dims) {
     CKPT_CHECK(d <= uint64_t(INT64_MAX) && !__builtin_mul_overflow(bytes, d, &bytes), what,
                where << ": shape " << shape_json(e.shape) << " is too large");
@@ -123,7 +126,7 @@ Entry parse_entry(const std::string& name, const Json& j, const std::string& wha
   e.begin = off[0];
   e.end = off[1];
   CKPT_CHECK(e.end - e.begin == bytes, what,
-             where << ": " << st_dtype(e.dtype) << " " << e.shape << " needs " << bytes << " bytes, data_offsets ["
+             where << ": " << (e.i64 ? "I64" : st_dtype(e.dtype)) << " " << e.shape << " needs " << bytes << " bytes, data_offsets ["
                    << e.begin << ", " << e.end << "] hold " << e.end - e.begin);
   return e;
 }
@@ -330,7 +333,18 @@ Safetensors decode_safetensors(const std::string& bytes, const std::string& what
   const char* data = bytes.data() + 8 + n;
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
-    if (t.nbytes() > 0) std::memcpy(t.raw(), data + e.begin, t.nbytes());
+    if (e.i64) {
+      int32_t* dst = static_cast<int32_t*>(t.raw());
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        int64_t v = 0;
+        std::memcpy(&v, data + e.begin + 8 * uint64_t(i), 8);
+        CKPT_CHECK(v >= INT32_MIN && v <= INT32_MAX, what,
+                   "tensor '" << e.name << "': I64 value " << v << " at " << i << " does not fit mnemo's int32");
+        dst[i] = int32_t(v);
+      }
+    } else if (t.nbytes() > 0) {
+      std::memcpy(t.raw(), data + e.begin, t.nbytes());
+    }
     out.tensors.emplace(e.name, t);
     out.names.push_back(e.name);
   }

@@ -1,0 +1,2 @@
+// Placeholder: the rmt architecture (issue for SPEC.md) is being written.
+#pragma once
