@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace mnemo::bench {
 
@@ -11,6 +13,14 @@ struct KernelsBenchOptions {
 };
 
 int run_kernels_bench(const KernelsBenchOptions& opts);
+
+struct TrainBenchOptions {
+  std::string config;
+  std::vector<std::string> sets = {};
+  int steps = 10;  // timed steps (after one warm-up and one measured for memory)
+};
+
+int run_train_bench(const TrainBenchOptions& opts);
 void add_bench_command(CLI::App& app);
 
 }  // namespace mnemo::bench

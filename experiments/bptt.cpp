@@ -1,6 +1,7 @@
 #include "experiments/bptt.h"
 
 #include "autograd/ops/ops.h"
+#include "autograd/optim/optimizer.h"
 #include "kernels/random_hash.h"
 
 namespace mnemo::experiments {
@@ -23,7 +24,31 @@ Memory values(const MemoryVars& m) {
   return out;
 }
 
-// One segment's contribution to the objective: its mean token loss weighted 1/S, plus aux.
+// How much each segment's mean token loss weighs: its share of the batch's counted tokens,
+// so the objective is the mean over every counted token of the batch (a segment without
+// answer tokens adds nothing) and aux losses, one per segment, are averaged over segments.
+struct Weights {
+  std::vector<double> ce;   // per segment
+  double aux = 0;
+  int64_t tokens = 0;       // counted tokens in the batch
+};
+
+Weights segment_weights(const data::Batch& batch, double scale) {
+  Weights w;
+  std::vector<int64_t> counts;
+  for (int64_t s = 0; s < batch.segments(); ++s) {
+    const Tensor t = masked_targets(batch, s);
+    int64_t n = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) n += t.data<int32_t>()[i] != kIgnoreIndex;
+    counts.push_back(n);
+    w.tokens += n;
+  }
+  for (int64_t n : counts) w.ce.push_back(w.tokens > 0 ? scale * double(n) / double(w.tokens) : 0.0);
+  w.aux = scale / double(batch.segments());
+  return w;
+}
+
+// One segment's contribution to the objective.
 struct SegmentLoss {
   Var objective;  // scalar Var to seed with 1
   double loss = 0, aux = 0;
@@ -31,18 +56,35 @@ struct SegmentLoss {
   MemoryVars memory;
 };
 
+std::string names_of(const Memory& m) {
+  std::string out;
+  for (const auto& [name, t] : m) out += (out.empty() ? "" : ", ") + name;
+  return out.empty() ? "none" : out;
+}
+
+// The memory a segment sees after structured memory dropout: a dropped memory enters as a
+// constant initial value, so no gradient flows back through it either.
+MemoryVars drop_memories(Tape& tape, MemoryVars in, const Memory& initial, const BpttOptions& o, int64_t s) {
+  if (o.memory_dropout.empty()) return in;
+  Memory names;
+  for (const auto& [name, v] : in) names.emplace(name, Tensor());
+  for (const std::string& name : dropped_memories(names, o, s)) in[name] = tape.constant(initial.at(name));
+  return in;
+}
+
 SegmentLoss run_segment(const arch::SegmentModel& model, Tape& tape, const data::Batch& batch, int64_t s,
-                        const MemoryVars& in, double weight) {
+                        const MemoryVars& memory, const Weights& w, const Memory& initial, const BpttOptions& o) {
+  const MemoryVars in = drop_memories(tape, memory, initial, o, s);
   arch::SegmentOut out = model.forward(tape, batch.inputs[size_t(s)], in);
   const Tensor targets = masked_targets(batch, s);
   SegmentLoss r;
   for (int64_t i = 0; i < targets.numel(); ++i) r.tokens += targets.data<int32_t>()[i] != kIgnoreIndex;
   Var ce = cross_entropy(out.logits, targets, kIgnoreIndex);
   r.loss = ce.value().item();
-  r.objective = ce * weight;
+  r.objective = ce * w.ce[size_t(s)];
   if (out.aux_loss.defined()) {
     r.aux = out.aux_loss.value().item();
-    r.objective = r.objective + out.aux_loss * weight;
+    r.objective = r.objective + out.aux_loss * w.aux;
   }
   r.memory = std::move(out.memory);
   return r;
@@ -62,9 +104,9 @@ void check_memory(const Memory& expected, const MemoryVars& got) {
 }
 
 BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
-                   int64_t k) {
+                   int64_t k, const Memory& initial) {
   const int64_t S = batch.segments();
-  const double w = o.loss_scale / double(S);
+  const Weights w = segment_weights(batch, o.loss_scale);
   BpttResult res;
   for (int64_t s0 = 0; s0 < S; s0 += k) {
     Tape tape;  // memory from the previous window is data: the gradient stops here
@@ -72,10 +114,10 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
     Var objective;
     for (int64_t s = s0; s < std::min(S, s0 + k); ++s) {
       tape.set_seed(segment_seed(o.seed, s));  // the same draws as a replayed segment
-      SegmentLoss l = run_segment(model, tape, batch, s, cur, w);
+      SegmentLoss l = run_segment(model, tape, batch, s, cur, w, initial, o);
       check_memory(mem, l.memory);
       objective = objective.defined() ? objective + l.objective : l.objective;
-      res.loss += l.loss / double(S);
+      res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
       res.aux_loss += l.aux / double(S);
       res.tokens += l.tokens;
       cur = std::move(l.memory);
@@ -87,9 +129,10 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
   return res;
 }
 
-BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o) {
+BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
+                  const Memory& initial) {
   const int64_t S = batch.segments();
-  const double w = o.loss_scale / double(S);
+  const Weights w = segment_weights(batch, o.loss_scale);
   std::vector<Memory> entering;  // memory entering each segment; nothing else is kept
   BpttResult res;
   for (int64_t s = 0; s < S; ++s) {
@@ -97,9 +140,9 @@ BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Mem
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
     Tape::NoRecord no_record(tape);
-    SegmentLoss l = run_segment(model, tape, batch, s, as_constants(tape, mem), w);
+    SegmentLoss l = run_segment(model, tape, batch, s, as_constants(tape, mem), w, initial, o);
     check_memory(mem, l.memory);
-    res.loss += l.loss / double(S);
+    res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
     res.aux_loss += l.aux / double(S);
     res.tokens += l.tokens;
     mem = values(l.memory);
@@ -111,7 +154,7 @@ BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Mem
     tape.set_seed(segment_seed(o.seed, s));
     MemoryVars in;
     for (const auto& [name, t] : entering[size_t(s)]) in.emplace(name, tape.input(t));
-    SegmentLoss l = run_segment(model, tape, batch, s, in, w);
+    SegmentLoss l = run_segment(model, tape, batch, s, in, w, initial, o);
     std::vector<Var> roots{l.objective};
     std::vector<Tensor> seeds{Tensor::full(Shape{}, 1.0, l.objective.dtype())};
     for (const auto& [name, g] : grad_out) {
@@ -137,6 +180,21 @@ BpttMode parse_bptt_mode(const std::string& s) {
   MNEMO_FAIL("[bptt] unknown mode '" << s << "' (truncated, full or replay)");
 }
 
+std::vector<std::string> dropped_memories(const Memory& memory, const BpttOptions& o, int64_t s) {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : memory) {
+    double keep = 1;  // several globs matching one name drop it independently
+    for (const auto& [glob, p] : o.memory_dropout)
+      if (glob_match(glob, name)) keep *= 1 - p;
+    if (keep >= 1) continue;
+    uint64_t h = kernels::mix64(segment_seed(o.seed, s) ^ 0xd6e8feb86659fd93ULL);
+    for (char c : name) h = kernels::mix64(h ^ uint64_t(uint8_t(c)));
+    const double u = double(h >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+    if (u >= keep) out.push_back(name);
+  }
+  return out;
+}
+
 Tensor masked_targets(const data::Batch& batch, int64_t s) {
   const Tensor& t = batch.targets[size_t(s)];
   if (batch.loss_mask.empty() || !batch.loss_mask[size_t(s)].defined()) return t;
@@ -151,11 +209,21 @@ Tensor masked_targets(const data::Batch& batch, int64_t s) {
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, Memory memory, const BpttOptions& o) {
   MNEMO_CHECK(batch.segments() > 0, "[bptt] empty batch");
   MNEMO_CHECK(o.window >= 1, "[bptt] window must be >= 1, got " << o.window);
-  if (batch.reset_memory) memory = model.initial_memory(batch.batch_size());
+  for (const auto& [glob, p] : o.memory_dropout)
+    MNEMO_CHECK(p >= 0 && p <= 1, "[bptt] memory_dropout '" << glob << "' must be in [0, 1], got " << p);
+  const Memory initial = batch.reset_memory || !o.memory_dropout.empty() ? model.initial_memory(batch.batch_size())
+                                                                         : Memory{};
+  if (batch.reset_memory) memory = initial;
+  for (const auto& [glob, p] : o.memory_dropout) {
+    bool any = false;
+    for (const auto& [name, t] : memory) any = any || glob_match(glob, name);
+    MNEMO_CHECK(any, "[bptt] memory_dropout '" << glob << "' matches no memory of the model (it has: "
+                                               << names_of(memory) << ")");
+  }
   switch (o.mode) {
-    case BpttMode::truncated: return windows(model, batch, std::move(memory), o, o.window);
-    case BpttMode::full: return windows(model, batch, std::move(memory), o, batch.segments());
-    case BpttMode::replay: return replay(model, batch, std::move(memory), o);
+    case BpttMode::truncated: return windows(model, batch, std::move(memory), o, o.window, initial);
+    case BpttMode::full: return windows(model, batch, std::move(memory), o, batch.segments(), initial);
+    case BpttMode::replay: return replay(model, batch, std::move(memory), o, initial);
   }
   return {};
 }

@@ -6,13 +6,16 @@
 //                 each segment; then segments run last to first, each on its own tape,
 //                 seeded by its loss and by the gradient of the memory it produced.
 //                 Activation memory stays one segment's; gradients equal `full`.
-// The loss is the mean over segments of each segment's mean token loss (plus aux losses).
+// The loss is the mean over every counted token of the batch (a masked task counts only its
+// answers, wherever they fall), plus the aux losses averaged over segments.
 // Gradients are added into the model's Param::grad; the caller steps the optimizer after
 // this returns, when no tape that used the old weights is alive.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "architectures/segment_model.h"
 #include "data/streams.h"
@@ -27,10 +30,14 @@ struct BpttOptions {
   int64_t window = 1;        // segments per tape in truncated mode
   double loss_scale = 1.0;   // e.g. 1 / gradient-accumulation steps
   uint64_t seed = 0;         // tape seeds derive from it, per segment: replay draws the same dropout
+  // Structured memory dropout: glob over memory names -> probability that the memory enters
+  // a segment as its initial value (an empty cache, a fresh state) instead of the carried
+  // one. Drawn per segment from `seed`, so replay drops exactly what the forward pass did.
+  std::map<std::string, double> memory_dropout = {};
 };
 
 struct BpttResult {
-  double loss = 0;           // mean token loss over the batch (without aux)
+  double loss = 0;           // mean loss over the batch's counted tokens (without aux)
   double aux_loss = 0;
   int64_t tokens = 0;        // tokens that counted
   arch::Memory memory;       // leaving the last segment, detached
@@ -38,6 +45,9 @@ struct BpttResult {
 
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, arch::Memory memory,
                        const BpttOptions& opts);
+
+// The memories dropped before segment `s` under `o` (names of `memory` matched by the globs).
+std::vector<std::string> dropped_memories(const arch::Memory& memory, const BpttOptions& o, int64_t s);
 
 // Targets with the masked positions set to the cross-entropy ignore index.
 Tensor masked_targets(const data::Batch& batch, int64_t segment);

@@ -127,6 +127,20 @@ EvalConfig read_eval(YamlReader r) {
   return e;
 }
 
+// sweep: {dotted.key: [v1, v2, ...], ...}, in file order. The keys are checked when the
+// grid is expanded (each point is a load_config with --set overrides).
+std::vector<SweepAxis> read_sweep(YamlReader r) {
+  std::vector<SweepAxis> out;
+  for (const std::string& key : r.keys()) {
+    std::vector<std::string> values = r.get(key, std::vector<std::string>{});
+    if (values.empty()) r.fail(key, "a sweep axis needs a non-empty list of values");
+    if (key != "seed" && key.find('.') == std::string::npos)
+      r.fail(key, "a sweep axis is `seed` or a dotted key such as train.optimizer.lr or model.arch");
+    out.push_back({key, std::move(values)});
+  }
+  return out;
+}
+
 ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   ExperimentConfig c;
   c.name = r.get("name", stem);
@@ -135,6 +149,7 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   c.model = read_model(r.child("model"));
   c.train = read_train(r.child("train"), c.data);
   c.eval = read_eval(r.child("eval"));
+  c.sweep = read_sweep(r.child("sweep"));
   r.reject_unknown_keys();
   return c;
 }
@@ -323,6 +338,15 @@ std::string to_yaml(const ExperimentConfig& cfg) {
   e << YAML::BeginMap;
   put(e, "name", cfg.name), put(e, "seed", cfg.seed);
   emit_data(e, cfg.data), emit_model(e, cfg.model), emit_train(e, cfg.train), emit_eval(e, cfg.eval);
+  if (!cfg.sweep.empty()) {
+    e << YAML::Key << "sweep" << YAML::Value << YAML::BeginMap;
+    for (const SweepAxis& a : cfg.sweep) {
+      e << YAML::Key << a.key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const auto& v : a.values) e << v;
+      e << YAML::EndSeq;
+    }
+    e << YAML::EndMap;
+  }
   e << YAML::EndMap;
   MNEMO_CHECK(e.good(), "[config] to_yaml: " << e.GetLastError());
   return std::string(e.c_str()) + "\n";

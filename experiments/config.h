@@ -91,6 +91,13 @@ struct EvalConfig {
   bool operator==(const EvalConfig&) const = default;
 };
 
+// One axis of a `sweep:` grid: a dotted key and the values it takes (YAML scalars as text).
+struct SweepAxis {
+  std::string key;
+  std::vector<std::string> values;
+  bool operator==(const SweepAxis&) const = default;
+};
+
 struct ExperimentConfig {
   std::string name;       // run name; the config file's stem when absent
   uint64_t seed = 1234;   // every RNG (init, data, dropout, sampling) derives from it
@@ -98,6 +105,7 @@ struct ExperimentConfig {
   ModelConfig model;
   TrainConfig train;
   EvalConfig eval;
+  std::vector<SweepAxis> sweep;  // `mnemo sweep`: runs over the grid of these axes; empty for one run
   bool operator==(const ExperimentConfig&) const = default;
 };
 

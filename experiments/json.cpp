@@ -3,6 +3,9 @@
 // bad escapes, lone surrogates and trailing junk are errors.
 #include "experiments/json.h"
 
+#include <cmath>
+#include <cstdio>
+
 #include <charconv>
 #include <set>
 #include <string>
@@ -289,5 +292,41 @@ bool to_u64(std::string_view text, uint64_t& out) {
 }
 
 Json parse(std::string_view s, const std::string& what) { return JsonParser(s, what).document(); }
+
+void ObjectWriter::key(std::string_view k) {
+  if (out_.size() > 1) out_ += ',';
+  json_string(out_, k);
+  out_ += ':';
+}
+
+ObjectWriter& ObjectWriter::add(std::string_view k, double v) {
+  key(k);
+  if (!std::isfinite(v)) {
+    out_ += "null";
+    return *this;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  out_ += buf;
+  return *this;
+}
+
+ObjectWriter& ObjectWriter::add(std::string_view k, int64_t v) {
+  key(k);
+  out_ += std::to_string(v);
+  return *this;
+}
+
+ObjectWriter& ObjectWriter::add(std::string_view k, std::string_view v) {
+  key(k);
+  json_string(out_, v);
+  return *this;
+}
+
+ObjectWriter& ObjectWriter::add_raw(std::string_view k, std::string_view j) {
+  key(k);
+  out_ += j;
+  return *this;
+}
 
 }  // namespace mnemo::experiments::json

@@ -24,6 +24,21 @@ bool valid_utf8(std::string_view s);
 Json parse(std::string_view s, const std::string& what);
 // Appends s as a JSON string literal.
 void json_string(std::string& out, std::string_view s);
+// One JSON object built field by field, in insertion order (metrics.jsonl rows, summaries).
+// Non-finite numbers are written as null: JSON has no NaN.
+class ObjectWriter {
+ public:
+  ObjectWriter& add(std::string_view key, double v);
+  ObjectWriter& add(std::string_view key, int64_t v);
+  ObjectWriter& add(std::string_view key, std::string_view v);
+  ObjectWriter& add_raw(std::string_view key, std::string_view json);  // an already-encoded value
+  std::string str() const { return out_ + "}"; }
+
+ private:
+  void key(std::string_view k);
+  std::string out_ = "{";
+};
+
 // A non-negative integer that fits in uint64_t, from a JSON number's text.
 bool to_u64(std::string_view text, uint64_t& out);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the whole test suite, then prints `N passed, N failed` from
 # meson's testlog.json. With --with-sanitizers it also runs the suite in an ASan+UBSan build
-# (build-asan) and the closing line counts both. Exit status: non-zero on any failure.
+# (build-asan) and the closing line counts both. The `slow` suite (long training runs such as
+# the quickstart's accuracy) runs only with --slow. Exit status: non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,17 +18,27 @@ run_suite() {  # run_suite BUILD_DIR [meson options...]
   ninja -C "$dir" || return 1
   echo "test.sh: $dir built in $((SECONDS - t0)) s"
   t0=$SECONDS
-  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${SUITES[@]}"
   local rc=$?
   echo "test.sh: $dir tests ran in $((SECONDS - t0)) s"
   return $rc
 }
 
+SANITIZERS=0
+SUITES=(--no-suite slow)
+for arg in "$@"; do
+  case "$arg" in
+    --with-sanitizers) SANITIZERS=1 ;;
+    --slow) SUITES=() ;;
+    *) echo "usage: scripts/test.sh [--with-sanitizers] [--slow]" >&2; exit 2 ;;
+  esac
+done
+
 rc=0
 logs=()
 run_suite build || rc=1
 logs+=(build/meson-logs/testlog.json)
-if [ "${1:-}" = "--with-sanitizers" ]; then
+if [ "$SANITIZERS" = 1 ]; then
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled || rc=1
   logs+=(build-asan/meson-logs/testlog.json)
 fi

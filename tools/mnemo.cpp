@@ -7,11 +7,15 @@
 #include "bench/bench.h"
 #include "mnemo_config.h"
 #include "tools/gradcheck_cmd.h"
+#include "tools/sweep_cmd.h"
+#include "tools/train_cmd.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mnemo: memory-augmented transformers, trained on a CPU from YAML files"};
   app.set_version_flag("--version", std::string("mnemo ") + MNEMO_VERSION);
   app.require_subcommand(1);
+  mnemo::tools::add_train_commands(app);
+  mnemo::tools::add_sweep_commands(app);
   mnemo::tools::add_gradcheck_command(app);
   mnemo::bench::add_bench_command(app);
   try {

@@ -1,6 +1,7 @@
 // The three BPTT modes on a tiny recurrent model whose memory carries gradient:
 // memory-replay gradients equal full-BPTT gradients; truncated(k) cuts exactly at window
 // edges; dropout draws the same masks in the replayed segments.
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 
@@ -134,6 +135,34 @@ BOOST_AUTO_TEST_CASE(masked_positions_do_not_count) {
   TinyRecurrent m(init, 7, 4, 0.0);
   BOOST_TEST(train_batch(m, b, m.initial_memory(1), {}).tokens == 3);
   BOOST_CHECK_THROW(parse_bptt_mode("tbptt"), Error);
+}
+
+BOOST_AUTO_TEST_CASE(memory_dropout_drops_whole_segments_and_replay_agrees) {
+  nn::Init init(6, DType::f64);
+  TinyRecurrent m(init, 11, 6, 0.0);
+  const data::Batch b = make(2, 6, 3, 11, 5);
+  BpttOptions o{.mode = BpttMode::full, .seed = 9, .memory_dropout = {{"h", 0.5}}};
+  // p = 0.5 over 6 segments: some dropped, some kept (fixed by the seed).
+  std::vector<bool> dropped;
+  for (int64_t s = 0; s < 6; ++s) dropped.push_back(!dropped_memories(m.initial_memory(2), o, s).empty());
+  BOOST_TEST(std::count(dropped.begin(), dropped.end(), true) > 0);
+  BOOST_TEST(std::count(dropped.begin(), dropped.end(), false) > 0);
+  // Replay drops exactly what the forward pass dropped: its gradients still equal full BPTT's.
+  const auto full = grads_of(m, b, o);
+  BpttOptions r = o;
+  r.mode = BpttMode::replay;
+  BOOST_TEST(max_rel_diff(grads_of(m, b, r), full) < 1e-9);
+  // And dropping changes the gradient (the memory really was replaced).
+  BOOST_TEST(max_rel_diff(grads_of(m, b, {.mode = BpttMode::full, .seed = 9}), full) > 1e-6);
+  // Always dropping = every segment starts from zero memory: U gets no gradient at all.
+  const auto always = grads_of(m, b, {.mode = BpttMode::full, .seed = 9, .memory_dropout = {{"*", 1.0}}});
+  double u = 0;
+  for (double g : always[2]) u = std::max(u, std::abs(g));
+  BOOST_TEST(u == 0.0);
+  // p = 0 drops nothing; a glob matching no memory is an error that names the memories.
+  BOOST_TEST(dropped_memories(m.initial_memory(2), {.memory_dropout = {{"h", 0.0}}}, 0).empty());
+  BOOST_CHECK_EXCEPTION(train_batch(m, b, m.initial_memory(2), {.memory_dropout = {{"xl.*", 0.1}}}), Error,
+                        [](const Error& e) { return std::string(e.what()).find("matches no memory of the model (it has: h)") != std::string::npos; });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -15,6 +15,7 @@
 #include "experiments/checkpoint.h"
 #include "layers/init.h"
 #include "layers/linear.h"
+#include "tests/support/temp_dir.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
@@ -22,25 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    dir = fs::temp_directory_path() / ("mnemo-ckpt-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& name) const { return (dir / name).string(); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
+using TempDir = test::TempDir;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));

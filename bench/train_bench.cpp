@@ -1,0 +1,109 @@
+// `mnemo bench train CONFIG`: one experiment's training step, measured three ways.
+//   model step:  train_batch on a fixed batch + clipping + AdamW (what the model costs)
+//   trainer:     the run loop of `mnemo train` (data, logging, checkpoint cadence) for the
+//                same steps, evaluation excluded; its excess over the model step is the
+//                trainer's overhead
+//   memory:      peak live tensor bytes during one step (the caching allocator's count)
+// Rates: tokens/s at the median step; model FLOP/s counting 6 x parameters per token
+// (attention scores not counted) against this machine's sgemm at 1024^3 through mnemo.
+#include <filesystem>
+#include <unistd.h>
+
+#include "autograd/ops/ops.h"
+#include "autograd/optim/adamw.h"
+#include "bench/bench.h"
+#include "bench/timing.h"
+#include "experiments/bptt.h"
+#include "experiments/models.h"
+#include "experiments/run.h"
+#include "experiments/run_data.h"
+#include "kernels/memory.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mnemo::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace mnemo::experiments;
+
+double sgemm_gflops() {
+  Rng rng(1);
+  Tape tape;
+  Tape::NoRecord nr(tape);
+  Var a = tape.constant(Tensor::randn({1024, 1024}, rng)), b = tape.constant(Tensor::randn({1024, 1024}, rng));
+  const double s = median_seconds([&] { (void)matmul(a, b); });
+  return 2.0 * 1024 * 1024 * 1024 / s / 1e9;
+}
+
+}  // namespace
+
+int run_train_bench(const TrainBenchOptions& o) {
+  ExperimentConfig cfg = load_config(o.config, o.sets);
+  cfg.sweep.clear();
+#ifdef _OPENMP
+  if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
+  const int threads = omp_get_max_threads();
+#else
+  const int threads = 1;
+#endif
+  auto model = build_model(cfg);
+  nn::train(*model);
+  int64_t n_params = 0;
+  for (Param* p : nn::params(*model)) n_params += p->value.numel();
+  RunData data = make_run_data(cfg);
+  AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
+  BpttOptions b;
+  b.mode = parse_bptt_mode(cfg.train.bptt);
+  b.window = cfg.train.window;
+  b.memory_dropout = cfg.train.memory_dropout;
+  data::Batch batch = data.train->next();
+  arch::Memory memory = model->initial_memory(batch.batch_size());
+  const int64_t tokens = data.tokens_per_batch;
+  std::vector<Param*> params = opt.params();
+
+  auto step = [&] {
+    BpttResult r = train_batch(*model, batch, memory, b);
+    memory = std::move(r.memory);
+    batch.reset_memory = false;
+    clip_grad_norm(params, cfg.train.clip);
+    opt.step();
+    opt.zero_grad();
+  };
+  step();
+  kernels::reset_peak_memory();
+  const size_t live_before = kernels::memory_stats().live_bytes;
+  step();
+  const size_t peak_step = kernels::memory_stats().peak_live_bytes - live_before;
+  const double s = median_seconds(step, o.steps, 0);
+
+  // The same number of steps through the run loop of `mnemo train`.
+  const std::string dir = (fs::temp_directory_path() / ("mnemo-bench-" + std::to_string(::getpid()))).string();
+  ExperimentConfig run_cfg = cfg;
+  run_cfg.train.steps = o.steps;
+  run_cfg.train.eval_every = 0;
+  run_cfg.train.schedule = {};  // the schedule changes no cost; a short run cannot warm up
+  run_cfg.eval.batches = 1;
+  run_cfg.eval.generate_every = 0;
+  const RunResult run = train_run(run_cfg, {.dir = dir, .progress = false});
+  fs::remove_all(dir);
+  const double loop_step = run.loop_seconds / double(run.steps);
+
+  const double gflops = 6.0 * double(n_params) * double(tokens) / s / 1e9;
+  const double peak = sgemm_gflops();
+  std::printf("config            %s (%s, %ld parameters)\n", o.config.c_str(), cfg.model.arch.c_str(), long(n_params));
+  std::printf("batch             %ld x %ld segments x %ld tokens, bptt %s, %d threads\n", long(cfg.data.batch_size),
+              long(cfg.data.segments), long(cfg.data.segment_len), cfg.train.bptt.c_str(), threads);
+  std::printf("model step        %.2f ms median over %d steps: %.0f tokens/s\n", s * 1e3, o.steps, double(tokens) / s);
+  std::printf("model FLOP/s      %.1f GFLOP/s (6 x params per token) = %.1f%% of sgemm %.1f GFLOP/s\n", gflops,
+              100 * gflops / peak, peak);
+  std::printf("trainer loop      %.2f ms per step (log every %ld, checkpoint every %ld): overhead %+.1f%%\n",
+              loop_step * 1e3, long(cfg.train.log_every), long(cfg.train.checkpoint_every), 100 * (loop_step / s - 1));
+  std::printf("peak step memory  %.1f MiB of tensors beyond the model and optimizer; peak RSS %.1f MiB\n",
+              double(peak_step) / double(1 << 20), double(peak_resident_bytes()) / double(1 << 20));
+  return 0;
+}
+
+}  // namespace mnemo::bench

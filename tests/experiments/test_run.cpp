@@ -1,0 +1,192 @@
+// Runs from a config to a folder: the folder's files; resume after a stop continues bit for
+// bit (20 steps straight vs 10 + resume + 10, synthetic and contiguous text streams);
+// sweeps expand, tabulate and skip finished points; generation equals re-running the whole
+// sequence segment by segment.
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "autograd/ops/ops.h"
+#include "experiments/checkpoint.h"
+#include "experiments/generate.h"
+#include "experiments/models.h"
+#include "experiments/run.h"
+#include "experiments/sweep.h"
+#include "tests/support/temp_dir.h"
+
+using namespace mnemo;
+using namespace mnemo::experiments;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A tiny Transformer-XL on a tiny task: 20 steps take well under a second.
+std::string write_config(const test::TempDir& tmp, const std::string& data_block, const std::string& extra = "") {
+  const std::string path = tmp / "tiny.yaml";
+  std::ofstream(path) << "name: tiny\nseed: 7\n" << data_block
+                      << "model: {arch: transformer_xl, dim: 16, depth: 1, heads: 2, transformer_xl: {mem_len: 8, "
+                         "dropout: 0.1}}\n"
+                         "train: {steps: 20, log_every: 5, eval_every: 10, checkpoint_every: 5, threads: 1,\n"
+                         "        bptt: replay, memory_dropout: {'mem.*': 0.3},\n"
+                         "        optimizer: {lr: 0.01}, schedule: {kind: warmup_cosine, warmup_steps: 3}}\n"
+                         "eval: {batches: 2}\n"
+                      << extra;
+  return path;
+}
+
+const std::string kSynthetic = "data: {kind: synthetic, task: copy, copy_len: 3, segments: 2, segment_len: 8, batch_size: 2}\n";
+
+// Every column but the wall-clock ones.
+std::string without_timing(const std::string& jsonl) {
+  std::string out;
+  std::istringstream in(jsonl);
+  for (std::string line; std::getline(in, line);) {
+    for (const char* key : {",\"tokens_per_s\":", ",\"elapsed_s\":"}) {
+      const size_t a = line.find(key);
+      if (a == std::string::npos) continue;
+      const size_t b = line.find_first_of(",}", a + 1);
+      line.erase(a, b - a);
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(run)
+
+BOOST_AUTO_TEST_CASE(a_run_folder_holds_config_metrics_log_checkpoint_and_summary) {
+  test::TempDir tmp("mnemo-run");
+  const ExperimentConfig cfg = load_config(write_config(tmp, kSynthetic));
+  const RunResult r = train_run(cfg, {.dir = tmp / "r", .progress = false});
+  BOOST_TEST(r.finished);
+  BOOST_TEST(r.steps == 20);
+  for (const char* f : {"config.yaml", "metrics.jsonl", "train.jsonl", "log.txt", "summary.json",
+                        "checkpoints/last.safetensors"})
+    BOOST_TEST_CONTEXT(f) BOOST_TEST(fs::exists(fs::path(tmp / "r") / f));
+  BOOST_TEST((load_run_config(tmp / "r") == cfg));  // the resolved config reads back the same
+  const std::string metrics = read_text(fs::path(tmp / "r") / "metrics.jsonl");
+  BOOST_TEST(metrics.find("{\"step\":10,") == 0u);  // evaluations at 10 and 20
+  BOOST_TEST(metrics.find("{\"step\":20,") != std::string::npos);
+  BOOST_TEST(metrics.find("\"val_accuracy\":") != std::string::npos);
+  BOOST_TEST(load_checkpoint(checkpoint_path(tmp / "r")).step == 20);
+  // A second run into the same folder is refused; --resume of a folder without a checkpoint too.
+  BOOST_CHECK_EXCEPTION(train_run(cfg, {.dir = tmp / "r", .progress = false}), Error,
+                        [](const Error& e) { return std::string(e.what()).find("already holds a run") != std::string::npos; });
+  BOOST_CHECK_EXCEPTION(train_run(cfg, {.dir = tmp / "none", .resume = true, .progress = false}), Error,
+                        [](const Error& e) { return std::string(e.what()).find("no checkpoint") != std::string::npos; });
+}
+
+BOOST_AUTO_TEST_CASE(resume_continues_bit_for_bit) {
+  test::TempDir tmp("mnemo-resume");
+  {
+    std::ofstream text(tmp / "corpus.txt");
+    for (int i = 0; i < 400; ++i) text << "line " << i * 7919 % 1000 << " of a small corpus;\n";
+  }
+  const std::string text_block = "data: {kind: text, path: " + (tmp / "corpus.txt") +
+                                 ", segments: 2, segment_len: 8, batch_size: 2, val_fraction: 0.1}\n";
+  for (const std::string& data : {kSynthetic, text_block}) {
+    BOOST_TEST_CONTEXT(data) {
+      const ExperimentConfig cfg = load_config(write_config(tmp, data));
+      const std::string a = tmp / "straight", b = tmp / "stopped";
+      train_run(cfg, {.dir = a, .progress = false});
+      const RunResult first = train_run(cfg, {.dir = b, .stop_after = 10, .progress = false});
+      BOOST_TEST(!first.finished);
+      BOOST_TEST(load_checkpoint(checkpoint_path(b)).step == 10);
+      const RunResult second = train_run(load_run_config(b), {.dir = b, .resume = true, .progress = false});
+      BOOST_TEST(second.finished);
+      // Identical losses, evaluations and weights, bit for bit.
+      BOOST_TEST(without_timing(read_text(fs::path(a) / "train.jsonl")) ==
+                 without_timing(read_text(fs::path(b) / "train.jsonl")));
+      BOOST_TEST(without_timing(read_text(fs::path(a) / "metrics.jsonl")) ==
+                 without_timing(read_text(fs::path(b) / "metrics.jsonl")));
+      const TrainingState sa = load_checkpoint(checkpoint_path(a)), sb = load_checkpoint(checkpoint_path(b));
+      BOOST_REQUIRE(sa.weights.size() == sb.weights.size());
+      for (size_t i = 0; i < sa.weights.size(); ++i)
+        BOOST_TEST(sa.weights[i].second.to_vector() == sb.weights[i].second.to_vector());
+      BOOST_TEST(sa.data_cursor == sb.data_cursor);
+      fs::remove_all(a), fs::remove_all(b);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sweeps_expand_run_tabulate_and_skip_finished_points) {
+  const auto points = expand_sweep({{"model.arch", {"transformer", "transformer_xl"}}, {"seed", {"1", "2", "3"}}});
+  BOOST_REQUIRE(points.size() == 6u);
+  BOOST_TEST(points[0].name == "arch=transformer,seed=1");
+  BOOST_TEST(points[5].name == "arch=transformer_xl,seed=3");
+  BOOST_TEST(points[4].overrides == (std::vector<std::string>{"model.arch=transformer_xl", "seed=2"}));
+
+  test::TempDir tmp("mnemo-sweep");
+  const std::string cfg = write_config(tmp, kSynthetic, "sweep: {model.arch: [transformer, transformer_xl]}\n");
+  const std::vector<std::string> sets = {"train.steps=4", "train.memory_dropout={}", "model.transformer_xl.dropout=0"};
+  const std::string dir = run_sweep(cfg, {.dir = tmp / "sw", .sets = sets, .progress = false});
+  const std::string csv = read_text(fs::path(dir) / "summary.csv");
+  BOOST_TEST(csv.find("run,model.arch,steps,final_val_loss") == 0u);
+  BOOST_TEST(csv.find("\narch=transformer,transformer,4,") != std::string::npos);
+  BOOST_TEST(csv.find("\narch=transformer_xl,transformer_xl,4,") != std::string::npos);
+  BOOST_TEST(read_text(fs::path(dir) / "summary.md").find("| run | model.arch |") == 0u);
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) BOOST_TEST(fs::file_size(fs::path(dir) / "curves.png") > 1000u);
+  else BOOST_TEST_MESSAGE("skipped: no gnuplot, so no curves.png");
+  // Running it again finds both points finished and trains nothing.
+  const auto stamp = fs::last_write_time(fs::path(dir) / "arch=transformer" / "summary.json");
+  run_sweep(cfg, {.dir = tmp / "sw", .sets = sets, .progress = false});
+  BOOST_TEST((fs::last_write_time(fs::path(dir) / "arch=transformer" / "summary.json") == stamp));
+  // A misspelt sweep key fails before any run starts.
+  const std::string bad = write_config(tmp, kSynthetic, "sweep: {train.optimiser.lr: [0.1]}\n");
+  BOOST_CHECK_EXCEPTION(run_sweep(bad, {.dir = tmp / "bad", .progress = false}), Error,
+                        [](const Error& e) { return std::string(e.what()).find("optimiser") != std::string::npos; });
+  BOOST_TEST(!fs::exists(fs::path(tmp / "bad") / "train.steps=4"));
+}
+
+BOOST_AUTO_TEST_CASE(greedy_generation_equals_rerunning_the_whole_sequence) {
+  test::TempDir tmp("mnemo-gen");
+  const ExperimentConfig cfg = load_config(write_config(tmp, kSynthetic));
+  auto model = build_model(cfg);
+  nn::eval(*model);
+  const int64_t T = cfg.data.segment_len;
+  const std::vector<int32_t> prompt = {'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'};
+  const std::vector<int32_t> got = generate(*model, T, prompt, {.length = 14, .temperature = 0});
+  BOOST_REQUIRE(got.size() == 14u);
+  // Reference: for every new token, the whole sequence from the initial memory in segments of T.
+  std::vector<int32_t> seq = prompt;
+  for (size_t n = 0; n < got.size(); ++n) {
+    arch::Memory mem = model->initial_memory(1);
+    Tensor last;
+    for (size_t start = 0; start < seq.size(); start += size_t(T)) {
+      const size_t len = std::min(size_t(T), seq.size() - start);
+      Tape tape;
+      Tape::NoRecord nr(tape);
+      arch::MemoryVars in;
+      for (const auto& [k, v] : mem) in.emplace(k, tape.constant(v));
+      const std::vector<int32_t> seg(seq.begin() + long(start), seq.begin() + long(start + len));
+      arch::SegmentOut out = model->forward(tape, Tensor::from_ints({1, int64_t(len)}, seg), in);
+      last = out.logits.value();
+      mem.clear();
+      for (const auto& [k, v] : out.memory) mem.emplace(k, v.value());
+    }
+    const std::vector<double> l = last.to_vector();
+    const int64_t V = last.dim(2), at = (last.dim(1) - 1) * V;
+    int32_t best = 0;
+    for (int32_t v = 1; v < V; ++v)
+      if (l[size_t(at + v)] > l[size_t(at + best)]) best = v;
+    BOOST_TEST_CONTEXT("token " << n) BOOST_TEST(got[n] == best);
+    seq.push_back(best);
+  }
+  // Sampling is a function of the seed.
+  const GenerateOptions s{.length = 20, .temperature = 1.0, .top_k = 5, .seed = 3};
+  BOOST_TEST(generate(*model, T, prompt, s) == generate(*model, T, prompt, s));
+  BOOST_TEST(printable({'a', 0, '\n'}) == "a\\x00\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

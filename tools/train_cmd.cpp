@@ -1,0 +1,280 @@
+// The run commands. A TARGET is an experiment file (YAML) or a run folder (its config.yaml
+// and checkpoints/last.safetensors); --set overrides apply to a file's config.
+#include "tools/train_cmd.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "autograd/ops/ops.h"
+#include "data/byte_corpus.h"
+#include "experiments/checkpoint.h"
+#include "experiments/generate.h"
+#include "experiments/models.h"
+#include "experiments/run.h"
+#include "experiments/run_data.h"
+
+namespace mnemo::tools {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace mnemo::experiments;
+
+struct Target {
+  ExperimentConfig cfg;
+  std::string weights;  // a checkpoint, or empty for freshly initialised weights
+};
+
+Target resolve(const std::string& target, const std::vector<std::string>& sets, const std::string& weights) {
+  Target t;
+  if (fs::is_directory(target)) {
+    MNEMO_CHECK(sets.empty(), "--set applies to experiment files; '" << target << "' is a run folder");
+    t.cfg = load_run_config(target);
+    t.weights = checkpoint_path(target);
+    MNEMO_CHECK(fs::exists(t.weights) || !weights.empty(), "[run] '" << target << "' has no checkpoint yet");
+  } else {
+    t.cfg = load_config(target, sets);
+  }
+  if (!weights.empty()) t.weights = weights;
+  return t;
+}
+
+std::unique_ptr<arch::SegmentModel> load_model(const Target& t) {
+  auto model = build_model(t.cfg);
+  if (!t.weights.empty()) {
+    TrainingState st = load_checkpoint(t.weights);
+    st.optimizer.clear(), st.optimizer_counters.clear();
+    AdamW unused(nn::named_params(*model), {});
+    restore(*model, unused, st);
+  } else {
+    std::cerr << "mnemo: no weights given: using freshly initialised ones (seed " << t.cfg.seed << ")\n";
+  }
+  nn::eval(*model);
+  return model;
+}
+
+// ---- train ----
+
+struct TrainArgs {
+  std::string config, out, resume;
+  std::vector<std::string> sets;
+  int64_t stop_after = 0;
+  bool quiet = false;
+};
+
+int train(const TrainArgs& a) {
+  MNEMO_CHECK(a.config.empty() != a.resume.empty(), "give an experiment file or --resume RUN, not both");
+  ExperimentConfig cfg;
+  RunOptions o{.stop_after = a.stop_after, .progress = !a.quiet};
+  if (!a.resume.empty()) {
+    MNEMO_CHECK(a.sets.empty(), "--set cannot change a run being resumed");
+    cfg = load_run_config(a.resume);
+    o.dir = a.resume, o.resume = true;
+  } else {
+    cfg = load_config(a.config, a.sets);
+    o.dir = a.out;
+  }
+  const RunResult r = train_run(cfg, o);
+  std::cout << "run folder: " << r.dir << "\n";
+  return 0;
+}
+
+// ---- eval ----
+
+struct EvalArgs {
+  std::string target, weights, tokens, dump;
+  std::vector<std::string> sets;
+};
+
+// Token rows (B, N) from a safetensors file ("input.tokens", optional "input.labels") or a
+// raw byte file (one row; each byte's label is the next byte).
+struct TokenRows {
+  Tensor tokens, labels;  // labels undefined when unknown
+};
+
+TokenRows read_tokens(const std::string& path) {
+  TokenRows r;
+  if (path.size() > 12 && path.substr(path.size() - 12) == ".safetensors") {
+    const Safetensors st = read_safetensors(path);
+    auto it = st.tensors.find("input.tokens");
+    MNEMO_CHECK(it != st.tensors.end(), "'" << path << "' has no tensor 'input.tokens'");
+    r.tokens = it->second;
+    MNEMO_CHECK(r.tokens.rank() == 2 && r.tokens.dtype() == DType::i32,
+                "'" << path << "': input.tokens must be (B, N) integers, got " << r.tokens.dtype() << " " << r.tokens.shape());
+    if (auto l = st.tensors.find("input.labels"); l != st.tensors.end()) {
+      r.labels = l->second;
+      MNEMO_CHECK(r.labels.shape() == r.tokens.shape(), "'" << path << "': input.labels " << r.labels.shape()
+                                                            << " must match input.tokens " << r.tokens.shape());
+    }
+    return r;
+  }
+  const std::vector<uint8_t> bytes = data::read_file_bytes(path);
+  MNEMO_CHECK(bytes.size() >= 2, "'" << path << "' needs at least 2 bytes");
+  const int64_t n = int64_t(bytes.size()) - 1;
+  std::vector<int32_t> in(bytes.begin(), bytes.end() - 1), out(bytes.begin() + 1, bytes.end());
+  r.tokens = Tensor::from_ints({1, n}, in), r.labels = Tensor::from_ints({1, n}, out);
+  return r;
+}
+
+// Columns [start, start + len) of an i32 (B, N) tensor.
+Tensor columns(const Tensor& t, int64_t start, int64_t len) {
+  const int64_t B = t.dim(0), N = t.dim(1);
+  std::vector<int32_t> out;
+  for (int64_t b = 0; b < B; ++b)
+    out.insert(out.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + len);
+  return Tensor::from_ints({B, len}, out);
+}
+
+int eval_tokens(const arch::SegmentModel& model, const ExperimentConfig& cfg, const EvalArgs& a) {
+  const TokenRows rows = read_tokens(a.tokens);
+  const int64_t B = rows.tokens.dim(0), N = rows.tokens.dim(1), T = cfg.data.segment_len;
+  NamedTensors dump;
+  arch::Memory memory = model.initial_memory(B);
+  double nats = 0;
+  int64_t counted = 0;
+  for (int64_t s = 0, start = 0; start < N; ++s, start += T) {
+    const int64_t len = std::min(T, N - start);
+    Tape tape;
+    Tape::NoRecord no_record(tape);
+    arch::MemoryVars in;
+    for (const auto& [name, m] : memory) in.emplace(name, tape.constant(m));
+    const Tensor seg = columns(rows.tokens, start, len);
+    arch::SegmentOut out = model.forward(tape, seg, in);
+    dump.emplace_back("logits.seg" + std::to_string(s), out.logits.value());
+    std::printf("segment %ld: tokens [%ld, %ld)", long(s), long(start), long(start + len));
+    if (rows.labels.defined()) {
+      const Tensor labels = columns(rows.labels, start, len);
+      const double loss = cross_entropy(out.logits, labels).value().item();
+      nats += loss * double(B * len), counted += B * len;
+      std::printf("  loss %.6f", loss);
+    }
+    std::printf("\n");
+    memory.clear();
+    for (const auto& [name, v] : out.memory) {
+      memory.emplace(name, v.value());
+      dump.emplace_back("mem.seg" + std::to_string(s) + "." + name, v.value());
+    }
+    if (len < T) break;  // a partial last segment: its memory is not carried anywhere
+  }
+  if (counted > 0) std::printf("mean loss %.6f (%.6f bits/byte) over %ld tokens\n", nats / double(counted),
+                               nats / double(counted) / std::log(2.0), long(counted));
+  if (!a.dump.empty()) {
+    write_safetensors(a.dump, dump, {{"format", "mnemo.logits/1"}, {"arch", cfg.model.arch}});
+    std::printf("logits and memories of every segment written to %s\n", a.dump.c_str());
+  }
+  return 0;
+}
+
+int eval(const EvalArgs& a) {
+  const Target t = resolve(a.target, a.sets, a.weights);
+  auto model = load_model(t);
+  if (!a.tokens.empty()) return eval_tokens(*model, t.cfg, a);
+  MNEMO_CHECK(a.dump.empty(), "--dump-logits needs --tokens FILE");
+  const RunData data = make_run_data(t.cfg);
+  const EvalResult e = evaluate(*model, data.eval);
+  std::printf("%s: loss %.6f, %.6f bits/byte, accuracy %.6f over %ld tokens\n", t.cfg.name.c_str(), e.loss,
+              e.bits_per_byte, e.accuracy, long(e.tokens));
+  return 0;
+}
+
+// ---- generate ----
+
+struct GenerateArgs {
+  std::string target, weights, prompt;
+  std::vector<std::string> sets;
+  GenerateOptions opts;
+};
+
+int generate_cmd(const GenerateArgs& a) {
+  const Target t = resolve(a.target, a.sets, a.weights);
+  auto model = load_model(t);
+  const std::vector<int32_t> prompt(a.prompt.begin(), a.prompt.end());
+  const auto out = generate(*model, t.cfg.data.segment_len, prompt, a.opts);
+  std::cout << a.prompt << printable(out) << "\n";
+  return 0;
+}
+
+// ---- import ----
+
+struct ImportArgs {
+  std::string arch, config, reference, run;
+  std::vector<std::string> sets;
+};
+
+int import_cmd(const ImportArgs& a) {
+  ExperimentConfig cfg = load_config(a.config, a.sets);
+  MNEMO_CHECK(cfg.model.arch == a.arch,
+              "--arch " << a.arch << " but " << a.config << " sets model.arch: " << cfg.model.arch);
+  const ArchInfo& info = find_arch(a.arch);
+  MNEMO_CHECK(info.import_reference, "architecture '" << a.arch << "' has no reference implementation to import from");
+  auto model = build_model(cfg);
+  TrainingState st;
+  st.weights = info.import_reference(read_safetensors(a.reference).tensors, cfg);
+  AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
+  restore(*model, opt, st);  // checks every name, shape and dtype against the model
+  MNEMO_CHECK(!fs::exists(checkpoint_path(a.run)), "'" << a.run << "' already holds a checkpoint; choose a new folder");
+  fs::create_directories(fs::path(a.run) / "checkpoints");
+  cfg.sweep.clear();
+  write_file_atomic((fs::path(a.run) / "config.yaml").string(), to_yaml(cfg));
+  save_checkpoint(checkpoint_path(a.run), capture(*model, opt));
+  std::printf("imported %zu tensors from %s into %s\n", st.weights.size(), a.reference.c_str(),
+              checkpoint_path(a.run).c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app) {
+  {
+    auto a = std::make_shared<TrainArgs>();
+    CLI::App* c = app.add_subcommand("train", "Train an experiment into a run folder (or resume one)");
+    c->add_option("config", a->config, "Experiment YAML file");
+    c->add_option("--set", a->sets, "Override a config key: --set train.steps=100 (repeatable)");
+    c->add_option("--out", a->out, "Run folder (default: runs/<name>)");
+    c->add_option("--resume", a->resume, "Continue the run in this folder from its last checkpoint");
+    c->add_option("--stop-after", a->stop_after, "Checkpoint and stop after this many steps in all");
+    c->add_flag("--quiet", a->quiet, "No progress line");
+    c->footer("Architectures: " + [] {
+      std::string s;
+      for (const auto& n : arch_names()) s += (s.empty() ? "" : ", ") + n;
+      return s;
+    }());
+    c->callback([a] { throw CLI::RuntimeError(train(*a)); });
+  }
+  {
+    auto a = std::make_shared<EvalArgs>();
+    CLI::App* c = app.add_subcommand("eval", "Evaluate a run or an experiment on held-out data or given tokens");
+    c->add_option("target", a->target, "Run folder or experiment YAML file")->required();
+    c->add_option("--set", a->sets, "Override a config key (experiment files only)");
+    c->add_option("--weights", a->weights, "Checkpoint to load (default: the run's last)");
+    c->add_option("--tokens", a->tokens, "Token file: .safetensors with input.tokens (B, N) [input.labels], or raw bytes");
+    c->add_option("--dump-logits", a->dump, "Write every segment's logits and memories to this .safetensors file");
+    c->callback([a] { throw CLI::RuntimeError(eval(*a)); });
+  }
+  {
+    auto a = std::make_shared<GenerateArgs>();
+    CLI::App* c = app.add_subcommand("generate", "Sample text from a run's model, memory carried across segments");
+    c->add_option("target", a->target, "Run folder or experiment YAML file")->required();
+    c->add_option("--set", a->sets, "Override a config key (experiment files only)");
+    c->add_option("--weights", a->weights, "Checkpoint to load (default: the run's last)");
+    c->add_option("--prompt", a->prompt, "Text to continue (default: a newline)");
+    c->add_option("--length", a->opts.length, "Bytes to generate")->capture_default_str();
+    c->add_option("--temperature", a->opts.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+    c->add_option("--top-k", a->opts.top_k, "Sample among the k likeliest bytes; 0 = all")->capture_default_str();
+    c->add_option("--seed", a->opts.seed, "Sampling seed")->capture_default_str();
+    c->callback([a] { throw CLI::RuntimeError(generate_cmd(*a)); });
+  }
+  {
+    auto a = std::make_shared<ImportArgs>();
+    CLI::App* c = app.add_subcommand("import", "Import a reference implementation's state dict into a new run folder");
+    c->add_option("--arch", a->arch, "Architecture of the reference weights")->required();
+    c->add_option("config", a->config, "Experiment YAML file describing the same model")->required();
+    c->add_option("reference", a->reference, "The reference state dict as .safetensors")->required();
+    c->add_option("run", a->run, "New run folder")->required();
+    c->add_option("--set", a->sets, "Override a config key");
+    c->callback([a] { throw CLI::RuntimeError(import_cmd(*a)); });
+  }
+}
+
+}  // namespace mnemo::tools
