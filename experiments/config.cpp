@@ -68,6 +68,7 @@ OptimizerConfig read_optimizer(YamlReader r) {
   OptimizerConfig o;
   o.type = r.get("type", o.type, one_of({"adamw", "sgd"}));
   o.lr = r.get("lr", o.lr, positive);
+  o.step_every = r.get("step_every", o.step_every, one_of({"batch", "segment"}));
   o.betas = r.get("betas", o.betas, in_range(0, 0.999999));
   if (o.betas.size() != 2) r.fail("betas", "must have 2 entries, got " + std::to_string(o.betas.size()));
   o.weight_decay = r.get("weight_decay", o.weight_decay, non_negative);
@@ -106,6 +107,9 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.grad_accum = r.get("grad_accum", t.grad_accum, positive);
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
+  if (t.optimizer.step_every == "segment" && (t.bptt != "truncated" || t.window != 1 || t.grad_accum != 1))
+    r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated, window: 1 and grad_accum: 1 (each "
+                        "segment is its own update)");
   t.schedule = read_schedule(r.child("schedule"), t);
   t.memory_dropout = read_memory_dropout(r.child("memory_dropout"));
   t.log_every = r.get("log_every", t.log_every, positive);
@@ -305,6 +309,7 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
   put(e, "type", o.type), put(e, "lr", o.lr), put(e, "betas", o.betas), put(e, "weight_decay", o.weight_decay);
   put(e, "eps", o.eps), put(e, "no_decay", o.no_decay), put(e, "momentum", o.momentum);
+  put(e, "step_every", o.step_every);
   e << YAML::EndMap << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap;
   put(e, "kind", t.schedule.kind), put(e, "warmup_steps", t.schedule.warmup_steps);
   put(e, "min_lr", t.schedule.min_lr);
@@ -371,12 +376,12 @@ AdamWConfig adamw_config(const OptimizerConfig& opt) {
   return c;
 }
 
-Schedule schedule_of(const TrainConfig& train) {
+Schedule schedule_of(const TrainConfig& train, int64_t segments) {
   Schedule s;
   s.kind = train.schedule.kind == "warmup_cosine" ? Schedule::Kind::warmup_cosine : Schedule::Kind::constant;
   s.base_lr = train.optimizer.lr;
   s.warmup_steps = train.schedule.warmup_steps;
-  s.total_steps = train.steps;
+  s.total_steps = train.optimizer.step_every == "segment" ? train.steps * segments : train.steps;
   s.min_lr = train.schedule.min_lr;
   return s;
 }

@@ -56,6 +56,11 @@ struct OptimizerConfig {
   double eps = 1e-8;                          // adamw denominator
   std::vector<std::string> no_decay = {};     // globs over param names with weight_decay 0
   double momentum = 0.0;                      // sgd only
+  // batch: one update per batch of S segments (after every window's backward);
+  // segment: an update after every segment, memory detached between them (TrXL-style
+  // streaming, how the Compressive Transformer reference trains). The schedule then counts
+  // updates: train.steps * data.segments of them.
+  std::string step_every = "batch";
   bool operator==(const OptimizerConfig&) const = default;
 };
 
@@ -119,6 +124,8 @@ std::string to_yaml(const ExperimentConfig& cfg);
 YamlReader arch_options_reader(const ModelConfig& model);
 /// The optimizer and schedule structs of autograd/optim.
 AdamWConfig adamw_config(const OptimizerConfig& opt);
-Schedule schedule_of(const TrainConfig& train);
+/// The learning-rate schedule over optimizer updates (train.steps of them, or
+/// train.steps * segments with optimizer.step_every: segment).
+Schedule schedule_of(const TrainConfig& train, int64_t segments = 1);
 
 }  // namespace mnemo::experiments

@@ -184,7 +184,8 @@ RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
   topts.bptt.memory_dropout = cfg.train.memory_dropout;
   topts.grad_accum = cfg.train.grad_accum;
   topts.clip = cfg.train.clip;
-  topts.schedule = schedule_of(cfg.train);
+  topts.schedule = schedule_of(cfg.train, cfg.data.segments);
+  topts.step_every_segment = cfg.train.optimizer.step_every == "segment";
   topts.stateful = cfg.data.stateful && !cfg.data.random_crops;
   topts.seed = cfg.seed;
   Trainer trainer(*model, *data.train, opt, topts);

@@ -12,7 +12,46 @@ Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, Ada
   MNEMO_CHECK(opts_.grad_accum >= 1, "[trainer] grad_accum must be >= 1, got " << opts_.grad_accum);
 }
 
+StepMetrics Trainer::step_per_segment() {
+  MNEMO_CHECK(opts_.grad_accum == 1 && opts_.bptt.mode == BpttMode::truncated && opts_.bptt.window == 1,
+              "[trainer] an update per segment needs truncated BPTT with window 1 and grad_accum 1");
+  StepMetrics m;
+  const std::vector<Param*> params = opt_.params();
+  data::Batch batch = source_.next();
+  if (!opts_.stateful || memory_.empty()) batch.reset_memory = true;
+  const int64_t S = batch.segments();
+  for (int64_t s = 0; s < S; ++s) {
+    data::Batch one;  // segment s alone
+    one.inputs = {batch.inputs[size_t(s)]};
+    one.targets = {batch.targets[size_t(s)]};
+    if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
+    one.reset_memory = s == 0 && batch.reset_memory;
+    BpttOptions b = opts_.bptt;
+    b.seed = kernels::mix64(opts_.seed ^ kernels::mix64(uint64_t(steps_ * S + s) + 1));
+    BpttResult r = train_batch(model_, one, memory_, b);
+    memory_ = std::move(r.memory);
+    m.loss += r.loss * double(r.tokens);  // token-weighted, as one batch's loss would be
+    m.aux_loss += r.aux_loss / double(S);
+    m.tokens += r.tokens;
+    const double norm = clip_grad_norm(params, opts_.clip);
+    const double lr = opts_.schedule.lr_at(opt_.steps());
+    m.grad_norm += norm / double(S);
+    m.lr = lr;
+    if (std::isfinite(norm)) {
+      opt_.set_lr(lr);
+      opt_.step();
+    } else {
+      m.skipped = true;
+    }
+    opt_.zero_grad();
+  }
+  m.loss = m.tokens > 0 ? m.loss / double(m.tokens) : 0.0;
+  m.step = ++steps_;
+  return m;
+}
+
 StepMetrics Trainer::step() {
+  if (opts_.step_every_segment) return step_per_segment();
   StepMetrics m;
   const std::vector<Param*> params = opt_.params();
   for (int64_t i = 0; i < opts_.grad_accum; ++i) {

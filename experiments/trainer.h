@@ -2,6 +2,8 @@
 // `grad_accum` batches of BPTT (experiments/bptt.h) whose gradients add up, then global-norm
 // clipping, the scheduled learning rate and one AdamW update, taken only after every tape
 // of the step is gone. Memory carries from batch to batch when training is stateful.
+// With step_every_segment a step is one batch whose S segments each get their own tape,
+// backward and update (memory detached between them), the schedule indexed by updates.
 // Evaluation walks held-out batches with memory carried throughout and records nothing.
 #pragma once
 
@@ -19,12 +21,13 @@ struct TrainerOptions {
   double clip = 1.0;        // <= 0: measure the norm only
   Schedule schedule = {};   // lr per step; base_lr overrides the optimizer's
   bool stateful = true;     // carry memory across batches of the same streams
+  bool step_every_segment = false;  // an update after every segment (TrXL-style streaming)
   uint64_t seed = 0;        // tape seeds (dropout) derive from it and the step
 };
 
 struct StepMetrics {
   int64_t step = 0;         // optimizer steps taken, this one included
-  double loss = 0, aux_loss = 0, grad_norm = 0, lr = 0;
+  double loss = 0, aux_loss = 0, grad_norm = 0, lr = 0;  // per-segment updates: means over them
   int64_t tokens = 0;
   bool skipped = false;     // a non-finite gradient norm: no update
 };
@@ -40,6 +43,7 @@ class Trainer {
   void set_steps(int64_t s) { steps_ = s; }
 
  private:
+  StepMetrics step_per_segment();
   const arch::SegmentModel& model_;
   data::BatchSource& source_;
   AdamW& opt_;

@@ -3,6 +3,7 @@
 // with the BPTT loss of the same batch.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <tuple>
 
 #include "architectures/transformer.h"
 #include "data/streams.h"
@@ -66,6 +67,32 @@ BOOST_AUTO_TEST_CASE(evaluation_agrees_with_the_training_loss) {
   BOOST_TEST(std::abs(e.bits_per_byte - e.loss / std::log(2.0)) < 1e-12);
   BOOST_TEST((e.accuracy >= 0.0 && e.accuracy <= 1.0));
   for (Param* p : nn::params(model)) p->zero_grad();
+}
+
+BOOST_AUTO_TEST_CASE(an_update_per_segment_equals_one_segment_batches) {
+  // Streaming (an update after every segment, memory carried and detached) over batches of
+  // 4 segments must be exactly the ordinary trainer over the same stream cut into batches
+  // of one segment: same tapes, same seeds, same updates.
+  auto run = [](int64_t segments, int64_t steps, bool streaming) {
+    nn::Init init(3);
+    arch::TransformerXL model(init, tiny(8));
+    data::ContiguousStreams streams(repeating_bytes(4000), {.batch = 2, .segments = segments, .seg_len = 8});
+    AdamW opt(nn::named_params(model), {.lr = 3e-3, .weight_decay = 0.0});
+    TrainerOptions o{.schedule = {.kind = Schedule::Kind::constant, .base_lr = 3e-3}};
+    o.step_every_segment = streaming;
+    Trainer trainer(model, streams, opt, o);
+    double loss = 0;
+    for (int64_t i = 0; i < steps; ++i) loss += trainer.step().loss / double(steps);
+    std::vector<std::vector<double>> weights;
+    for (Param* p : nn::params(model)) weights.push_back(p->value.to_vector());
+    return std::make_tuple(weights, opt.steps(), loss);
+  };
+  const auto [streamed, updates, loss_s] = run(4, 3, true);
+  const auto [plain, plain_updates, loss_p] = run(1, 12, false);
+  BOOST_TEST(updates == 12);
+  BOOST_TEST(plain_updates == 12);
+  BOOST_TEST((streamed == plain));
+  BOOST_TEST(std::abs(loss_s - loss_p) < 1e-6);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
