@@ -503,6 +503,18 @@ std::vector<std::string> optimizer_problems(const AdamW& opt, const std::map<std
 
 }  // namespace
 
+void restore_weights(nn::Module& model, const NamedTensors& weights_in) {
+  const NamedParams params = nn::named_params(model);
+  const std::map<std::string, Tensor> weights = by_name(weights_in, "weight");
+  const std::vector<std::string> problems = weight_problems(params, weights);
+  if (!problems.empty()) {
+    std::string msg = "[restore] the weights do not match the model:";
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw Error(msg);
+  }
+  for (const auto& [name, p] : params) p->value.copy_from(weights.at(name));
+}
+
 void restore(nn::Module& model, AdamW& opt, const TrainingState& s) {
   const NamedParams params = nn::named_params(model);
   const std::map<std::string, Tensor> weights = by_name(s.weights, "weight");

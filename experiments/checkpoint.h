@@ -70,5 +70,7 @@ TrainingState capture(nn::Module& model, const AdamW& opt, const arch::Memory& m
 // missing and unknown names are listed, a shape or dtype mismatch names the parameter and
 // both shapes. Gradients are not part of the state and are left as they are.
 void restore(nn::Module& model, AdamW& opt, const TrainingState& state);
+// The weights alone (evaluation, generation, import), checked the same way.
+void restore_weights(nn::Module& model, const NamedTensors& weights);
 
 }  // namespace mnemo::experiments

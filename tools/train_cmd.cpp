@@ -43,10 +43,7 @@ Target resolve(const std::string& target, const std::vector<std::string>& sets, 
 std::unique_ptr<arch::SegmentModel> load_model(const Target& t) {
   auto model = build_model(t.cfg);
   if (!t.weights.empty()) {
-    TrainingState st = load_checkpoint(t.weights);
-    st.optimizer.clear(), st.optimizer_counters.clear();
-    AdamW unused(nn::named_params(*model), {});
-    restore(*model, unused, st);
+    restore_weights(*model, load_checkpoint(t.weights).weights);
   } else {
     std::cerr << "mnemo: no weights given: using freshly initialised ones (seed " << t.cfg.seed << ")\n";
   }
@@ -209,16 +206,15 @@ int import_cmd(const ImportArgs& a) {
   const ArchInfo& info = find_arch(a.arch);
   MNEMO_CHECK(info.import_reference, "architecture '" << a.arch << "' has no reference implementation to import from");
   auto model = build_model(cfg);
-  TrainingState st;
-  st.weights = info.import_reference(read_safetensors(a.reference).tensors, cfg);
+  const NamedTensors weights = info.import_reference(read_safetensors(a.reference).tensors, cfg);
+  restore_weights(*model, weights);  // checks every name, shape and dtype against the model
   AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
-  restore(*model, opt, st);  // checks every name, shape and dtype against the model
   MNEMO_CHECK(!fs::exists(checkpoint_path(a.run)), "'" << a.run << "' already holds a checkpoint; choose a new folder");
   fs::create_directories(fs::path(a.run) / "checkpoints");
   cfg.sweep.clear();
   write_file_atomic((fs::path(a.run) / "config.yaml").string(), to_yaml(cfg));
   save_checkpoint(checkpoint_path(a.run), capture(*model, opt));
-  std::printf("imported %zu tensors from %s into %s\n", st.weights.size(), a.reference.c_str(),
+  std::printf("imported %zu tensors from %s into %s\n", weights.size(), a.reference.c_str(),
               checkpoint_path(a.run).c_str());
   return 0;
 }
