@@ -1,2 +1,126 @@
-// Placeholder: registers model.arch: rmt once the architecture lands.
+// model.arch: rmt (architectures/rmt.h). The options of model.rmt, with their defaults
+// (SPEC 2.1; the reference's constructor arguments under the same names):
+//   num_memory_tokens (required), dim_head: dim / heads, ff_mult: 4, causal: true,
+//   memory_not_causal: true, abs_pos_emb: true, rotary_pos_emb: false, rotary_theta: 32768,
+//   use_xl_memories: true, xl_mem_len: data.segment_len, enhanced_xl_recurrence: false,
+//   emb_gradient_frac: 0.1, add_write_to_next_write_mem: false, next_write_mem_stop_grad: true,
+//   always_have_read_memories: true, mask_out_read_memories: false, num_residual_streams: 4,
+//   value_residual: true, null_kv: true, attn_dropout: 0, ff_dropout: 0, reference_parity: false.
+// import_reference maps a RecurrentMemoryTransformer state dict (lucidrains, 520a357) onto the
+// model's names; the map is in docs/arch/rmt.md.
+#include <set>
+
+#include "architectures/rmt.h"
 #include "experiments/models.h"
+
+namespace mnemo::experiments {
+namespace {
+
+arch::RmtConfig rmt_config(const ExperimentConfig& cfg) {
+  YamlReader r = arch_options_reader(cfg.model);
+  arch::RmtConfig c;
+  c.vocab = cfg.model.vocab, c.dim = cfg.model.dim, c.depth = cfg.model.depth, c.heads = cfg.model.heads;
+  c.seq_len = cfg.data.segment_len;
+  if (!r.has("num_memory_tokens")) r.fail("num_memory_tokens", "is required (the number of read and write slots)");
+  c.num_memory_tokens = r.get("num_memory_tokens", int64_t(0), positive);
+  c.dim_head = r.get("dim_head", cfg.model.dim / cfg.model.heads, positive);
+  c.ff_mult = r.get("ff_mult", c.ff_mult, positive);
+  c.causal = r.get("causal", c.causal);
+  c.memory_not_causal = r.get("memory_not_causal", c.memory_not_causal);
+  c.abs_pos_emb = r.get("abs_pos_emb", c.abs_pos_emb);
+  c.rotary_pos_emb = r.get("rotary_pos_emb", c.rotary_pos_emb);
+  if (!c.abs_pos_emb && !c.rotary_pos_emb) r.fail("rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
+  c.rotary_theta = r.get("rotary_theta", c.rotary_theta, positive);
+  if (c.rotary_pos_emb && c.dim_head % 2 != 0) r.fail("dim_head", "must be even with rotary_pos_emb");
+  c.use_xl_memories = r.get("use_xl_memories", c.use_xl_memories);
+  c.xl_mem_len = r.get("xl_mem_len", c.seq_len, in_range(1, double(c.seq_len)));
+  c.enhanced_xl_recurrence = r.get("enhanced_xl_recurrence", c.enhanced_xl_recurrence);
+  c.emb_gradient_frac = r.get("emb_gradient_frac", c.emb_gradient_frac, in_range(0, 1));
+  c.add_write_to_next_write_mem = r.get("add_write_to_next_write_mem", c.add_write_to_next_write_mem);
+  c.next_write_mem_stop_grad = r.get("next_write_mem_stop_grad", c.next_write_mem_stop_grad);
+  c.always_have_read_memories = r.get("always_have_read_memories", c.always_have_read_memories);
+  c.mask_out_read_memories = r.get("mask_out_read_memories", c.mask_out_read_memories);
+  c.num_residual_streams = r.get("num_residual_streams", c.num_residual_streams, positive);
+  c.value_residual = r.get("value_residual", c.value_residual);
+  c.null_kv = r.get("null_kv", c.null_kv);
+  c.attn_dropout = r.get("attn_dropout", c.attn_dropout, in_range(0, 0.99));
+  c.ff_dropout = r.get("ff_dropout", c.ff_dropout, in_range(0, 0.99));
+  c.reference_parity = r.get("reference_parity", c.reference_parity);
+  r.reject_unknown_keys();
+  return c;
+}
+
+// Reference state-dict name -> mnemo name, for the parameters a model with config `c` has.
+// The reference wraps each branch in hyper-connections (layers.<l>.0 attention, .1 feed-forward)
+// whose own parameters sit beside "branch."; with one stream the wrapper has none.
+std::vector<std::pair<std::string, std::string>> reference_names(const arch::RmtConfig& c) {
+  std::vector<std::pair<std::string, std::string>> m = {
+      {"token_emb.weight", "token_emb.weight"},
+      {"read_memory_emb", "read_memory_emb"},
+      {"memory_tokens", "memory_tokens"},
+      {"norm.weight", "norm.weight"},
+      {"to_logits.weight", "to_logits.weight"},
+      {"to_logits.bias", "to_logits.bias"},
+  };
+  if (c.abs_pos_emb) m.push_back({"pos_emb.weight", "pos_emb.emb.weight"});
+  for (int64_t l = 0; l < c.depth; ++l) {
+    const std::string ref = "layers." + std::to_string(l) + ".", ours = "layers." + std::to_string(l) + ".";
+    for (const auto& [branch, hc] : {std::pair{"0.", "attn_hc."}, std::pair{"1.", "ff_hc."}}) {
+      if (c.num_residual_streams == 1) break;
+      for (const char* p : {"static_beta", "static_alpha", "dynamic_alpha_fn", "dynamic_alpha_scale", "dynamic_beta_fn",
+                            "dynamic_beta_scale", "norm.gamma"})
+        m.push_back({ref + branch + p, ours + hc + p});
+    }
+    m.push_back({ref + "0.branch.norm.weight", ours + "attn_norm.weight"});
+    m.push_back({ref + "0.branch.to_q.weight", ours + "attn.to_q.weight"});
+    m.push_back({ref + "0.branch.to_kv.weight", ours + "attn.to_kv.weight"});
+    m.push_back({ref + "0.branch.to_out.weight", ours + "attn.to_out.weight"});
+    if (c.null_kv) m.push_back({ref + "0.branch.null_kv", ours + "attn.null_kv"});
+    if (c.value_residual && l > 0)
+      m.push_back({ref + "0.branch.learned_value_residual_mix.0.weight", ours + "attn.to_value_residual_mix.weight"});
+    m.push_back({ref + "1.branch.0.weight", ours + "ff.norm.weight"});      // nn.RMSNorm
+    m.push_back({ref + "1.branch.1.weight", ours + "ff.proj_in.weight"});   // Linear(D, 2 I)
+    m.push_back({ref + "1.branch.4.weight", ours + "ff.proj_out.weight"});  // Linear(I, D)
+  }
+  return m;
+}
+
+// Entries of a parity fixture that are not weights (tokens, expected outputs, debug buffers).
+bool fixture_entry(const std::string& name) {
+  for (const char* p : {"input.", "expected.", "buffer."})
+    if (name.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const ExperimentConfig& cfg) {
+  const arch::RmtConfig c = rmt_config(cfg);
+  NamedTensors out;
+  std::set<std::string> used;
+  std::string missing, unused;
+  for (const auto& [ref, ours] : reference_names(c)) {
+    const auto it = reference.find(ref);
+    if (it == reference.end()) {
+      missing += (missing.empty() ? "" : ", ") + ref;
+      continue;
+    }
+    used.insert(ref);
+    out.emplace_back(ours, it->second);
+  }
+  for (const auto& [name, t] : reference)
+    if (!used.count(name) && !fixture_entry(name)) unused += (unused.empty() ? "" : ", ") + name;
+  MNEMO_CHECK(missing.empty() && unused.empty(),
+              "[import rmt] the reference state dict does not fit model.rmt as configured"
+                  << (missing.empty() ? "" : "; missing: " + missing) << (unused.empty() ? "" : "; unused: " + unused));
+  return out;
+}
+
+MNEMO_REGISTER_ARCH(ArchInfo{
+    .name = "rmt",
+    .summary = "Recurrent Memory Transformer: read/write memory tokens carried across segments, XL caches",
+    .build = [](const ExperimentConfig& cfg, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
+      return std::make_unique<arch::RecurrentMemoryTransformer>(init, rmt_config(cfg));
+    },
+    .import_reference = import_rmt});
+
+}  // namespace
+}  // namespace mnemo::experiments
