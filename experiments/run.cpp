@@ -213,12 +213,15 @@ RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
   }
 
   auto save = [&] {
+    const auto t0 = Clock::now();
     TrainingState st = capture(*model, opt, trainer.memory(), 0, data.train->cursor());
     st.step = trainer.steps();
     st.extra["best_val_loss"] = std::to_string(best_loss);
     st.extra["best_step"] = std::to_string(res.best_step);
     st.extra["train_seconds"] = std::to_string(train_seconds_before + res.train_seconds);
     save_checkpoint(ckpt, st);
+    res.checkpoint_seconds += seconds_since(t0);
+    ++res.checkpoints;
   };
   auto run_eval = [&](double train_loss) {
     nn::eval(*model);

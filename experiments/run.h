@@ -34,6 +34,8 @@ struct RunResult {
   double tokens_per_s = 0;            // training tokens over training time (evaluation excluded)
   double train_seconds = 0;           // inside Trainer::step
   double loop_seconds = 0;            // the whole loop without evaluation and generation
+  double checkpoint_seconds = 0;      // of which writing checkpoints
+  int64_t checkpoints = 0;
   bool finished = false;              // reached train.steps (not stopped early)
 };
 
