@@ -1,4 +1,4 @@
-// The quickstart's promise, end to end (slow suite: about two minutes on 2 cores): on the
+// The quickstart's promise, end to end (slow suite: under a minute on 2 cores): on the
 // copy task spread over 4 segments, transformer_xl reaches 0.99 answer accuracy while the
 // memoryless transformer stays near chance (1/26 per letter).
 #include <boost/test/unit_test.hpp>
