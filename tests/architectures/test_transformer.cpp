@@ -7,6 +7,9 @@
 #include "architectures/transformer.h"
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -43,14 +46,6 @@ Run run(const SegmentModel& m, const std::vector<Tensor>& segments, Memory mem =
   }
   r.memory = mem;
   return r;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  BOOST_REQUIRE(x.size() == y.size());
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
 }
 
 // logits (B, T, V) at time steps [t0, t0 + n), as a flat vector

@@ -8,6 +8,9 @@
 #include "layers/relative_bias.h"
 #include "layers/rotary.h"
 #include "layers/token_shift.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
 using namespace mnemo::nn;
@@ -23,14 +26,6 @@ std::vector<int64_t> range(int64_t from, int64_t n) {
 // q k^T over the last two axes, the one key head shared: (B, H, Tq, Tk), as plain numbers.
 Tensor logits(Var q, Var k) {
   return matmul(q, broadcast_to(k, {q.dim(0), q.dim(1), k.dim(2), k.dim(3)}), {.trans_b = true}).value();
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  BOOST_REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
 }
 
 }  // namespace

@@ -11,6 +11,9 @@
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -50,14 +53,6 @@ Run run(const SegmentModel& m, const std::vector<Tensor>& segments, Memory mem =
   }
   r.memory = mem;
   return r;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BOOST_REQUIRE(a.shape() == b.shape());
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
 }
 
 // columns [t0, t0 + n) of (B, T, ...) as a tensor (B, n, ...)

@@ -9,6 +9,10 @@
 #include "architectures/brt.h"
 #include "experiments/checkpoint.h"
 #include "experiments/models.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
+using mnemo::test::max_abs;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -38,20 +42,6 @@ std::map<std::string, Tensor> state_dict(const Safetensors& f) {
   for (const auto& [n, t] : f.tensors)
     if (is_state_dict(n)) sd.emplace(n, t);
   return sd;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BOOST_REQUIRE_MESSAGE(a.shape() == b.shape(), "shapes " << a.shape() << " vs " << b.shape());
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
-}
-
-double max_abs(const Tensor& a) {
-  double w = 0;
-  for (double x : a.to_vector()) w = std::max(w, std::abs(x));
-  return w;
 }
 
 // i32 (B, L) columns [t0, t0 + n)

@@ -12,6 +12,9 @@
 #include "experiments/bptt.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -21,14 +24,6 @@ namespace {
 BrtConfig small() {
   return {.vocab = 11, .dim = 16, .depth = 2, .heads = 2, .seq_len = 8, .block_width = 4, .num_state_vectors = 3,
           .recurrent_layers = {2}, .ff_mult = 2};
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BOOST_REQUIRE(a.shape() == b.shape());
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
 }
 
 // Rows repeating a random period-3 pattern: predictable in context after 3 tokens.

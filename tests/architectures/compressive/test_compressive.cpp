@@ -14,6 +14,10 @@
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
 #include "experiments/models.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
+using mnemo::test::max_abs;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -50,20 +54,6 @@ Memory step(const CompressiveTransformer& m, const Tensor& x, const Memory& mem)
   Tape tape;
   Tape::NoRecord nr(tape);
   return values(m.forward(tape, x, constants(tape, mem)).memory);
-}
-
-double max_abs(const Tensor& t) {
-  double w = 0;
-  for (double x : t.to_vector()) w = std::max(w, std::abs(x));
-  return w;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BOOST_REQUIRE_EQUAL(a.shape().str(), b.shape().str());
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
 }
 
 // x[:, :, start:start+len] of a (k, B, L, D) memory, or of (B, L, D) along axis 1.

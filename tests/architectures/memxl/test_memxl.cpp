@@ -11,6 +11,9 @@
 #include "experiments/bptt.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -48,14 +51,6 @@ Memory history(const SegmentModel& m, int64_t B, int64_t T, int n, uint64_t seed
   Memory mem = m.initial_memory(B);
   for (int i = 0; i < n; ++i) mem = run(m, ids(B, T, seed + uint64_t(i)), mem).memory;
   return mem;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BOOST_REQUIRE(a.shape() == b.shape());
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
 }
 
 bool has_name(nn::Module& m, const std::string& name) {

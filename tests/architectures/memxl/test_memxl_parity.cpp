@@ -14,6 +14,10 @@
 #include "architectures/memxl.h"
 #include "experiments/checkpoint.h"
 #include "experiments/models.h"
+#include "tests/support/tensor_compare.h"
+
+using mnemo::test::max_abs_diff;
+using mnemo::test::max_abs;
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -57,20 +61,6 @@ std::unique_ptr<SegmentModel> imported_model(const Fixture& f, bool parity) {
   BOOST_TEST(weights.size() == nn::named_params(*model).size());
   for (const auto& [name, t] : weights) nn::find_param(*model, name).value.copy_from(t);
   return model;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  BOOST_REQUIRE(a.shape() == b.shape());
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
-}
-
-double max_abs(const Tensor& a) {
-  double w = 0;
-  for (double v : a.to_vector()) w = std::max(w, std::abs(v));
-  return w;
 }
 
 // reference name of a mnemo parameter (the inverse of the import map)
