@@ -7,18 +7,6 @@
 namespace mnemo::arch {
 namespace {
 
-MemoryVars as_vars(Tape& tape, const Memory& m) {
-  MemoryVars v;
-  for (const auto& [name, t] : m) v.emplace(name, tape.constant(t));
-  return v;
-}
-
-Memory values(const MemoryVars& m) {
-  Memory out;
-  for (const auto& [name, v] : m) out.emplace(name, v.value());
-  return out;
-}
-
 // The last step's logits of (B, n, V) as (B, V).
 Tensor last_logits(Var logits) {
   const int64_t B = logits.dim(0), n = logits.dim(1), V = logits.dim(2);
@@ -53,19 +41,19 @@ void generate_uncached(const BlockRecurrentTransformer& m, Stream& s, Memory& me
     while (p - seg_start > T) {                  // a complete segment: its memory moves on
       Tape tape;
       Tape::NoRecord nr(tape);
-      mem = values(m.forward(tape, s.range(seg_start, T), as_vars(tape, mem)).memory);
+      mem = values(m.forward(tape, s.range(seg_start, T), constants(tape, mem)).memory);
       seg_start += T;
     }
     Tape tape;
     Tape::NoRecord nr(tape);
-    SegmentOut out = m.forward(tape, s.range(seg_start, p - seg_start), as_vars(tape, mem));
+    SegmentOut out = m.forward(tape, s.range(seg_start, p - seg_start), constants(tape, mem));
     s.push(draw(last_logits(out.logits), o, rng));
   }
   const int64_t end = s.len();
   while (end - seg_start >= T) {
     Tape tape;
     Tape::NoRecord nr(tape);
-    mem = values(m.forward(tape, s.range(seg_start, T), as_vars(tape, mem)).memory);
+    mem = values(m.forward(tape, s.range(seg_start, T), constants(tape, mem)).memory);
     seg_start += T;
   }
 }
@@ -74,7 +62,7 @@ void generate_uncached(const BlockRecurrentTransformer& m, Stream& s, Memory& me
 class CachedRun {
  public:
   CachedRun(const BlockRecurrentTransformer& m, Tape& tape, const Memory& mem, int64_t B)
-      : m_(m), tape_(tape), B_(B), c_(m.carry_in(tape, as_vars(tape, mem), B)), cache_(size_t(m.cfg.depth)) {
+      : m_(m), tape_(tape), B_(B), c_(m.carry_in(tape, constants(tape, mem), B)), cache_(size_t(m.cfg.depth)) {
     prep_ = m_.prepare_states(c_, B_);
   }
 

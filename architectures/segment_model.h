@@ -21,6 +21,18 @@ struct SegmentOut {
   Var aux_loss = {};   // a scalar added to the training loss, or undefined
 };
 
+// Memory onto a tape as constants (no gradient flows back into it), and back to tensors.
+inline MemoryVars constants(Tape& tape, const Memory& m) {
+  MemoryVars v;
+  for (const auto& [name, t] : m) v.emplace(name, tape.constant(t));
+  return v;
+}
+inline Memory values(const MemoryVars& m) {
+  Memory out;
+  for (const auto& [name, v] : m) out.emplace(name, v.value());
+  return out;
+}
+
 class SegmentModel : public nn::Module {
  public:
   virtual Memory initial_memory(int64_t batch) const = 0;

@@ -12,38 +12,28 @@ using arch::MemoryVars;
 
 uint64_t segment_seed(uint64_t seed, int64_t s) { return kernels::mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(s)); }
 
-MemoryVars as_constants(Tape& tape, const Memory& m) {
-  MemoryVars v;
-  for (const auto& [name, t] : m) v.emplace(name, tape.constant(t));
-  return v;
-}
-
-Memory values(const MemoryVars& m) {
-  Memory out;
-  for (const auto& [name, v] : m) out.emplace(name, v.value());
-  return out;
-}
+using arch::values;
 
 // How much each segment's mean token loss weighs: its share of the batch's counted tokens,
 // so the objective is the mean over every counted token of the batch (a segment without
 // answer tokens adds nothing) and aux losses, one per segment, are averaged over segments.
 struct Weights {
-  std::vector<double> ce;   // per segment
+  std::vector<double> ce;       // per segment
+  std::vector<int64_t> counts;  // counted tokens per segment
   double aux = 0;
   int64_t tokens = 0;       // counted tokens in the batch
 };
 
 Weights segment_weights(const data::Batch& batch, double scale) {
   Weights w;
-  std::vector<int64_t> counts;
   for (int64_t s = 0; s < batch.segments(); ++s) {
     const Tensor t = masked_targets(batch, s);
     int64_t n = 0;
     for (int64_t i = 0; i < t.numel(); ++i) n += t.data<int32_t>()[i] != kIgnoreIndex;
-    counts.push_back(n);
+    w.counts.push_back(n);
     w.tokens += n;
   }
-  for (int64_t n : counts) w.ce.push_back(w.tokens > 0 ? scale * double(n) / double(w.tokens) : 0.0);
+  for (int64_t n : w.counts) w.ce.push_back(w.tokens > 0 ? scale * double(n) / double(w.tokens) : 0.0);
   w.aux = scale / double(batch.segments());
   return w;
 }
@@ -78,7 +68,7 @@ SegmentLoss run_segment(const arch::SegmentModel& model, Tape& tape, const data:
   arch::SegmentOut out = model.forward(tape, batch.inputs[size_t(s)], in);
   const Tensor targets = masked_targets(batch, s);
   SegmentLoss r;
-  for (int64_t i = 0; i < targets.numel(); ++i) r.tokens += targets.data<int32_t>()[i] != kIgnoreIndex;
+  r.tokens = w.counts[size_t(s)];
   Var ce = cross_entropy(out.logits, targets, kIgnoreIndex);
   r.loss = ce.value().item();
   r.objective = ce * w.ce[size_t(s)];
@@ -110,7 +100,7 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
   BpttResult res;
   for (int64_t s0 = 0; s0 < S; s0 += k) {
     Tape tape;  // memory from the previous window is data: the gradient stops here
-    MemoryVars cur = as_constants(tape, mem);
+    MemoryVars cur = arch::constants(tape, mem);
     Var objective;
     for (int64_t s = s0; s < std::min(S, s0 + k); ++s) {
       tape.set_seed(segment_seed(o.seed, s));  // the same draws as a replayed segment
@@ -140,7 +130,7 @@ BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Mem
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
     Tape::NoRecord no_record(tape);
-    SegmentLoss l = run_segment(model, tape, batch, s, as_constants(tape, mem), w, initial, o);
+    SegmentLoss l = run_segment(model, tape, batch, s, arch::constants(tape, mem), w, initial, o);
     check_memory(mem, l.memory);
     res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
     res.aux_loss += l.aux / double(S);

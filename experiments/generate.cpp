@@ -16,14 +16,12 @@ struct Step {
 Step run(const arch::SegmentModel& model, const std::vector<int32_t>& seg, const arch::Memory& memory) {
   Tape tape;
   Tape::NoRecord no_record(tape);
-  arch::MemoryVars in;
-  for (const auto& [name, t] : memory) in.emplace(name, tape.constant(t));
   const int64_t n = int64_t(seg.size());
-  arch::SegmentOut out = model.forward(tape, Tensor::from_ints({1, n}, seg), in);
+  arch::SegmentOut out = model.forward(tape, Tensor::from_ints({1, n}, seg), arch::constants(tape, memory));
   Step s;
   const Var logits = out.logits;                                       // (1, n, V)
   s.last_logits = reshape(slice(logits, 1, n - 1, 1), {1, logits.dim(2)}).value();
-  for (const auto& [name, v] : out.memory) s.memory.emplace(name, v.value());
+  s.memory = arch::values(out.memory);
   return s;
 }
 

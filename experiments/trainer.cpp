@@ -88,9 +88,7 @@ EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Bat
     for (int64_t s = 0; s < batch.segments(); ++s) {
       Tape tape;
       Tape::NoRecord no_record(tape);
-      arch::MemoryVars in;
-      for (const auto& [name, t] : memory) in.emplace(name, tape.constant(t));
-      arch::SegmentOut out = model.forward(tape, batch.inputs[size_t(s)], in);
+      arch::SegmentOut out = model.forward(tape, batch.inputs[size_t(s)], arch::constants(tape, memory));
       const Tensor targets = masked_targets(batch, s);
       const Tensor losses = cross_entropy(out.logits, targets, kIgnoreIndex, Reduction::none).value();
       const Tensor logits = out.logits.value().to(DType::f64);
@@ -107,8 +105,7 @@ EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Bat
         correct += best == t[i];
         ++res.tokens;
       }
-      memory.clear();
-      for (const auto& [name, v] : out.memory) memory.emplace(name, v.value());
+      memory = arch::values(out.memory);
     }
   }
   if (res.tokens > 0) {

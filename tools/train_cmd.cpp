@@ -135,10 +135,8 @@ int eval_tokens(const arch::SegmentModel& model, const ExperimentConfig& cfg, co
     const int64_t len = std::min(T, N - start);
     Tape tape;
     Tape::NoRecord no_record(tape);
-    arch::MemoryVars in;
-    for (const auto& [name, m] : memory) in.emplace(name, tape.constant(m));
     const Tensor seg = columns(rows.tokens, start, len);
-    arch::SegmentOut out = model.forward(tape, seg, in);
+    arch::SegmentOut out = model.forward(tape, seg, arch::constants(tape, memory));
     dump.emplace_back("logits.seg" + std::to_string(s), out.logits.value());
     std::printf("segment %ld: tokens [%ld, %ld)", long(s), long(start), long(start + len));
     if (rows.labels.defined()) {

@@ -44,12 +44,9 @@ Run run(const SegmentModel& m, const std::vector<Tensor>& segments, Memory mem =
   for (const Tensor& x : segments) {
     Tape tape;
     Tape::NoRecord nr(tape);
-    MemoryVars vars;
-    for (auto& [name, t] : mem) vars[name] = tape.constant(t);
-    SegmentOut o = m.forward(tape, x, vars);
+    SegmentOut o = m.forward(tape, x, constants(tape, mem));
     r.logits.push_back(o.logits.value());
-    mem.clear();
-    for (auto& [name, v] : o.memory) mem[name] = v.value();
+    mem = values(o.memory);
   }
   r.memory = mem;
   return r;

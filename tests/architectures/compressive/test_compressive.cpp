@@ -37,18 +37,6 @@ Tensor random_tokens(int64_t B, int64_t T, int32_t V, uint64_t seed) {
   return Tensor::from_ints({B, T}, v);
 }
 
-MemoryVars constants(Tape& tape, const Memory& m) {
-  MemoryVars v;
-  for (const auto& [name, t] : m) v[name] = tape.constant(t);
-  return v;
-}
-
-Memory values(const MemoryVars& m) {
-  Memory out;
-  for (const auto& [name, v] : m) out[name] = v.value();
-  return out;
-}
-
 // One segment on its own tape, memory as data; returns the memory after it.
 Memory step(const CompressiveTransformer& m, const Tensor& x, const Memory& mem) {
   Tape tape;

@@ -38,11 +38,8 @@ struct Step {
 
 Step run(const SegmentModel& m, const Tensor& x, const Memory& mem) {
   Tape tape;
-  MemoryVars vars;
-  for (auto& [name, t] : mem) vars[name] = tape.constant(t);
-  SegmentOut o = m.forward(tape, x, vars);
-  Step s{o.logits.value(), {}};
-  for (auto& [name, v] : o.memory) s.memory[name] = v.value();
+  SegmentOut o = m.forward(tape, x, constants(tape, mem));
+  Step s{o.logits.value(), values(o.memory)};
   return s;
 }
 

@@ -8,11 +8,16 @@
 
 #include "architectures/rmt.h"
 #include "autograd/ops/ops.h"
+#include "tests/support/tensor_compare.h"
 
 namespace mnemo::test_rmt {
 
 using arch::Memory;
 using arch::MemoryVars;
+using arch::constants;
+using arch::values;
+using test::max_abs;
+using test::max_abs_diff;
 using arch::RecurrentMemoryTransformer;
 using arch::RmtConfig;
 
@@ -36,18 +41,6 @@ inline RecurrentMemoryTransformer nudged(const RmtConfig& c, uint64_t seed = 1, 
   return m;
 }
 
-inline MemoryVars constants(Tape& tape, const Memory& m) {
-  MemoryVars v;
-  for (const auto& [name, t] : m) v[name] = tape.constant(t);
-  return v;
-}
-
-inline Memory values(const MemoryVars& m) {
-  Memory out;
-  for (const auto& [name, v] : m) out[name] = v.value();
-  return out;
-}
-
 struct Run {
   std::vector<Tensor> logits;  // per segment
   std::vector<Memory> memory;  // leaving each segment
@@ -66,20 +59,6 @@ inline Run run(const arch::SegmentModel& m, const std::vector<Tensor>& segments,
     r.memory.push_back(mem);
   }
   return r;
-}
-
-inline double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  if (x.size() != y.size()) return INFINITY;
-  double w = 0;
-  for (size_t i = 0; i < x.size(); ++i) w = std::max(w, std::abs(x[i] - y[i]));
-  return w;
-}
-
-inline double max_abs(const Tensor& a) {
-  double w = 0;
-  for (double v : a.to_vector()) w = std::max(w, std::abs(v));
-  return w;
 }
 
 // Columns [start, start + len) of an i32 (B, T) tensor.
