@@ -1,5 +1,6 @@
 // Reference elementwise kernels: fill/axpy, unary maps and their derivatives, broadcasting
 // binary ops, where, strided copies (permute, expand) and their adjoint sum_to.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -120,6 +121,35 @@ void unary_backward(Unary op, T* dx, const T* dy, const T* x, const T* y, int64_
   }
 }
 
+namespace {
+// One run of a binary op. The common inner strides (contiguous, or one side broadcast) are
+// compile-time constants so the loops vectorise; -1 means the strides are only known at run time.
+template <int SA, int SB, class T>
+void binary_run(Binary op, T* __restrict y, const T* __restrict a, const T* __restrict b, int64_t n, int64_t sa,
+                int64_t sb) {
+  if constexpr (SA >= 0) sa = SA;
+  if constexpr (SB >= 0) sb = SB;
+  switch (op) {
+    case Binary::add:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] = a[i * sa] + b[i * sb];
+      break;
+    case Binary::sub:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] = a[i * sa] - b[i * sb];
+      break;
+    case Binary::mul:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] = a[i * sa] * b[i * sb];
+      break;
+    case Binary::div:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) y[i] = a[i * sa] / b[i * sb];
+      break;
+  }
+}
+}  // namespace
+
 template <class T>
 void binary(Binary op, T* out, const T* a, const T* b, const Strided& s) {
   const int64_t sa = inner_stride(s, 1), sb = inner_stride(s, 2);
@@ -127,12 +157,10 @@ void binary(Binary op, T* out, const T* a, const T* b, const Strided& s) {
     T* y = out + o;
     const T* pa = a + off[1];
     const T* pb = b + off[2];
-    switch (op) {
-      case Binary::add: for (int64_t i = 0; i < n; ++i) y[i] = pa[i * sa] + pb[i * sb]; break;
-      case Binary::sub: for (int64_t i = 0; i < n; ++i) y[i] = pa[i * sa] - pb[i * sb]; break;
-      case Binary::mul: for (int64_t i = 0; i < n; ++i) y[i] = pa[i * sa] * pb[i * sb]; break;
-      case Binary::div: for (int64_t i = 0; i < n; ++i) y[i] = pa[i * sa] / pb[i * sb]; break;
-    }
+    if (sa == 1 && sb == 1) return binary_run<1, 1>(op, y, pa, pb, n, sa, sb);
+    if (sa == 1 && sb == 0) return binary_run<1, 0>(op, y, pa, pb, n, sa, sb);
+    if (sa == 0 && sb == 1) return binary_run<0, 1>(op, y, pa, pb, n, sa, sb);
+    binary_run<-1, -1>(op, y, pa, pb, n, sa, sb);
   });
 }
 
@@ -150,64 +178,178 @@ void strided_copy(T* out, const T* in, const Strided& s) {
   const int64_t si = inner_stride(s, 0);
   for_each_run(s, [&](int64_t o, const int64_t* off, int64_t n) {
     const T* p = in + off[0];
-    for (int64_t i = 0; i < n; ++i) out[o + i] = p[i * si];
+    if (si == 1) std::copy(p, p + n, out + o);
+    else if (si == 0) std::fill(out + o, out + o + n, p[0]);
+    else
+      for (int64_t i = 0; i < n; ++i) out[o + i] = p[i * si];
   });
 }
 
-// Each output element sums its own slice of `in`, so threads never write the same place.
-// The walk puts kept dims outside and summed dims inside; the common "sum over rows of a
-// (R, C) matrix" case instead gives each thread a band of columns and streams the rows.
+namespace {
+
+// The dims of a walk split into those the output keeps and those it sums, last dim apart.
+struct SumSplit {
+  int kept[kMaxDims], summed[kMaxDims], nk = 0, ns = 0;
+  int64_t n_kept = 1, n_sum = 1;
+  SumSplit(const Strided& s, int upto) {
+    for (int d = 0; d < upto; ++d) {
+      if (s.strides[0][d] != 0 || s.dims[d] == 1) {
+        kept[nk++] = d;
+        n_kept *= s.dims[d];
+      } else {
+        summed[ns++] = d;
+        n_sum *= s.dims[d];
+      }
+    }
+  }
+};
+
+// Input and output offsets of the idx-th combination of the dims in `set` (row-major).
+void offsets_of(const Strided& s, const int* set, int n, int64_t idx, int64_t& in_off, int64_t& out_off) {
+  for (int k = n - 1; k >= 0; --k) {
+    const int d = set[k];
+    const int64_t i = idx % s.dims[d];
+    idx /= s.dims[d];
+    in_off += i * s.strides[1][d];
+    out_off += i * s.strides[0][d];
+  }
+}
+
+// Walks the summed dims in row-major order, keeping the input offset without divisions.
+struct Odometer {
+  const Strided& s;
+  const int* set;
+  int n;
+  int64_t idx[kMaxDims] = {};
+  int64_t off = 0;
+  Odometer(const Strided& walk, const int* dims, int count, int64_t start) : s(walk), set(dims), n(count) {
+    for (int k = n - 1; k >= 0; --k) {
+      const int d = set[k];
+      idx[k] = start % s.dims[d];
+      start /= s.dims[d];
+      off += idx[k] * s.strides[1][d];
+    }
+  }
+  void next() {
+    for (int k = n - 1; k >= 0; --k) {
+      const int d = set[k];
+      off += s.strides[1][d];
+      if (++idx[k] < s.dims[d]) return;
+      off -= s.dims[d] * s.strides[1][d];
+      idx[k] = 0;
+    }
+  }
+};
+
+// Work items below this count get the summed range split into parts (fixed by the sizes, not
+// the thread count, so results do not depend on the number of threads).
+constexpr int64_t kMinItems = 8;
+
+int64_t split_parts(int64_t items, int64_t sum_units, int64_t total) {
+  if (total <= kParallelMin || items >= kMinItems) return 1;
+  return std::max<int64_t>(1, std::min(sum_units, (kMinItems + items - 1) / items));
+}
+
+}  // namespace
+
+// out = in summed over the dims where out's stride is 0. Two shapes of work: when the last dim
+// is kept, each item is one band of an output row and streams the summed rows into a double
+// accumulator; when it is summed, each item reduces contiguous runs into one output. Too few
+// items (a bias, a scalar) get the summed range split into parts that are added at the end.
 template <class T>
 void sum_to(T* out, const T* in, const Strided& s) {
   const int r = s.rank;
-  if (r == 2 && s.strides[0][0] == 0 && s.strides[0][1] == 1) {
-    const int64_t R = s.dims[0], C = s.dims[1];
-    const int64_t bands = (C + 255) / 256;
-#pragma omp parallel for schedule(static) if (R * C > kParallelMin && bands > 1)
-    for (int64_t band = 0; band < bands; ++band) {
-      const int64_t c0 = band * 256, c1 = std::min(C, c0 + 256);
-      std::vector<double> acc(size_t(c1 - c0), 0.0);
-      for (int64_t i = 0; i < R; ++i) {
-        const T* row = in + i * s.strides[1][0];
-        for (int64_t c = c0; c < c1; ++c) acc[size_t(c - c0)] += row[c * s.strides[1][1]];
-      }
-      for (int64_t c = c0; c < c1; ++c) out[c] = T(acc[size_t(c - c0)]);
-    }
+  if (r == 0) {
+    out[0] = in[0];
     return;
   }
-  int kept[kMaxDims], summed[kMaxDims], nk = 0, ns = 0;
-  int64_t n_out = 1, n_sum = 1;
-  for (int d = 0; d < r; ++d) {
-    if (s.strides[0][d] != 0 || s.dims[d] == 1) {
-      kept[nk++] = d;
-      n_out *= s.dims[d];
-    } else {
-      summed[ns++] = d;
-      n_sum *= s.dims[d];
-    }
-  }
-#pragma omp parallel for schedule(static) if (n_out * n_sum > kParallelMin && n_out > 1)
-  for (int64_t o = 0; o < n_out; ++o) {
-    int64_t rem = o, in_off = 0, out_off = 0;
-    for (int k = nk - 1; k >= 0; --k) {
-      const int d = kept[k];
-      const int64_t i = rem % s.dims[d];
-      rem /= s.dims[d];
-      in_off += i * s.strides[1][d];
-      out_off += i * s.strides[0][d];
-    }
-    double acc = 0;
-    for (int64_t j = 0; j < n_sum; ++j) {
-      int64_t rj = j, off = in_off;
-      for (int k = ns - 1; k >= 0; --k) {
-        const int d = summed[k];
-        off += (rj % s.dims[d]) * s.strides[1][d];
-        rj /= s.dims[d];
+  const int L = r - 1;
+  const int64_t nL = s.dims[L], oL = s.strides[0][L], iL = s.strides[1][L];
+  const SumSplit sp(s, L);
+  int64_t total = nL;
+  for (int d = 0; d < L; ++d) total *= s.dims[d];
+  if (total == 0) return;
+
+  if (oL != 0 || nL == 1) {
+    constexpr int64_t kBand = 256;
+    const int64_t bands = (nL + kBand - 1) / kBand, items = sp.n_kept * bands;
+    const int64_t parts = split_parts(items, sp.n_sum, total);
+    std::vector<double> partial(parts > 1 ? size_t(parts * sp.n_kept * nL) : 0);
+#pragma omp parallel for schedule(static) if (total > kParallelMin && items * parts > 1)
+    for (int64_t it = 0; it < items * parts; ++it) {
+      const int64_t p = it % parts, band = (it / parts) % bands, q = it / parts / bands;
+      const int64_t c0 = band * kBand, w = std::min(kBand, nL - c0);
+      int64_t in_base = 0, out_base = 0;
+      offsets_of(s, sp.kept, sp.nk, q, in_base, out_base);
+      double acc[kBand];
+      for (int64_t c = 0; c < w; ++c) acc[c] = 0;
+      const int64_t j0 = sp.n_sum * p / parts, j1 = sp.n_sum * (p + 1) / parts;
+      Odometer od(s, sp.summed, sp.ns, j0);
+      for (int64_t j = j0; j < j1; ++j, od.next()) {
+        const T* row = in + in_base + od.off + c0 * iL;
+        if (iL == 1) {
+#pragma omp simd
+          for (int64_t c = 0; c < w; ++c) acc[c] += double(row[c]);
+        } else {
+          for (int64_t c = 0; c < w; ++c) acc[c] += double(row[c * iL]);
+        }
       }
-      acc += double(in[off]);
+      if (parts == 1) {
+        for (int64_t c = 0; c < w; ++c) out[out_base + (c0 + c) * oL] = T(acc[c]);
+      } else {
+        double* dst = partial.data() + (p * sp.n_kept + q) * nL + c0;
+        for (int64_t c = 0; c < w; ++c) dst[c] = acc[c];
+      }
     }
-    out[out_off] = T(acc);
+    if (parts > 1)
+      for (int64_t q = 0; q < sp.n_kept; ++q) {
+        int64_t in_base = 0, out_base = 0;
+        offsets_of(s, sp.kept, sp.nk, q, in_base, out_base);
+        for (int64_t c = 0; c < nL; ++c) {
+          double v = 0;
+          for (int64_t p = 0; p < parts; ++p) v += partial[size_t((p * sp.n_kept + q) * nL + c)];
+          out[out_base + c * oL] = T(v);
+        }
+      }
+    return;
   }
+
+  // The last dim is summed: runs of it (cut into chunks so one long run can be split) reduce
+  // into a single output element.
+  const int64_t chunks = (nL + kChunk - 1) / kChunk, runs = sp.n_sum * chunks;
+  const int64_t parts = split_parts(sp.n_kept, runs, total);
+  std::vector<double> partial(parts > 1 ? size_t(parts * sp.n_kept) : 0);
+#pragma omp parallel for schedule(static) if (total > kParallelMin && sp.n_kept * parts > 1)
+  for (int64_t it = 0; it < sp.n_kept * parts; ++it) {
+    const int64_t p = it % parts, q = it / parts;
+    int64_t in_base = 0, out_base = 0;
+    offsets_of(s, sp.kept, sp.nk, q, in_base, out_base);
+    const int64_t j0 = runs * p / parts, j1 = runs * (p + 1) / parts;
+    int64_t outer = j0 / chunks;
+    Odometer od(s, sp.summed, sp.ns, outer);
+    double acc = 0;
+    for (int64_t j = j0; j < j1; ++j) {
+      for (; outer < j / chunks; ++outer) od.next();
+      const int64_t c0 = (j % chunks) * kChunk, w = std::min(kChunk, nL - c0);
+      const T* run = in + in_base + od.off + c0 * iL;
+      if (iL == 1) {
+#pragma omp simd reduction(+ : acc)
+        for (int64_t c = 0; c < w; ++c) acc += double(run[c]);
+      } else {
+        for (int64_t c = 0; c < w; ++c) acc += double(run[c * iL]);
+      }
+    }
+    if (parts == 1) out[out_base] = T(acc);
+    else partial[size_t(p * sp.n_kept + q)] = acc;
+  }
+  if (parts > 1)
+    for (int64_t q = 0; q < sp.n_kept; ++q) {
+      int64_t in_base = 0, out_base = 0;
+      offsets_of(s, sp.kept, sp.nk, q, in_base, out_base);
+      double v = 0;
+      for (int64_t p = 0; p < parts; ++p) v += partial[size_t(p * sp.n_kept + q)];
+      out[out_base] = T(v);
+    }
 }
 
 // One pass over each row: read both halves, write the product (and both gradients).

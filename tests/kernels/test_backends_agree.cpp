@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -153,12 +154,15 @@ BOOST_AUTO_TEST_CASE(unary_every_op) {
 }
 
 BOOST_AUTO_TEST_CASE(binary_and_where_broadcast) {
-  // small: a (3,1,37), b (5,1) -> (3,5,37);  big: a (4,100,101), b (101) -> (4,100,101)
+  // small: a (3,1,37), b (5,1) -> (3,5,37);  big: a (4,100,101), b (101) -> (4,100,101);
+  // a (4,100,1) broadcast along the last dim; a read transposed (no unit inner stride)
   const kn::Strided walks[] = {walk({3, 5, 37}, {{185, 37, 1}, {37, 0, 1}, {0, 1, 0}}),
-                               walk({4, 100, 101}, {{10100, 101, 1}, {10100, 101, 1}, {0, 0, 1}})};
-  const int64_t a_size[] = {3 * 37, 40400}, b_size[] = {5, 101};
+                               walk({4, 100, 101}, {{10100, 101, 1}, {10100, 101, 1}, {0, 0, 1}}),
+                               walk({4, 100, 101}, {{10100, 101, 1}, {100, 1, 0}, {10100, 101, 1}}),
+                               walk({4, 100, 101}, {{10100, 101, 1}, {10100, 1, 100}, {0, 0, 1}})};
+  const int64_t a_size[] = {3 * 37, 40400, 400, 40400}, b_size[] = {5, 101, 40400, 101};
   const char* const names[] = {"add", "sub", "mul", "div"};
-  for (int w = 0; w < 2; ++w) {
+  for (int w = 0; w < 4; ++w) {
     const int64_t n = numel(walks[w]);
     const Vf a = rand_vec(a_size[w], -2, 2, 20 + w), b = rand_vec(b_size[w], 0.5f, 2, 30 + w);
     for (int op = 0; op < 4; ++op)
@@ -194,16 +198,46 @@ BOOST_AUTO_TEST_CASE(strided_copy_and_sum_to) {
       fn(out.data(), as<T>(in).data(), copies[c]); return Outs<T>{out};
     });
   }
-  // (R,C)->(1,C) (the fast path) and (A,B,C)->(A,1,C), each small and above the threshold
-  const kn::Strided sums[] = {walk({5, 37}, {{0, 1}, {37, 1}}), walk({200, 300}, {{0, 1}, {300, 1}}),
+  // Each small and above the threshold: (R,C)->(1,C); (A,B,C)->(A,1,C); rows of a transposed
+  // input; (R,C)->(R,1), the last dim summed; (A,S,C)->(1,S,1); everything to a scalar, once
+  // as one long run; a few outputs over many rows, where the summed range is split in parts.
+  const kn::Strided sums[] = {walk({5, 37}, {{0, 1}, {37, 1}}),
+                              walk({200, 300}, {{0, 1}, {300, 1}}),
                               walk({3, 5, 37}, {{37, 0, 1}, {185, 37, 1}}),
-                              walk({8, 100, 50}, {{50, 0, 1}, {5000, 50, 1}})};
-  const int64_t out_size[] = {37, 300, 3 * 37, 8 * 50};
-  for (int c = 0; c < 4; ++c) {
-    const Vf in = rand_vec(numel(sums[c]), -2, 2, 70 + c);
+                              walk({8, 100, 50}, {{50, 0, 1}, {5000, 50, 1}}),
+                              walk({50, 900}, {{1, 0}, {1, 50}}),
+                              walk({7, 9}, {{1, 0}, {9, 1}}),
+                              walk({300, 256}, {{1, 0}, {256, 1}}),
+                              walk({6, 4, 2000}, {{0, 1, 0}, {8000, 2000, 1}}),
+                              walk({200, 300}, {{0, 0}, {300, 1}}),
+                              walk({70001}, {{0}, {1}}),
+                              walk({2304, 20}, {{0, 1}, {20, 1}})};
+  constexpr int kSums = int(std::size(sums));
+  for (int c = 0; c < kSums; ++c) {
+    const kn::Strided& w = sums[c];
+    int64_t out_size = 1;  // the output's extent: one past its largest offset
+    for (int d = 0; d < w.rank; ++d) out_size += (w.dims[d] - 1) * w.strides[0][d];
+    const Vf in = rand_vec(numel(w), -2, 2, 70 + c);
+    // An oracle independent of the kernel's loop structure: every input element added in turn.
+    std::vector<double> expect(size_t(out_size), 0.0);
+    for (int64_t i = 0; i < numel(w); ++i) {
+      int64_t rem = i, in_off = 0, out_off = 0;
+      for (int d = w.rank - 1; d >= 0; --d) {
+        const int64_t k = rem % w.dims[d];
+        rem /= w.dims[d];
+        in_off += k * w.strides[1][d];
+        out_off += k * w.strides[0][d];
+      }
+      expect[size_t(out_off)] += double(in[size_t(in_off)]);
+    }
     agree(kn::sum_to, sz("case", c), {"out"}, kTol, [&]<class T>(auto* fn, T) {
-      auto out = junk<T>(out_size[c]);
-      fn(out.data(), as<T>(in).data(), sums[c]); return Outs<T>{out};
+      auto out = junk<T>(out_size);
+      fn(out.data(), as<T>(in).data(), w);
+      if constexpr (std::is_same_v<T, double>)
+        for (int64_t o = 0; o < out_size; ++o)
+          BOOST_TEST(std::abs(out[size_t(o)] - expect[size_t(o)]) <= 1e-9 * (1 + std::abs(expect[size_t(o)])),
+                     "sum_to case " << c << " output " << o << ": " << out[size_t(o)] << " vs " << expect[size_t(o)]);
+      return Outs<T>{out};
     });
   }
 }
