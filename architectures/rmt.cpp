@@ -211,7 +211,7 @@ SegmentOut RecurrentMemoryTransformer::forward(Tape& tape, const Tensor& tokens,
   };
 
   SegmentOut out;
-  Var Hs = nn::expand_streams(h, S);  // (B S, N, D)
+  Var Hs = nn::expand_streams(h, S);  // (B, N, S, D)
   Var v_first;                        // (B, H, N, d) layer 0's values
   for (int64_t l = 0; l < cfg.depth; ++l) {
     const RmtLayer& layer = layers[size_t(l)];
@@ -252,7 +252,7 @@ SegmentOut RecurrentMemoryTransformer::forward(Tape& tape, const Tensor& tokens,
     const nn::HyperConnections::Width w = layer.attn_hc.width(Hs);
     const nn::AttentionOutput a = layer.attn(layer.attn_norm(w.branch_input), ctx);
     if (l == 0) v_first = a.v_raw;
-    Hs = layer.attn_hc.depth(w, a.out);  // (B S, N, D)
+    Hs = layer.attn_hc.depth(w, a.out);  // (B, N, S, D)
 
     // Step 9's cache, stop-gradient as in Transformer-XL: keys/values (value-mixed, before
     // rotary) of the last xl_mem_len tokens, fed by this layer's own previous cache.
@@ -271,7 +271,7 @@ SegmentOut RecurrentMemoryTransformer::forward(Tape& tape, const Tensor& tokens,
     }
 
     const nn::HyperConnections::Width f = layer.ff_hc.width(Hs);
-    Hs = layer.ff_hc.depth(f, layer.ff(f.branch_input));  // (B S, N, D)
+    Hs = layer.ff_hc.depth(f, layer.ff(f.branch_input));  // (B, N, S, D)
   }
 
   // Step 8: sum the streams, normalise, unpack. Step 9: logits and the next memory.

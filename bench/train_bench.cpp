@@ -4,8 +4,9 @@
 //                same steps, evaluation excluded; its excess over the model step is the
 //                trainer's overhead
 //   memory:      peak live tensor bytes during one step (the caching allocator's count)
-// Rates: tokens/s at the median step; model FLOP/s counting 6 x parameters per token
-// (attention scores not counted) against this machine's sgemm at 1024^3 through mnemo.
+// Rates: tokens/s at the median step; model FLOP/s counting 6 x parameters per token, and
+// again with the attention products of the differentiated forwards added (ops.h,
+// attention_flops), against this machine's sgemm at 1024^3 through mnemo.
 #include <chrono>
 #include <filesystem>
 #include <unistd.h>
@@ -80,9 +81,11 @@ int run_train_bench(const TrainBenchOptions& o) {
   step();
   const size_t peak_step = kernels::memory_stats().peak_live_bytes - live_before;
   const double s = median_seconds(step, o.steps, 0);
+  reset_attention_flops();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < o.steps; ++i) step();
   const double mean = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / o.steps;
+  const double attention_per_step = double(attention_flops()) / o.steps;
 
   // The same number of steps through the run loop of `mnemo train`.
   const std::string dir = (fs::temp_directory_path() / ("mnemo-bench-" + std::to_string(::getpid()))).string();
@@ -105,8 +108,11 @@ int run_train_bench(const TrainBenchOptions& o) {
   std::printf("batch             %ld x %ld segments x %ld tokens, bptt %s, %d threads\n", long(cfg.data.batch_size),
               long(cfg.data.segments), long(cfg.data.segment_len), cfg.train.bptt.c_str(), threads);
   std::printf("model step        %.2f ms median over %d steps: %.0f tokens/s\n", s * 1e3, o.steps, double(tokens) / s);
+  const double with_attention = gflops + attention_per_step / s / 1e9;
   std::printf("model FLOP/s      %.1f GFLOP/s (6 x params per token) = %.1f%% of sgemm %.1f GFLOP/s\n", gflops,
               100 * gflops / peak, peak);
+  std::printf("  + attention     %.1f GFLOP/s (%.2f GFLOP of attention per step) = %.1f%% of sgemm\n", with_attention,
+              attention_per_step / 1e9, 100 * with_attention / peak);
   std::printf("trainer loop      %.2f ms per step (data, log every %ld) vs %.2f ms mean model step: overhead %+.1f%%\n",
               loop_step * 1e3, long(cfg.train.log_every), mean * 1e3, 100 * (loop_step / mean - 1));
   if (cfg.train.checkpoint_every > 0)

@@ -7,10 +7,12 @@
 namespace mnemo::nn {
 
 namespace {
-// `s` with its first extent replaced by `first`, and one `extra` extent after it.
-Shape split_first(const Shape& s, int64_t first, int64_t extra) {
-  Shape out{first, extra};
-  for (int i = 1; i < s.rank(); ++i) out.push_back(s[i]);
+// `s` with one `extra` extent put before its last.
+Shape insert_before_last(const Shape& s, int64_t extra) {
+  Shape out;
+  for (int i = 0; i + 1 < s.rank(); ++i) out.push_back(s[i]);
+  out.push_back(extra);
+  out.push_back(s[-1]);
   return out;
 }
 }  // namespace
@@ -20,17 +22,14 @@ Var expand_streams(Var x, int64_t S) {
               "[expand_streams] expected (B, ..., D) with at most " << kMaxDims - 1 << " dims and S >= 1, got "
                                                                     << x.shape() << " and S = " << S);
   if (S == 1) return x;
-  Shape out = x.shape();
-  out[0] *= S;
-  Var wide = broadcast_to(reshape(x, split_first(x.shape(), x.dim(0), 1)), split_first(x.shape(), x.dim(0), S));
-  return reshape(wide, out);  // (B·S, ..., D), batch-major
+  return broadcast_to(reshape(x, insert_before_last(x.shape(), 1)), insert_before_last(x.shape(), S));
 }
 
 Var reduce_streams(Var H, int64_t S) {
-  MNEMO_CHECK(S >= 1 && H.rank() >= 2 && H.rank() < kMaxDims && H.dim(0) % S == 0,
-              "[reduce_streams] expected (B·S, ..., D) with S = " << S << ", got " << H.shape());
+  MNEMO_CHECK(S >= 1 && H.rank() >= 2 && (S == 1 || (H.rank() >= 3 && H.dim(-2) == S)),
+              "[reduce_streams] expected (B, ..., " << S << ", D), got " << H.shape());
   if (S == 1) return H;
-  return sum(reshape(H, split_first(H.shape(), H.dim(0) / S, S)), 1);  // (B, ..., D)
+  return sum(H, -2);  // (B, ..., D)
 }
 
 HyperConnections::HyperConnections(Init& init, int64_t d, int64_t S, int64_t layer_index, bool parity)
@@ -52,25 +51,30 @@ HyperConnections::HyperConnections(Init& init, int64_t d, int64_t S, int64_t lay
 
 HyperConnections::Width HyperConnections::width(Var H) const {
   const Shape& hs = H.shape();
-  MNEMO_CHECK(H.rank() >= 2 && H.dim(-1) == dim && H.dim(0) >= streams && H.dim(0) % streams == 0,
-              "[hyper_connections] expected streams (B·" << streams << ", ..., " << dim << "), got " << hs);
   const int64_t S = streams;
-  if (S == 1) return {H, H, {}, hs};
-  const int64_t B = hs[0] / S, T = hs.numel() / (hs[0] * dim);
+  if (S == 1) {
+    MNEMO_CHECK(H.rank() >= 2 && H.dim(-1) == dim,
+                "[hyper_connections] expected (B, ..., " << dim << ") with one stream, got " << hs);
+    return {H, H, {}, hs};
+  }
+  MNEMO_CHECK(H.rank() >= 3 && H.dim(-1) == dim && H.dim(-2) == S,
+              "[hyper_connections] expected streams (B, ..., " << S << ", " << dim << "), got " << hs);
+  const int64_t B = hs[0], T = hs.numel() / (B * S * dim);
   Tape& t = H.tape();
-  Var h = permute(reshape(H, {B, S, T, dim}), {0, 2, 1, 3});  // (B, T, S, D): a token's streams together
-  Var hn = (*norm)(h);                                         // (B, T, S, D)
+  Var h = reshape(H, {B, T, S, dim});
+  Var hn = (*norm)(h);  // (B, T, S, D)
   Var alpha = t.param(static_alpha) +
               t.param(dynamic_alpha_scale) * tanh(matmul(hn, t.param(dynamic_alpha_fn)));  // (B, T, S, S+1)
   Var beta_fn = reshape(t.param(dynamic_beta_fn), {dim, 1});  // (D, 1)
   Var beta = reshape(t.param(static_beta), {S, 1}) +
              t.param(dynamic_beta_scale) * tanh(matmul(hn, beta_fn));  // (B, T, S, 1)
-  Var mix = matmul(alpha, h, {.trans_a = true});  // (B, T, S+1, D): mix[t] = Σ_s alpha[s, t] H[s]
-  Shape in_shape = hs;
-  in_shape[0] = B;
-  Var branch_input = reshape(slice(mix, 2, 0, 1), in_shape);  // (B, ..., D)
+  // mix[j] = Σ_s alpha[s, j] H[s]: column 0 feeds the branch, columns 1..S the residuals. The
+  // columns are split before the product so the (B, T, S+1, D) mix is never sliced.
+  Shape in_shape(hs.dims().first(size_t(hs.rank() - 2)));
+  in_shape.push_back(dim);
+  Var branch_input = reshape(matmul(slice(alpha, 3, 0, 1), h, {.trans_a = true}), in_shape);  // (B, ..., D)
   // The pinned package returned the unmixed streams here, so alpha's columns 1..S had no effect.
-  Var residuals = reference_parity ? h : slice(mix, 2, 1, S);  // (B, T, S, D)
+  Var residuals = reference_parity ? h : matmul(slice(alpha, 3, 1, S), h, {.trans_a = true});  // (B, T, S, D)
   return {branch_input, residuals, beta, hs};
 }
 
@@ -81,7 +85,7 @@ Var HyperConnections::depth(const Width& w, Var branch_out) const {
   if (streams == 1) return w.residuals + branch_out;
   const int64_t B = branch_out.dim(0), T = branch_out.value().numel() / (B * dim);
   Var out = w.residuals + w.beta * reshape(branch_out, {B, T, 1, dim});  // (B, T, S, D)
-  return reshape(permute(out, {0, 2, 1, 3}), w.stream_shape);           // (B·S, ..., D)
+  return reshape(out, w.stream_shape);                                   // (B, ..., S, D)
 }
 
 using gradcheck::Sample;
@@ -106,7 +110,7 @@ Var hyper_connected(Sample& s, bool parity) {
   const int64_t B = 2, S = 3, n = 2, D = 4;
   HyperConnections& hc = perturbed(s, D, S, parity);
   Var x = s.input({B, n, D});
-  Var H = expand_streams(x, S) + s.input({B * S, n, D});  // (B·S, n, D), streams differ
+  Var H = expand_streams(x, S) + s.input({B, n, S, D});  // (B, n, S, D), streams differ
   const HyperConnections::Width w = hc.width(H);
   return reduce_streams(hc.depth(w, tanh(w.branch_input)), S);  // (B, n, D)
 }

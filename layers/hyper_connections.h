@@ -1,5 +1,6 @@
-// Hyper-connections (SPEC 0.6; RMT HEAD): the residual stream is kept as S streams H, rows b·S + s of a
-// (B·S, ..., D) tensor. Each sub-layer owns one HyperConnections and, per token, computes
+// Hyper-connections (SPEC 0.6; RMT HEAD): the residual stream is kept as S streams H, a
+// (B, ..., S, D) tensor with each token's streams together, so the per-token mixing below needs
+// no transposes. Each sub-layer owns one HyperConnections and, per token, computes
 //   Hn = RMSNorm(H)   alpha = static_alpha + a_scale · tanh(Hn dynamic_alpha_fn)   (S, S+1)
 //   beta = static_beta + b_scale · tanh(Hn dynamic_beta_fn)   (S)   mix[t] = Σ_s alpha[s, t] H[s]
 //   width: branch input = mix[0];   depth: H'[s] = R[s] + beta[s] · branch_out, R = mix[1..S]
@@ -13,9 +14,9 @@
 
 namespace mnemo::nn {
 
-// (B, ..., D) -> (B·S, ..., D), row b·S + s = x[b]: before the first layer.
+// (B, ..., D) -> (B, ..., S, D), every stream a copy of x: before the first layer.
 Var expand_streams(Var x, int64_t streams);
-// (B·S, ..., D) -> (B, ..., D), the sum (not the mean) over streams: after the last layer.
+// (B, ..., S, D) -> (B, ..., D), the sum (not the mean) over streams: after the last layer.
 Var reduce_streams(Var H, int64_t streams);
 
 struct HyperConnections : Module {
@@ -37,10 +38,10 @@ struct HyperConnections : Module {
     Var branch_input;    // (B, ..., D)
     Var residuals;       // (B, T, S, D), T = tokens per row: R, what the branch output is added to
     Var beta;            // (B, T, S, 1); undefined when S = 1
-    Shape stream_shape;  // H's (B·S, ..., D)
+    Shape stream_shape;  // H's (B, ..., S, D)
   };
-  Width width(Var H) const;                         // H (B·S, ..., D)
-  Var depth(const Width& w, Var branch_out) const;  // branch_out (B, ..., D) -> H' (B·S, ..., D)
+  Width width(Var H) const;                         // H (B, ..., S, D)
+  Var depth(const Width& w, Var branch_out) const;  // branch_out (B, ..., D) -> H' (B, ..., S, D)
 
   void visit(ParamVisitor& v) override {
     if (streams == 1) return;

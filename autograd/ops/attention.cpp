@@ -4,6 +4,7 @@
 // Which keys a row sees is AttentionSpec's compact description (ops.h), never a dense
 // Tq x Tk tensor unless the caller passes one. The backward is the kernel's; the learned
 // null key/value slot is a concat in front of the keys, so its gradient comes for free.
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -14,6 +15,26 @@
 
 namespace mnemo {
 namespace {
+
+std::atomic<int64_t> g_attention_flops{0};
+
+// (query, key) pairs the description lets see each other, one head of one sequence; key
+// padding and dense masks aside. Mirrors the row rules of dense_mask below.
+int64_t visible_pairs(const kernels::AttentionDesc& a) {
+  const int64_t Tm = a.Tk - a.prefix;
+  int64_t n = 0;
+  for (int64_t i = 0; i < a.Tq; ++i) {
+    int64_t lo = 0, hi = Tm - 1;
+    if (i < a.read_rows) hi = std::min(a.read_rows, Tm) - 1;
+    else if (i < a.Tq - a.write_rows) {
+      const int64_t pos = i + Tm - a.Tq;
+      lo = a.window > 0 ? pos - a.window + 1 : 0;
+      hi = a.causal ? pos : (a.window > 0 ? pos + a.window - 1 : Tm - 1);
+    }
+    n += a.prefix + std::max<int64_t>(0, std::min(hi, Tm - 1) - std::max<int64_t>(lo, 0) + 1);
+  }
+  return n;
+}
 
 struct AttentionOp {
   const char* name = "attention";
@@ -38,6 +59,7 @@ struct AttentionOp {
     g[1] = k.empty_like();
     g[2] = v.empty_like();
     if (has_bias) g[3] = bias.empty_like();
+    g_attention_flops += 12 * desc.B * desc.H * desc.d * visible_pairs(desc);
     if (q.numel() > 0)
       launch(kernels::attention_backward, q, desc, g[0], g[1], g[2], has_bias ? g[3] : Tensor{}, dy, q, k, v, bias,
              ctx.saved(4), ctx.saved(5));
@@ -157,6 +179,9 @@ Var attention_with_dropout(Var q, Var k, Var v, const AttentionSpec& s, const ke
 }
 
 }  // namespace
+
+int64_t attention_flops() { return g_attention_flops.load(); }
+void reset_attention_flops() { g_attention_flops = 0; }
 
 Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
   AttentionSpec spec = spec_in;

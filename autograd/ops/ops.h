@@ -150,6 +150,13 @@ struct AttentionSpec {  // "= {}" everywhere keeps designated initialisers free 
   uint64_t dropout_seed = 0;
 };
 Var attention(Var q, Var k, Var v, const AttentionSpec& spec = {});
+// FLOPs of the attention products whose backward has run since the last reset, for
+// model-FLOP rates: 2 matmuls of 2 FLOPs per visible (query, key) pair and head dim in the
+// forward, twice that in the backward. Key padding and dense masks are not subtracted; a
+// forward that is never differentiated (replay's first pass, evaluation) counts nothing,
+// nor does the composite dropout path.
+int64_t attention_flops();
+void reset_attention_flops();
 
 // ---- grad.cpp: gradient boundaries ---------------------------------------------------------
 Var stop_gradient(Var x);                 // same value; no gradient flows back

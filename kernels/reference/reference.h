@@ -26,6 +26,11 @@ template <class T> void reduce_max_backward(T* dx, const T* dy, const T* x, cons
 template <class T> void cumsum(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, bool reverse);
 // matmul.cpp
 template <class T> void gemm(const GemmDesc& d, const T* a, const T* b, T* c);
+// Many tiny products (two of M, N, K at most kSmallGemm): one direct loop nest per matrix,
+// vectorised along whichever operand is contiguous. gemm() takes this path itself; the
+// oneDNN backend hands such batches here (its per-matrix dispatch costs more than the math).
+inline constexpr int64_t kSmallGemm = 16;
+bool small_batched(const GemmDesc& d);
 // shape.cpp
 template <class T> void copy_axis(T* dst, const T* src, const AxisCopy& d);
 template <class T> void gather(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner);

@@ -95,12 +95,12 @@ BOOST_AUTO_TEST_CASE(output_shapes_and_shape_errors) {
 
   HyperConnections hc(init, 8, 4, 0);
   Var H = expand_streams(x, 4);
-  BOOST_TEST(H.shape() == Shape({8, 5, 8}));
+  BOOST_TEST(H.shape() == Shape({2, 5, 4, 8}));
   const HyperConnections::Width w = hc.width(H);
   BOOST_TEST(w.branch_input.shape() == Shape({2, 5, 8}));
-  BOOST_TEST(hc.depth(w, y).shape() == Shape({8, 5, 8}));
+  BOOST_TEST(hc.depth(w, y).shape() == Shape({2, 5, 4, 8}));
   BOOST_TEST(reduce_streams(H, 4).shape() == Shape({2, 5, 8}));
-  BOOST_CHECK_THROW(hc.width(x.tape().constant(rand64({6, 5, 8}, 4))), Error);  // 6 rows, not B·4
+  BOOST_CHECK_THROW(hc.width(x.tape().constant(rand64({2, 5, 3, 8}, 4))), Error);  // 3 streams, not 4
   BOOST_CHECK_THROW(hc.depth(w, bad), Error);
   BOOST_CHECK_THROW(reduce_streams(x, 4), Error);
 }
@@ -259,15 +259,16 @@ BOOST_AUTO_TEST_CASE(gru_init_names_and_bounds) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(streams_expand_and_reduce_batch_major) {
+BOOST_AUTO_TEST_CASE(streams_expand_and_reduce_token_major) {
   Tape t;
   const Tensor xs = rand64({2, 3, 4}, 17);
-  Var H = expand_streams(t.constant(xs), 3);  // rows b·3 + s
+  Var H = expand_streams(t.constant(xs), 3);  // (B, n, S, D)
+  BOOST_TEST(H.shape() == Shape({2, 3, 3, 4}));
   for (int64_t b = 0; b < 2; ++b)
-    for (int64_t s = 0; s < 3; ++s) BOOST_TEST(H.value().at({b * 3 + s, 2, 1}) == xs.at({b, 2, 1}));
-  const Tensor Hs = rand64({6, 3, 4}, 18);
+    for (int64_t s = 0; s < 3; ++s) BOOST_TEST(H.value().at({b, 2, s, 1}) == xs.at({b, 2, 1}));
+  const Tensor Hs = rand64({2, 3, 3, 4}, 18);
   const Tensor r = reduce_streams(t.constant(Hs), 3).value();
-  BOOST_TEST(std::abs(r.at({1, 0, 3}) - (Hs.at({3, 0, 3}) + Hs.at({4, 0, 3}) + Hs.at({5, 0, 3}))) < 1e-12);
+  BOOST_TEST(std::abs(r.at({1, 0, 3}) - (Hs.at({1, 0, 0, 3}) + Hs.at({1, 0, 1, 3}) + Hs.at({1, 0, 2, 3}))) < 1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(hyper_connections_one_stream_is_a_plain_residual) {
@@ -306,18 +307,19 @@ BOOST_AUTO_TEST_CASE(hyper_connections_at_init) {
   BOOST_TEST(HyperConnections(i1, 4, 4, -1).init_stream == HyperConnections(i2, 4, 4, -1).init_stream);
 
   Tape t;
-  const Tensor Hs = rand64({8, 3, 4}, 20);  // B = 2, S = 4
+  const Tensor Hs = rand64({2, 3, 4, 4}, 20);  // B = 2, n = 3, S = 4
   const HyperConnections::Width w = hc.width(t.constant(Hs));
   const Tensor bi = w.branch_input.value();
   for (int64_t b = 0; b < 2; ++b)
     for (int64_t i = 0; i < 3; ++i)
-      for (int64_t d = 0; d < 4; ++d) BOOST_TEST(bi.at({b, i, d}) == Hs.at({b * 4 + 2, i, d}));
+      for (int64_t d = 0; d < 4; ++d) BOOST_TEST(bi.at({b, i, d}) == Hs.at({b, i, 2, d}));
   const Tensor fo = rand64({2, 3, 4}, 21);
   const Tensor out = hc.depth(w, t.constant(fo)).value();
-  for (int64_t r = 0; r < 8; ++r)
+  for (int64_t b = 0; b < 2; ++b)
     for (int64_t i = 0; i < 3; ++i)
-      for (int64_t d = 0; d < 4; ++d)
-        BOOST_TEST(std::abs(out.at({r, i, d}) - (Hs.at({r, i, d}) + fo.at({r / 4, i, d}))) < 1e-12);
+      for (int64_t s = 0; s < 4; ++s)
+        for (int64_t d = 0; d < 4; ++d)
+          BOOST_TEST(std::abs(out.at({b, i, s, d}) - (Hs.at({b, i, s, d}) + fo.at({b, i, d}))) < 1e-12);
 }
 
 BOOST_AUTO_TEST_CASE(hyper_connections_dynamic_and_parity) {
@@ -335,7 +337,7 @@ BOOST_AUTO_TEST_CASE(hyper_connections_dynamic_and_parity) {
   for (size_t k = 0; k < pp.size(); ++k) qq[k]->value = pp[k]->value.clone();
 
   Tape t;
-  const Tensor Hs = rand64({B * S, n, D}, 22);
+  const Tensor Hs = rand64({B, n, S, D}, 22);
   const HyperConnections::Width wp = paper.width(t.constant(Hs)), wq = parity.width(t.constant(Hs));
   Var fp = tanh(wp.branch_input), fq = tanh(wq.branch_input);
   const Tensor op = paper.depth(wp, fp).value(), oq = parity.depth(wq, fq).value();
@@ -350,7 +352,7 @@ BOOST_AUTO_TEST_CASE(hyper_connections_dynamic_and_parity) {
       std::vector<double> beta(S);
       for (int64_t s = 0; s < S; ++s) {
         double norm = 0;
-        for (int64_t d = 0; d < D; ++d) norm += std::pow(h[s][d] = Hs.at({b * S + s, i, d}), 2);
+        for (int64_t d = 0; d < D; ++d) norm += std::pow(h[s][d] = Hs.at({b, i, s, d}), 2);
         for (int64_t d = 0; d < D; ++d)
           hn[s][d] = h[s][d] / std::sqrt(norm) * std::sqrt(double(D)) * (paper.norm->weight.value.at({d}) + 1);
         for (int64_t c = 0; c <= S; ++c) {
@@ -370,8 +372,8 @@ BOOST_AUTO_TEST_CASE(hyper_connections_dynamic_and_parity) {
         BOOST_TEST(std::abs(wp.branch_input.value().at({b, i, d}) - mix[0][d]) < 1e-12);
         BOOST_TEST(std::abs(wq.branch_input.value().at({b, i, d}) - mix[0][d]) < 1e-12);
         for (int64_t s = 0; s < S; ++s) {
-          BOOST_TEST(std::abs(op.at({b * S + s, i, d}) - (mix[1 + s][d] + beta[s] * f)) < 1e-12);
-          BOOST_TEST(std::abs(oq.at({b * S + s, i, d}) - (h[s][d] + beta[s] * f)) < 1e-12);
+          BOOST_TEST(std::abs(op.at({b, i, s, d}) - (mix[1 + s][d] + beta[s] * f)) < 1e-12);
+          BOOST_TEST(std::abs(oq.at({b, i, s, d}) - (h[s][d] + beta[s] * f)) < 1e-12);
           max_mix_minus_h = std::max(max_mix_minus_h, std::abs(mix[1 + s][d] - h[s][d]));
         }
       }
