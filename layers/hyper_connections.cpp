@@ -63,11 +63,13 @@ HyperConnections::Width HyperConnections::width(Var H) const {
   Tape& t = H.tape();
   Var h = reshape(H, {B, T, S, dim});
   Var hn = (*norm)(h);  // (B, T, S, D)
-  Var alpha = t.param(static_alpha) +
-              t.param(dynamic_alpha_scale) * tanh(matmul(hn, t.param(dynamic_alpha_fn)));  // (B, T, S, S+1)
-  Var beta_fn = reshape(t.param(dynamic_beta_fn), {dim, 1});  // (D, 1)
+  // Both dynamic projections in one product, so hn is read once (the N = S+1 and N = 1
+  // products cost a pass over hn each, forward and backward).
+  Var fn = concat({t.param(dynamic_alpha_fn), reshape(t.param(dynamic_beta_fn), {dim, 1})}, 1);  // (D, S+2)
+  Var dyn = tanh(matmul(hn, fn));                                                                    // (B, T, S, S+2)
+  Var alpha = t.param(static_alpha) + t.param(dynamic_alpha_scale) * slice(dyn, 3, 0, S + 1);      // (B, T, S, S+1)
   Var beta = reshape(t.param(static_beta), {S, 1}) +
-             t.param(dynamic_beta_scale) * tanh(matmul(hn, beta_fn));  // (B, T, S, 1)
+             t.param(dynamic_beta_scale) * slice(dyn, 3, S + 1, 1);  // (B, T, S, 1)
   // mix[j] = Σ_s alpha[s, j] H[s]: column 0 feeds the branch, columns 1..S the residuals. The
   // columns are split before the product so the (B, T, S+1, D) mix is never sliced.
   Shape in_shape(hs.dims().first(size_t(hs.rank() - 2)));
