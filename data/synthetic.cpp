@@ -166,26 +166,45 @@ Sequence generate_sequence(const SyntheticConfig& c, int64_t n, Rng& r) {
   MNEMO_FAIL("[data] bad synthetic task");
 }
 
+SyntheticConfig SyntheticConfig::at_batch(int64_t index) const {
+  const int64_t stage = curriculum_steps > 0 ? index / curriculum_steps : 0;
+  if (curriculum_segments.empty() || stage >= int64_t(curriculum_segments.size())) return *this;
+  SyntheticConfig c = *this;
+  c.segments = curriculum_segments[size_t(stage)];
+  c.length = c.segments * seg_len();
+  return c;
+}
+
 SyntheticTask::SyntheticTask(SyntheticConfig cfg)
     : cfg_(cfg), content_len_(cfg.content_len > 0 ? cfg.content_len : default_content_len(cfg)) {
   check_config(cfg_, content_len_);
+  MNEMO_CHECK(cfg_.curriculum_segments.empty() || cfg_.curriculum_steps > 0,
+              "[data] a synthetic curriculum needs curriculum_steps > 0");
+  for (int64_t s : cfg_.curriculum_segments) {
+    MNEMO_CHECK(s >= 1, "[data] curriculum segments must be positive, got " << s);
+    SyntheticConfig stage = cfg_;
+    stage.segments = s;
+    stage.length = s * cfg_.seg_len();
+    check_config(stage, content_len_);
+  }
 }
 
 Batch SyntheticTask::batch(int64_t index) const {
   MNEMO_CHECK(index >= 0, "[data] negative synthetic batch index " << index);
   // Each batch gets its own stream, so batch i never depends on batches before it.
   Rng rng(kernels::mix64(kernels::mix64(cfg_.seed) ^ (uint64_t(index) * 0xd1b54a32d192ed03ULL)));
-  const int64_t B = cfg_.batch, W = cfg_.length + 1;
+  const SyntheticConfig cfg = cfg_.at_batch(index);
+  const int64_t B = cfg.batch, W = cfg.length + 1;
   std::vector<int32_t> rows;
   std::vector<uint8_t> mask;
   rows.reserve(size_t(B * W));
   mask.reserve(size_t(B * (W - 1)));
   for (int64_t b = 0; b < B; ++b) {
-    const Sequence s = generate_sequence(cfg_, content_len_, rng);
+    const Sequence s = generate_sequence(cfg, content_len_, rng);
     rows.insert(rows.end(), s.tokens.begin(), s.tokens.end());
     mask.insert(mask.end(), s.answer.begin(), s.answer.end());
   }
-  Batch out = make_batch(rows, B, cfg_.segments, cfg_.seg_len(), mask);
+  Batch out = make_batch(rows, B, cfg.segments, cfg.seg_len(), mask);
   out.reset_memory = true;  // sequences are independent
   return out;
 }

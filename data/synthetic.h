@@ -36,7 +36,13 @@ struct SyntheticConfig {
   int64_t key_len = 3;       // needle key length
   double depth = 0.5;        // needle position as a fraction of the haystack
   uint64_t seed = 0;
+  // A curriculum over the sequence's reach (the RMT paper's): batch i < K * curriculum_steps
+  // has curriculum_segments[i / curriculum_steps] segments of the same length, so the
+  // content and the question come closer together; later batches have `segments`.
+  std::vector<int64_t> curriculum_segments = {};
+  int64_t curriculum_steps = 0;
   int64_t seg_len() const { return length / segments; }
+  SyntheticConfig at_batch(int64_t index) const;  // the config batch `index` is drawn from
 };
 
 // Batch i is a pure function of (config, i); next() walks i = 0, 1, ...

@@ -30,6 +30,20 @@ DataConfig read_data(YamlReader r) {
   d.path = r.get("path", d.path);
   read_task(r, d);
   d.segments = r.get("segments", d.segments, positive);
+  {
+    YamlReader c = r.child("curriculum");
+    d.curriculum_segments = c.get("segments", d.curriculum_segments, positive);
+    d.curriculum_steps = c.get("steps", d.curriculum_steps, positive);
+    c.reject_unknown_keys();
+    if (!d.curriculum_segments.empty() && d.kind != "synthetic")
+      c.fail("segments", "a curriculum needs data.kind: synthetic");
+    if (!d.curriculum_segments.empty() && d.curriculum_steps == 0)
+      c.fail("steps", "required with curriculum.segments (steps at each stage)");
+    for (int64_t s : d.curriculum_segments)
+      if (s > d.segments)
+        c.fail("segments", "stages must not exceed data.segments = " + std::to_string(d.segments) + ", got " +
+                               std::to_string(s));
+  }
   d.segment_len = r.get("segment_len", d.segment_len, positive);
   d.batch_size = r.get("batch_size", d.batch_size, positive);
   d.stateful = r.get("stateful", d.stateful);
@@ -110,6 +124,9 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   if (t.optimizer.step_every == "segment" && (t.bptt != "truncated" || t.window != 1 || t.grad_accum != 1))
     r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated, window: 1 and grad_accum: 1 (each "
                         "segment is its own update)");
+  if (t.optimizer.step_every == "segment" && !d.curriculum_segments.empty())
+    r.fail("optimizer", "optimizer.step_every: segment cannot follow a data.curriculum (its update count assumes "
+                        "data.segments per batch)");
   t.schedule = read_schedule(r.child("schedule"), t);
   t.memory_dropout = read_memory_dropout(r.child("memory_dropout"));
   t.log_every = r.get("log_every", t.log_every, positive);
@@ -288,6 +305,11 @@ void emit_data(YAML::Emitter& e, const DataConfig& d) {
   e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
   put(e, "kind", d.kind), put(e, "path", d.path), put(e, "task", d.task), put(e, "total_len", d.total_len);
   put(e, "segments", d.segments), put(e, "copy_len", d.copy_len), put(e, "num_pairs", d.num_pairs);
+  if (!d.curriculum_segments.empty()) {
+    e << YAML::Key << "curriculum" << YAML::Value << YAML::BeginMap;
+    put(e, "segments", d.curriculum_segments), put(e, "steps", d.curriculum_steps);
+    e << YAML::EndMap;
+  }
   put(e, "depth", d.depth), put(e, "segment_len", d.segment_len), put(e, "batch_size", d.batch_size);
   put(e, "stateful", d.stateful), put(e, "random_crops", d.random_crops), put(e, "val_fraction", d.val_fraction);
   e << YAML::EndMap;

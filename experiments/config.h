@@ -24,6 +24,10 @@ struct DataConfig {
   std::string task = "copy";         // synthetic: copy | reverse | assoc_recall | selective_copy | needle
   int64_t total_len = 0;             // synthetic: tokens per sample; 0 = segments * segment_len
   int64_t segments = 4;              // S: segments per sample (one BPTT sample = S * T tokens)
+  // synthetic: train on curriculum.segments[k] segments for curriculum.steps batches each
+  // (steps, unless grad_accum > 1), then on `segments`; evaluation always uses `segments`
+  std::vector<int64_t> curriculum_segments;
+  int64_t curriculum_steps = 0;
   int64_t copy_len = 16;             // copy, reverse, selective_copy: tokens to remember
   int64_t num_pairs = 8;             // assoc_recall: K key/value pairs
   double depth = 0.5;                // needle: where the pair hides, as a fraction of the filler

@@ -21,6 +21,8 @@ data::SyntheticConfig synthetic_config(const ExperimentConfig& cfg, uint64_t see
   s.pairs = d.num_pairs;
   s.depth = d.depth;
   s.seed = seed;
+  s.curriculum_segments = d.curriculum_segments;
+  s.curriculum_steps = d.curriculum_steps;
   return s;
 }
 
@@ -33,7 +35,9 @@ RunData make_run_data(const ExperimentConfig& cfg) {
   if (d.kind == "synthetic") {
     out.synthetic = true;
     out.train = std::make_unique<data::SyntheticTask>(synthetic_config(cfg, cfg.seed));
-    const data::SyntheticTask held_out(synthetic_config(cfg, kernels::mix64(cfg.seed ^ 0x5eed0fe7a1ULL)));
+    data::SyntheticConfig eval_cfg = synthetic_config(cfg, kernels::mix64(cfg.seed ^ 0x5eed0fe7a1ULL));
+    eval_cfg.curriculum_segments.clear();  // held out at the full reach
+    const data::SyntheticTask held_out(eval_cfg);
     for (int64_t i = 0; i < (eval_batches > 0 ? eval_batches : 16); ++i) out.eval.push_back(held_out.batch(i));
     return out;
   }

@@ -126,6 +126,29 @@ BOOST_AUTO_TEST_CASE(copy_answers_the_string) {
   BOOST_TEST(f.tok[size_t(first_answer(f) - 1)] == vocab::kSep);
 }
 
+BOOST_AUTO_TEST_CASE(curriculum_stages_shorten_the_reach) {
+  auto c = config(Task::copy, 48, 6);  // segments of 8
+  c.content_len = 3;
+  c.curriculum_segments = {2, 4};
+  c.curriculum_steps = 5;
+  const SyntheticTask task(c);
+  for (const auto& [index, segments] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {4, 2}, {5, 4}, {9, 4}, {10, 6}, {99, 6}}) {
+    const Batch b = task.batch(index);
+    BOOST_TEST(b.segments() == segments, "batch " << index);
+    BOOST_TEST(b.seg_len() == 8);
+    const Flat f = flatten(b, 1);  // the copy still answers its content at the end of the shorter sequence
+    BOOST_TEST(answers(f) == std::vector<int32_t>(f.tok.begin(), f.tok.begin() + 3));
+    BOOST_TEST(first_answer(f) == segments * 8 - 3 + 1);
+  }
+  auto bad = c;
+  bad.curriculum_steps = 0;
+  BOOST_CHECK_THROW(SyntheticTask{bad}, mnemo::Error);
+  bad = c;
+  bad.content_len = 5;
+  bad.curriculum_segments = {1};  // 8 tokens cannot hold 5 letters and their copy
+  BOOST_CHECK_THROW(SyntheticTask{bad}, mnemo::Error);
+}
+
 BOOST_AUTO_TEST_CASE(copy_with_a_gap) {
   auto c = config(Task::copy, 64, 8);
   c.content_len = 5;

@@ -142,6 +142,26 @@ BOOST_AUTO_TEST_CASE(out_of_range_values) {
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "data.path: required when data.kind is text"));
 }
 
+BOOST_AUTO_TEST_CASE(curriculum_rules) {
+  TempDir t;
+  ExperimentConfig c =
+      load_config(t.write("ok.yaml", "data: {segments: 6, curriculum: {segments: [2, 4], steps: 300}}\n"));
+  BOOST_TEST((c.data.curriculum_segments == std::vector<int64_t>{2, 4}));
+  BOOST_TEST(c.data.curriculum_steps == 300);
+  BOOST_TEST((load_config(t.write("back.yaml", to_yaml(c))) == c));
+  std::string f = t.write("a.yaml", "data: {segments: 4, curriculum: {segments: [2, 6], steps: 10}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }),
+                      "data.curriculum.segments: stages must not exceed data.segments = 4, got 6"));
+  f = t.write("b.yaml", "data: {curriculum: {segments: [2]}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "data.curriculum.steps: required with curriculum.segments"));
+  f = t.write("c.yaml", "data: {kind: text, path: x.txt, curriculum: {segments: [2], steps: 5}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "a curriculum needs data.kind: synthetic"));
+  f = t.write("d.yaml", "data: {curriculum: {segments: [2], steps: 5, stpes: 3}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "data.curriculum.stpes: unknown key (did you mean steps?)"));
+  f = t.write("e.yaml", "data: {curriculum: {segments: [2], steps: 5}}\ntrain: {optimizer: {step_every: segment}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "cannot follow a data.curriculum"));
+}
+
 BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {
   TempDir t;
   std::string f = t.write("a.yaml", "train:\n  steps: [1, 2\nmodel: {}\n");
