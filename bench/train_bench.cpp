@@ -7,6 +7,7 @@
 // Rates: tokens/s at the median step; model FLOP/s counting 6 x parameters per token, and
 // again with the attention products of the differentiated forwards added (ops.h,
 // attention_flops), against this machine's sgemm at 1024^3 through mnemo.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <unistd.h>
@@ -31,13 +32,16 @@ namespace {
 namespace fs = std::filesystem;
 using namespace mnemo::experiments;
 
+// The best of five medians: one median swings by 20% on a shared machine, and the peak is
+// what the fractions are about.
 double sgemm_gflops() {
   Rng rng(1);
   Tape tape;
   Tape::NoRecord nr(tape);
   Var a = tape.constant(Tensor::randn({1024, 1024}, rng)), b = tape.constant(Tensor::randn({1024, 1024}, rng));
-  const double s = median_seconds([&] { (void)matmul(a, b); });
-  return 2.0 * 1024 * 1024 * 1024 / s / 1e9;
+  double best = 0;
+  for (int i = 0; i < 5; ++i) best = std::max(best, 2.0 * 1024 * 1024 * 1024 / median_seconds([&] { (void)matmul(a, b); }) / 1e9);
+  return best;
 }
 
 }  // namespace
