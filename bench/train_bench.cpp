@@ -64,6 +64,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   BpttOptions b;
   b.mode = parse_bptt_mode(cfg.train.bptt);
   b.window = cfg.train.window;
+  b.replay_recompute = cfg.train.replay_recompute;
   b.memory_dropout = cfg.train.memory_dropout;
   data::Batch batch = data.train->next();
   arch::Memory memory = model->initial_memory(batch.batch_size());

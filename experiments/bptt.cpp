@@ -119,31 +119,35 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
   return res;
 }
 
-BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
-                  const Memory& initial) {
-  const int64_t S = batch.segments();
-  const Weights w = segment_weights(batch, o.loss_scale);
-  std::vector<Memory> entering;  // memory entering each segment; nothing else is kept
-  BpttResult res;
-  for (int64_t s = 0; s < S; ++s) {
-    entering.push_back(mem);
+// Replay's pieces. `Replay` holds what every segment needs; forward() runs one segment
+// without a tape, backward() runs it on a tape seeded by its loss and by the gradient of the
+// memory it produced, and returns the gradient of the memory that entered it.
+struct Replay {
+  const arch::SegmentModel& model;
+  const data::Batch& batch;
+  const BpttOptions& o;
+  const Memory& initial;
+  Weights w;
+
+  SegmentLoss forward(int64_t s, const Memory& mem) const {
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
     Tape::NoRecord no_record(tape);
     SegmentLoss l = run_segment(model, tape, batch, s, arch::constants(tape, mem), w, initial, o);
     check_memory(mem, l.memory);
-    res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
-    res.aux_loss += l.aux / double(S);
-    res.tokens += l.tokens;
-    mem = values(l.memory);
+    return l;
   }
-  res.memory = mem;
-  Memory grad_out;  // d objective / d memory leaving segment s, from segment s + 1
-  for (int64_t s = S - 1; s >= 0; --s) {
+
+  Memory advance(Memory mem, int64_t lo, int64_t hi) const {
+    for (int64_t s = lo; s < hi; ++s) mem = values(forward(s, mem).memory);
+    return mem;
+  }
+
+  Memory backward(int64_t s, const Memory& entering, const Memory& grad_out) const {
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
     MemoryVars in;
-    for (const auto& [name, t] : entering[size_t(s)]) in.emplace(name, tape.input(t));
+    for (const auto& [name, t] : entering) in.emplace(name, tape.input(t));
     SegmentLoss l = run_segment(model, tape, batch, s, in, w, initial, o);
     std::vector<Var> roots{l.objective};
     std::vector<Tensor> seeds{Tensor::full(Shape{}, 1.0, l.objective.dtype())};
@@ -152,11 +156,43 @@ BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Mem
       seeds.push_back(g);
     }
     tape.backward(roots, seeds);
-    grad_out.clear();
+    Memory grad_in;
     for (const auto& [name, v] : in) {
       const Tensor& g = tape.grad(v);
-      if (g.defined()) grad_out.emplace(name, g);
+      if (g.defined()) grad_in.emplace(name, g);
     }
+    return grad_in;
+  }
+
+  // Segments [lo, hi) entered with `mem`, seeded by the gradient of the memory leaving hi-1.
+  Memory bisect(int64_t lo, int64_t hi, const Memory& mem, Memory grad_out) const {
+    if (hi - lo == 1) return backward(lo, mem, grad_out);
+    const int64_t mid = lo + (hi - lo) / 2;
+    Memory g = bisect(mid, hi, advance(mem, lo, mid), std::move(grad_out));  // the memory at mid dies here
+    return bisect(lo, mid, mem, std::move(g));
+  }
+};
+
+BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
+                  const Memory& initial) {
+  const int64_t S = batch.segments();
+  const Replay r{model, batch, o, initial, segment_weights(batch, o.loss_scale)};
+  std::vector<Memory> entering;  // memory entering each segment (only the first when recomputing)
+  BpttResult res;
+  for (int64_t s = 0; s < S; ++s) {
+    if (!o.replay_recompute || s == 0) entering.push_back(mem);
+    SegmentLoss l = r.forward(s, mem);
+    res.loss += r.w.tokens > 0 ? l.loss * double(l.tokens) / double(r.w.tokens) : 0.0;
+    res.aux_loss += l.aux / double(S);
+    res.tokens += l.tokens;
+    mem = values(l.memory);
+  }
+  res.memory = mem;
+  if (o.replay_recompute) {
+    r.bisect(0, S, entering[0], {});
+  } else {
+    Memory grad;  // d objective / d memory leaving segment s, from segment s + 1
+    for (int64_t s = S - 1; s >= 0; --s) grad = r.backward(s, entering[size_t(s)], grad);
   }
   return res;
 }

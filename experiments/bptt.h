@@ -6,6 +6,10 @@
 //                 each segment; then segments run last to first, each on its own tape,
 //                 seeded by its loss and by the gradient of the memory it produced.
 //                 Activation memory stays one segment's; gradients equal `full`.
+//                 With replay_recompute the pass keeps only the first memory; the sweep
+//                 back bisects [lo, hi): re-run [lo, mid) without a tape to get the memory
+//                 at mid, do [mid, hi), drop it, then [lo, mid). About log2 S + 1 memories
+//                 are alive at once, for about (S/2) log2 S extra segment forwards.
 // The loss is the mean over every counted token of the batch (a masked task counts only its
 // answers, wherever they fall), plus the aux losses averaged over segments.
 // Gradients are added into the model's Param::grad; the caller steps the optimizer after
@@ -28,6 +32,7 @@ BpttMode parse_bptt_mode(const std::string& s);
 struct BpttOptions {
   BpttMode mode = BpttMode::truncated;
   int64_t window = 1;        // segments per tape in truncated mode
+  bool replay_recompute = false;  // replay: recompute entering memories instead of keeping S
   double loss_scale = 1.0;   // e.g. 1 / gradient-accumulation steps
   uint64_t seed = 0;         // tape seeds derive from it, per segment: replay draws the same dropout
   // Structured memory dropout: glob over memory names -> probability that the memory enters

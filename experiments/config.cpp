@@ -118,6 +118,8 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.window = r.get("window", t.window, positive);
   if (t.window > d.segments)
     r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
+  t.replay_recompute = r.get("replay_recompute", t.replay_recompute);
+  if (t.replay_recompute && t.bptt != "replay") r.fail("replay_recompute", "needs bptt: replay, got " + t.bptt);
   t.grad_accum = r.get("grad_accum", t.grad_accum, positive);
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
@@ -327,6 +329,7 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   const OptimizerConfig& o = t.optimizer;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   put(e, "steps", t.steps), put(e, "bptt", t.bptt), put(e, "window", t.window);
+  put(e, "replay_recompute", t.replay_recompute);
   put(e, "grad_accum", t.grad_accum), put(e, "clip", t.clip);
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
   put(e, "type", o.type), put(e, "lr", o.lr), put(e, "betas", o.betas), put(e, "weight_decay", o.weight_decay);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <functional>
 
 #include "autograd/ops/ops.h"
 #include "experiments/bptt.h"
@@ -19,6 +20,7 @@ struct TinyRecurrent : arch::SegmentModel {
   Param E, W, U, O;
   int64_t D;
   double p_drop;
+  mutable int64_t forwards = 0;  // segment forwards run, taped or not
   TinyRecurrent(nn::Init& init, int64_t V, int64_t d, double p)
       : E(init.normal({V, d}, 0.5)), W(init.normal({d, d}, 0.3)), U(init.normal({d, d}, 0.3)),
         O(init.normal({V, d}, 0.5)), D(d), p_drop(p) {}
@@ -26,6 +28,7 @@ struct TinyRecurrent : arch::SegmentModel {
   arch::Memory initial_memory(int64_t B) const override { return {{"h", Tensor::zeros({B, D}, E.value.dtype())}}; }
 
   arch::SegmentOut forward(Tape& t, const Tensor& tokens, const arch::MemoryVars& mem) const override {
+    ++forwards;
     Var h = mem.at("h");                                                              // (B, D)
     Var x = embedding(t.param(E), tokens);                                            // (B, T, D)
     Var h_next = tanh(matmul(mean(x, 1), t.param(W)) + matmul(h, t.param(U)));        // (B, D)
@@ -79,6 +82,33 @@ BOOST_AUTO_TEST_CASE(replay_gradients_equal_full_bptt) {
     BOOST_TEST_CONTEXT("dropout " << p) {
       BOOST_TEST(max_rel_diff(rep, full) < 1e-9);
       BOOST_TEST(max_rel_diff(full, grads_of(m, b, {.mode = BpttMode::truncated, .window = 5, .seed = 4})) < 1e-12);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(replay_with_recomputed_memories_equals_full_bptt) {
+  // Bisection over odd and even segment counts, with dropout and memory dropout, whose
+  // draws must repeat in every recomputed forward.
+  for (int64_t S : {1, 2, 5, 8}) {
+    nn::Init init(3, DType::f64);
+    TinyRecurrent m(init, 11, 6, 0.2);
+    const data::Batch b = make(2, S, 3, 11, 7);
+    const BpttOptions full{.mode = BpttMode::full, .seed = 4, .memory_dropout = {{"h", 0.3}}};
+    BpttOptions rep = full;
+    rep.mode = BpttMode::replay;
+    rep.replay_recompute = true;
+    const auto g_full = grads_of(m, b, full);
+    m.forwards = 0;
+    const auto g_rep = grads_of(m, b, rep);
+    BOOST_TEST_CONTEXT("S = " << S) {
+      BOOST_TEST(max_rel_diff(g_rep, g_full) < 1e-9);
+      // S forwards without a tape, S taped, and floor((hi - lo) / 2) re-run at each split.
+      std::function<int64_t(int64_t, int64_t)> reruns = [&](int64_t lo, int64_t hi) -> int64_t {
+        if (hi - lo <= 1) return 0;
+        const int64_t mid = lo + (hi - lo) / 2;
+        return (mid - lo) + reruns(lo, mid) + reruns(mid, hi);
+      };
+      BOOST_TEST(m.forwards == 2 * S + reruns(0, S));
     }
   }
 }
