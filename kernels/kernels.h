@@ -5,6 +5,7 @@
 // slots in one readable register.cpp each; init() calls them and checks coverage.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 
@@ -88,6 +89,22 @@ struct AttentionDesc {
   int64_t mask_strides[4] = {};
   bool bias_per_batch = false;  // bias (B, H, Tq, Tk) instead of (H, Tq, Tk)
 };
+
+// The interval [lo, hi] of main keys (after the prefix, 0-based) that query row i sees under
+// the description's rules, padding and dense masks aside; empty when lo > hi. The one
+// statement of the rules: the kernels, the dense-mask oracle and FLOP counts use it.
+inline void attention_row_interval(const AttentionDesc& a, int64_t i, int64_t& lo, int64_t& hi) {
+  const int64_t Tm = a.Tk - a.prefix;
+  lo = 0;
+  hi = Tm - 1;
+  if (i < a.read_rows) {
+    hi = std::min(a.read_rows, Tm) - 1;
+  } else if (i < a.Tq - a.write_rows) {
+    const int64_t p = i + Tm - a.Tq;
+    lo = std::max<int64_t>(a.window > 0 ? p - a.window + 1 : 0, 0);
+    hi = std::min<int64_t>(a.causal ? p : (a.window > 0 ? p + a.window - 1 : Tm - 1), Tm - 1);
+  }
+}
 
 struct AdamWHyper {
   double lr, beta1, beta2, eps, weight_decay;

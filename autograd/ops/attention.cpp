@@ -19,19 +19,13 @@ namespace {
 std::atomic<int64_t> g_attention_flops{0};
 
 // (query, key) pairs the description lets see each other, one head of one sequence; key
-// padding and dense masks aside. Mirrors the row rules of dense_mask below.
+// padding and dense masks aside.
 int64_t visible_pairs(const kernels::AttentionDesc& a) {
-  const int64_t Tm = a.Tk - a.prefix;
   int64_t n = 0;
   for (int64_t i = 0; i < a.Tq; ++i) {
-    int64_t lo = 0, hi = Tm - 1;
-    if (i < a.read_rows) hi = std::min(a.read_rows, Tm) - 1;
-    else if (i < a.Tq - a.write_rows) {
-      const int64_t pos = i + Tm - a.Tq;
-      lo = a.window > 0 ? pos - a.window + 1 : 0;
-      hi = a.causal ? pos : (a.window > 0 ? pos + a.window - 1 : Tm - 1);
-    }
-    n += a.prefix + std::max<int64_t>(0, std::min(hi, Tm - 1) - std::max<int64_t>(lo, 0) + 1);
+    int64_t lo, hi;
+    kernels::attention_row_interval(a, i, lo, hi);
+    n += a.prefix + std::max<int64_t>(0, hi - lo + 1);
   }
   return n;
 }
@@ -140,17 +134,11 @@ void check_and_describe(const Var& q, const Var& k, const Var& v, const Attentio
 Tensor dense_mask(const kernels::AttentionDesc& a) {
   Tensor m = Tensor::zeros({a.B, a.H, a.Tq, a.Tk}, DType::u8);
   uint8_t* p = m.data<uint8_t>();
-  const int64_t Tm = a.Tk - a.prefix;
   for (int64_t b = 0; b < a.B; ++b)
     for (int64_t h = 0; h < a.H; ++h)
       for (int64_t i = 0; i < a.Tq; ++i) {
-        int64_t lo = 0, hi = Tm - 1;
-        if (i < a.read_rows) hi = std::min(a.read_rows, Tm) - 1;
-        else if (i < a.Tq - a.write_rows) {
-          const int64_t pos = i + Tm - a.Tq;
-          lo = a.window > 0 ? pos - a.window + 1 : 0;
-          hi = a.causal ? pos : (a.window > 0 ? pos + a.window - 1 : Tm - 1);
-        }
+        int64_t lo, hi;
+        kernels::attention_row_interval(a, i, lo, hi);
         for (int64_t j = 0; j < a.Tk; ++j) {
           const int64_t mj = j - a.prefix;
           bool ok = mj < 0 || (mj >= lo && mj <= hi);

@@ -21,24 +21,6 @@ namespace {
 
 constexpr int64_t kBlockQ = 64, kBlockK = 64;
 
-// The interval of main keys a row sees, as [lo, hi] (empty when lo > hi).
-void main_interval(const AttentionDesc& a, int64_t i, int64_t& lo, int64_t& hi) {
-  const int64_t Tm = a.Tk - a.prefix;
-  if (i < a.read_rows) {
-    lo = 0;
-    hi = std::min(a.read_rows, Tm) - 1;
-  } else if (i >= a.Tq - a.write_rows) {
-    lo = 0;
-    hi = Tm - 1;
-  } else {
-    const int64_t p = i + Tm - a.Tq;
-    lo = a.window > 0 ? p - a.window + 1 : 0;
-    hi = a.causal ? p : (a.window > 0 ? p + a.window - 1 : Tm - 1);
-    lo = std::max<int64_t>(lo, 0);
-    hi = std::min<int64_t>(hi, Tm - 1);
-  }
-}
-
 // Everything a tile needs to know about one (batch, head, query block).
 struct RowBlock {
   const AttentionDesc& a;
@@ -50,7 +32,7 @@ struct RowBlock {
       : a(desc), b(b_), h(h_), q0(q0_), nq(std::min(kBlockQ, desc.Tq - q0_)) {
     span_lo = a.Tk;
     for (int64_t r = 0; r < nq; ++r) {
-      main_interval(a, q0 + r, lo[r], hi[r]);
+      attention_row_interval(a, q0 + r, lo[r], hi[r]);
       if (lo[r] <= hi[r]) {
         span_lo = std::min(span_lo, lo[r]);
         span_hi = std::max(span_hi, hi[r]);
