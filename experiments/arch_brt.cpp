@@ -6,8 +6,6 @@
 //   reference_parity: false
 // import_reference maps lucidrains/block-recurrent-transformer-pytorch state dicts (@9f28fcd).
 #include <regex>
-#include <set>
-#include <sstream>
 
 #include "architectures/brt.h"
 #include "experiments/models.h"
@@ -68,32 +66,10 @@ bool is_zero_ln_buffer(const std::string& name, const Tensor& t) {
 NamedTensors import_brt(const std::map<std::string, Tensor>& ref, const ExperimentConfig& cfg) {
   nn::Init init(0);
   arch::BlockRecurrentTransformer model(init, brt_config(cfg));
-  NamedTensors out;
-  std::set<std::string> used;
-  std::string missing, unused, shapes;
-  for (auto& [name, p] : nn::named_params(model)) {
-    const std::string rn = reference_name(name);
-    const auto it = ref.find(rn);
-    if (it == ref.end()) {
-      missing += "\n  " + rn + " (for " + name + ")";
-      continue;
-    }
-    used.insert(rn);
-    if (it->second.shape() != p->value.shape()) {
-      std::ostringstream s;
-      s << "\n  " << rn << ": " << it->second.shape() << ", expected " << p->value.shape();
-      shapes += s.str();
-      continue;
-    }
-    out.emplace_back(name, it->second.to(p->value.dtype()));
-  }
-  for (const auto& [name, t] : ref)
-    if (!used.count(name) && !is_zero_ln_buffer(name, t)) unused += "\n  " + name;
-  MNEMO_CHECK(missing.empty() && unused.empty() && shapes.empty(),
-              "[brt import] the reference state dict does not match model.brt:"
-                  << (missing.empty() ? "" : "\nmissing:" + missing) << (unused.empty() ? "" : "\nunused:" + unused)
-                  << (shapes.empty() ? "" : "\nshape mismatch:" + shapes));
-  return out;
+  return import_by_name(model, ref,
+                        {.what = "[brt import] the reference state dict does not match model.brt",
+                         .reference_name = reference_name,
+                         .ignorable = is_zero_ln_buffer});
 }
 
 MNEMO_REGISTER_ARCH(ArchInfo{

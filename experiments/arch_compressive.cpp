@@ -14,8 +14,6 @@
 //   reference_parity: false   the reference's numerics (P2-P5, detached memories)
 // Reference weights (lucidrains/compressive-transformer-pytorch state dicts) import by their own
 // names: mnemo's parameter names are the reference's.
-#include <set>
-#include <sstream>
 
 #include "architectures/compressive.h"
 #include "experiments/models.h"
@@ -60,39 +58,15 @@ arch::CompressiveConfig compressive_config(const ExperimentConfig& cfg) {
 }
 
 // Reference state dict -> mnemo names: the names are the same, so this checks that every
-// parameter is there with its shape and that nothing is left over. The parity fixtures' extra
-// tensors (input.*, expected.*, buffer.*) are not weights and are skipped.
+// parameter is there with its shape and that nothing is left over.
 NamedTensors import_reference(const std::map<std::string, Tensor>& reference, const ExperimentConfig& cfg) {
   nn::Init init(0);
   arch::CompressiveTransformer model(init, compressive_config(cfg));
-  NamedTensors out;
-  std::set<std::string> used;
-  std::ostringstream problems;
-  for (const auto& [name, p] : nn::named_params(model)) {
-    const auto it = reference.find(name);
-    if (it == reference.end()) {
-      problems << "\n  missing: " << name << " " << p->value.shape();
-      continue;
-    }
-    used.insert(name);
-    if (it->second.shape() != p->value.shape()) {
-      problems << "\n  shape: " << name << " is " << it->second.shape() << " in the reference, " << p->value.shape()
-               << " in the model";
-      continue;
-    }
-    out.emplace_back(name, it->second);
-  }
-  for (const auto& [name, t] : reference) {
-    const bool fixture_extra = name.rfind("input.", 0) == 0 || name.rfind("expected.", 0) == 0 || name.rfind("buffer.", 0) == 0;
-    if (!fixture_extra && !used.count(name)) problems << "\n  unused: " << name << " " << t.shape();
-  }
-  const std::string p = problems.str();
-  MNEMO_CHECK(p.empty(), "[compressive] the reference state dict does not match model.compressive"
-                             << (model.cfg.final_norm
-                                     ? " (the reference has no final norm: set reference_parity: true or final_norm: false)"
-                                     : "")
-                             << ":" << p);
-  return out;
+  return import_by_name(
+      model, reference,
+      {.what = "[compressive] the reference state dict does not match model.compressive",
+       .hint = model.cfg.final_norm ? " (the reference has no final norm: set reference_parity: true or final_norm: false)"
+                                    : ""});
 }
 
 MNEMO_REGISTER_ARCH(ArchInfo{

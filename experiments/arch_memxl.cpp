@@ -8,8 +8,6 @@
 // import: lucidrains/memory-transformer-xl state dicts; names are the reference's except
 // to_logits.0 -> to_emb_dim and to_logits.1 -> to_logits, and empty (zero-slot) mem_kv
 // tensors, which the model does not hold.
-#include <set>
-#include <sstream>
 
 #include "architectures/memxl.h"
 #include "experiments/models.h"
@@ -48,40 +46,13 @@ std::string reference_name(const std::string& name) {
   return name;
 }
 
-// Entries of a parity fixture that are not weights.
-bool is_fixture_entry(const std::string& name) {
-  return name.rfind("input.", 0) == 0 || name.rfind("expected.", 0) == 0 || name.rfind("buffer.", 0) == 0;
-}
-
 NamedTensors import_memxl(const std::map<std::string, Tensor>& reference, const ExperimentConfig& cfg) {
   nn::Init init(0);
   arch::MemoryTransformerXL model(init, memxl_config(cfg));
-  NamedTensors out;
-  std::set<std::string> used;
-  std::ostringstream missing, mismatched;
-  for (auto& [name, p] : nn::named_params(model)) {
-    const std::string ref = reference_name(name);
-    const auto it = reference.find(ref);
-    if (it == reference.end()) {
-      missing << " " << ref << " (for " << name << ")";
-      continue;
-    }
-    used.insert(ref);
-    if (it->second.shape() != p->value.shape()) {
-      mismatched << " " << ref << " " << it->second.shape() << " vs " << name << " " << p->value.shape() << ";";
-      continue;
-    }
-    out.emplace_back(name, it->second.to(p->value.dtype()));
-  }
-  std::ostringstream unused;
-  for (const auto& [name, t] : reference)
-    if (!used.count(name) && !is_fixture_entry(name) && t.numel() > 0) unused << " " << name;
-  MNEMO_CHECK(missing.str().empty() && unused.str().empty() && mismatched.str().empty(),
-              "[import memxl] the reference state dict does not match model.memxl as configured:"
-                  << (missing.str().empty() ? "" : "\n  missing:" + missing.str())
-                  << (unused.str().empty() ? "" : "\n  unused:" + unused.str())
-                  << (mismatched.str().empty() ? "" : "\n  shape mismatch:" + mismatched.str()));
-  return out;
+  return import_by_name(model, reference,
+                        {.what = "[import memxl] the reference state dict does not match model.memxl as configured",
+                         .reference_name = reference_name,
+                         .ignorable = [](const std::string&, const Tensor& t) { return t.numel() == 0; }});
 }
 
 MNEMO_REGISTER_ARCH(ArchInfo{

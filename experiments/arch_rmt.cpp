@@ -8,7 +8,6 @@
 //   value_residual: true, null_kv: true, attn_dropout: 0, ff_dropout: 0, reference_parity: false.
 // import_reference maps a RecurrentMemoryTransformer state dict (lucidrains, 520a357) onto the
 // model's names; the map is in docs/arch/rmt.md.
-#include <set>
 
 #include "architectures/rmt.h"
 #include "experiments/models.h"
@@ -85,33 +84,18 @@ std::vector<std::pair<std::string, std::string>> reference_names(const arch::Rmt
   return m;
 }
 
-// Entries of a parity fixture that are not weights (tokens, expected outputs, debug buffers).
-bool fixture_entry(const std::string& name) {
-  for (const char* p : {"input.", "expected.", "buffer."})
-    if (name.rfind(p, 0) == 0) return true;
-  return false;
-}
-
 NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const ExperimentConfig& cfg) {
   const arch::RmtConfig c = rmt_config(cfg);
-  NamedTensors out;
-  std::set<std::string> used;
-  std::string missing, unused;
-  for (const auto& [ref, ours] : reference_names(c)) {
-    const auto it = reference.find(ref);
-    if (it == reference.end()) {
-      missing += (missing.empty() ? "" : ", ") + ref;
-      continue;
-    }
-    used.insert(ref);
-    out.emplace_back(ours, it->second);
-  }
-  for (const auto& [name, t] : reference)
-    if (!used.count(name) && !fixture_entry(name)) unused += (unused.empty() ? "" : ", ") + name;
-  MNEMO_CHECK(missing.empty() && unused.empty(),
-              "[import rmt] the reference state dict does not fit model.rmt as configured"
-                  << (missing.empty() ? "" : "; missing: " + missing) << (unused.empty() ? "" : "; unused: " + unused));
-  return out;
+  std::map<std::string, std::string> to_reference;  // mnemo name -> reference name
+  for (const auto& [ref, ours] : reference_names(c)) to_reference.emplace(ours, ref);
+  nn::Init init(0);
+  arch::RecurrentMemoryTransformer model(init, c);
+  return import_by_name(model, reference,
+                        {.what = "[import rmt] the reference state dict does not fit model.rmt as configured",
+                         .reference_name = [&](const std::string& name) {
+                           const auto it = to_reference.find(name);
+                           return it == to_reference.end() ? name : it->second;
+                         }});
 }
 
 MNEMO_REGISTER_ARCH(ArchInfo{

@@ -1,5 +1,8 @@
 #include "experiments/models.h"
 
+#include <set>
+#include <sstream>
+
 #include "autograd/error.h"
 
 namespace mnemo::experiments {
@@ -32,6 +35,40 @@ const ArchInfo& find_arch(const std::string& name) {
     MNEMO_CHECK(false, "[models] unknown architecture '" << name << "' (known: " << known << ")");
   }
   return it->second;
+}
+
+bool is_fixture_entry(const std::string& name) {
+  for (const char* prefix : {"input.", "expected.", "buffer."})
+    if (name.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tensor>& reference,
+                            const ReferenceImport& how) {
+  NamedTensors out;
+  std::set<std::string> used;
+  std::ostringstream problems;
+  for (const auto& [name, p] : nn::named_params(model)) {
+    const std::string ref = how.reference_name(name);
+    const auto it = reference.find(ref);
+    if (it == reference.end()) {
+      problems << "\n  missing: " << ref << (ref == name ? "" : " (for " + name + ")") << " " << p->value.shape();
+      continue;
+    }
+    used.insert(ref);
+    if (it->second.shape() != p->value.shape()) {
+      problems << "\n  shape: " << ref << " is " << it->second.shape() << " in the reference, " << p->value.shape()
+               << " in the model";
+      continue;
+    }
+    out.emplace_back(name, it->second.to(p->value.dtype()));
+  }
+  for (const auto& [name, t] : reference)
+    if (!used.count(name) && !is_fixture_entry(name) && !(how.ignorable && how.ignorable(name, t)))
+      problems << "\n  unused: " << name << " " << t.shape();
+  const std::string p = problems.str();
+  MNEMO_CHECK(p.empty(), how.what << how.hint << ":" << p);
+  return out;
 }
 
 std::unique_ptr<arch::SegmentModel> build_model(const ExperimentConfig& cfg, DType dtype) {

@@ -27,6 +27,21 @@ struct ArchInfo {
   std::function<NamedTensors(const std::map<std::string, Tensor>& reference, const ExperimentConfig&)> import_reference;
 };
 
+// The common half of every import_reference: each model parameter is looked up in
+// `reference` under reference_name(its name) and must be there with its shape (converted to
+// the parameter's dtype); each reference tensor must be used, except parity-fixture entries
+// (input.*, expected.*, buffer.*) and those `ignorable` accepts. One error names every
+// missing, unused and mis-shaped tensor, after `what` and before `hint`.
+struct ReferenceImport {
+  std::string what;  // "[import brt] the reference state dict does not match model.brt"
+  std::function<std::string(const std::string&)> reference_name = [](const std::string& n) { return n; };
+  std::function<bool(const std::string&, const Tensor&)> ignorable = {};
+  std::string hint = {};
+};
+NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tensor>& reference,
+                            const ReferenceImport& how);
+bool is_fixture_entry(const std::string& name);  // input.*, expected.*, buffer.*: not weights
+
 bool register_arch(ArchInfo info);  // returns true, for static registration
 const ArchInfo& find_arch(const std::string& name);  // unknown: an error listing the known ones
 std::vector<std::string> arch_names();

@@ -217,15 +217,9 @@ int import_cmd(const ImportArgs& a) {
   const ArchInfo& info = find_arch(a.arch);
   MNEMO_CHECK(info.import_reference, "architecture '" << a.arch << "' has no reference implementation to import from");
   auto model = build_model(cfg);
-  // Files exported for parity checks carry the inputs and expected outputs beside the state
-  // dict (input.*, expected.*, buffer.*); a state dict never has these names.
-  std::map<std::string, Tensor> reference = read_safetensors(a.reference).tensors;
-  std::erase_if(reference, [](const auto& kv) {
-    for (const char* prefix : {"input.", "expected.", "buffer."})
-      if (kv.first.rfind(prefix, 0) == 0) return true;
-    return false;
-  });
-  const NamedTensors weights = info.import_reference(reference, cfg);
+  // Files exported for parity checks carry inputs and expected outputs beside the state dict;
+  // import_reference skips them (is_fixture_entry).
+  const NamedTensors weights = info.import_reference(read_safetensors(a.reference).tensors, cfg);
   restore_weights(*model, weights);  // checks every name, shape and dtype against the model
   AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
   MNEMO_CHECK(!fs::exists(checkpoint_path(a.run)), "'" << a.run << "' already holds a checkpoint; choose a new folder");
