@@ -7,6 +7,7 @@
 #include "architectures/transformer.h"
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
+#include "tests/support/periodic_batch.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -163,15 +164,7 @@ BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
   // Each row repeats a random period-3 pattern, so past the first period every token is
   // predictable in context.
   const int64_t B = 4, S = 3, T = 8, V = 11;
-  const auto make_data = [&](uint64_t seed) {
-    Rng rng(seed);
-    std::vector<int32_t> rows;
-    for (int64_t b = 0; b < B; ++b) {
-      const int32_t p[3] = {int32_t(rng.randint(V)), int32_t(rng.randint(V)), int32_t(rng.randint(V))};
-      for (int64_t i = 0; i < S * T + 1; ++i) rows.push_back(p[i % 3]);
-    }
-    return data::make_batch(rows, B, S, T);
-  };
+  const auto make_data = [&](uint64_t seed) { return test::periodic_batch(seed, B, S, T, V); };
   TransformerConfig c{.vocab = V, .dim = 32, .depth = 2, .heads = 2, .seq_len = T};
   nn::Init i1(6), i2(6);
   Transformer t(i1, c);

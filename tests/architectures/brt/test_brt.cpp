@@ -11,6 +11,7 @@
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
+#include "tests/architectures/brt/brt_small.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -19,12 +20,6 @@ using namespace mnemo;
 using namespace mnemo::arch;
 
 namespace {
-
-// vocab 11, D 16, 2 heads of 8, T 8 in blocks of 4, 3 states, layer 2 of 2 writes.
-BrtConfig small() {
-  return {.vocab = 11, .dim = 16, .depth = 2, .heads = 2, .seq_len = 8, .block_width = 4, .num_state_vectors = 3,
-          .recurrent_layers = {2}, .ff_mult = 2};
-}
 
 Tensor ids(int64_t B, int64_t T, uint64_t seed, int64_t V = 11) {
   Rng rng(seed);
@@ -71,7 +66,7 @@ BOOST_AUTO_TEST_SUITE(brt)
 
 BOOST_AUTO_TEST_CASE(names_and_memory_layout) {
   nn::Init init(1);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   const Memory m0 = m.initial_memory(2);
   BOOST_TEST(m0.size() == 3u);
   BOOST_TEST(m0.at("xl.0").shape() == (Shape{2, 0, 16}));
@@ -91,7 +86,7 @@ BOOST_AUTO_TEST_CASE(names_and_memory_layout) {
   BOOST_TEST(r.memory.at("xl.1").shape() == (Shape{2, 4, 16}));
   BOOST_TEST(r.memory.at("state.0").shape() == (Shape{2, 3, 16}));
 
-  BrtConfig c = small();
+  BrtConfig c = test::brt_small();
   c.use_compressed_mem = true;
   c.compressed_mem_factor = 2;
   nn::Init init2(1);
@@ -106,7 +101,7 @@ BOOST_AUTO_TEST_CASE(names_and_memory_layout) {
 
 BOOST_AUTO_TEST_CASE(states_update_block_by_block) {
   nn::Init init(2);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   const Tensor x = ids(1, 8, 7);
   const Run whole = run(m, {x});                                // one call, two blocks
   const Run split = run(m, {cols(x, 0, 4), cols(x, 4, 4)});     // one block per call
@@ -126,7 +121,7 @@ BOOST_AUTO_TEST_CASE(states_update_block_by_block) {
 BOOST_AUTO_TEST_CASE(carried_states_are_read) {
   // History bug (upstream issue #3): state keys/values came from init_state, not the carried state.
   nn::Init init(3);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   const Memory after = run(m, {ids(2, 8, 1)}).memory;
   Memory fresh_state = after;
   fresh_state["state.0"] = m.initial_memory(2).at("state.0");
@@ -174,7 +169,7 @@ BOOST_AUTO_TEST_CASE(memory_manager_hand_built) {
 }
 
 BOOST_AUTO_TEST_CASE(read_routing_below_the_write_layer) {
-  BrtConfig c = small();
+  BrtConfig c = test::brt_small();
   c.depth = 3;
   c.recurrent_layers = {3};
   c.read_recurrent_layers = {1};  // read at layer 1, written at layer 3
@@ -204,7 +199,7 @@ BOOST_AUTO_TEST_CASE(read_routing_below_the_write_layer) {
 
 BOOST_AUTO_TEST_CASE(causal_within_a_block_and_across_the_memory) {
   nn::Init init(5);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   const Memory filled = run(m, {ids(1, 8, 1)}).memory;
   const Tensor a = ids(1, 8, 2);
   for (int64_t j : {2, 5}) {  // a change inside block 1, then inside block 2
@@ -224,7 +219,7 @@ BOOST_AUTO_TEST_CASE(bottom_right_mask_over_memory_P5) {
   // A query attends to every memory key and the block's keys up to its own. With PyTorch 2.0's
   // top-left is_causal (the bug BRT fixed), query 0 would see memory slot 0 only.
   nn::Init init(6);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   Tape tape;
   Tape::NoRecord nr(tape);
   Rng rng(1);
@@ -251,7 +246,7 @@ BOOST_AUTO_TEST_CASE(bottom_right_mask_over_memory_P5) {
 
 BOOST_AUTO_TEST_CASE(partial_blocks_P3) {
   nn::Init init(7);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   const Memory filled = run(m, {ids(2, 8, 1)}).memory;
   const Tensor x = ids(2, 8, 3);
   const Run full = run(m, {x}, filled), part = run(m, {cols(x, 0, 6)}, filled), one = run(m, {cols(x, 0, 4)}, filled);
@@ -263,7 +258,7 @@ BOOST_AUTO_TEST_CASE(partial_blocks_P3) {
   BOOST_TEST(max_abs_diff(part.memory.at("state.0"), full.memory.at("state.0")) > 1e-4);
   // the reference right-aligns the partial block's positions; with relative positions the
   // logits agree up to rounding
-  BrtConfig c = small();
+  BrtConfig c = test::brt_small();
   c.reference_parity = true;
   nn::Init init2(7);
   BlockRecurrentTransformer mp(init2, c);
@@ -273,7 +268,7 @@ BOOST_AUTO_TEST_CASE(partial_blocks_P3) {
 
 BOOST_AUTO_TEST_CASE(batch_free_initial_state_P4) {
   nn::Init init(8);
-  BlockRecurrentTransformer m(init, small());
+  BlockRecurrentTransformer m(init, test::brt_small());
   const Tensor row = ids(1, 8, 4);
   std::vector<int32_t> three;
   for (int i = 0; i < 3; ++i) for (int64_t t = 0; t < 8; ++t) three.push_back(row.data<int32_t>()[t]);
@@ -314,7 +309,7 @@ BOOST_AUTO_TEST_CASE(xpos_keys_scale_inversely) {
 BOOST_AUTO_TEST_CASE(qk_norm_scale_is_honoured_P1) {
   // Default: QK-normed logits scaled by qk_rmsnorm_scale; the reference's 1/sqrt(d) only under
   // reference_parity. The two must differ, and the scale option must reach the logits.
-  BrtConfig c = small();
+  BrtConfig c = test::brt_small();
   const Tensor x = ids(1, 8, 9);
   std::vector<Tensor> out;
   for (auto [parity, scale] : {std::pair{false, 8.0}, std::pair{true, 8.0}, std::pair{false, 2.0}}) {
@@ -338,13 +333,13 @@ BOOST_AUTO_TEST_CASE(config_errors) {
     }
     return false;
   };
-  BrtConfig c = small();
+  BrtConfig c = test::brt_small();
   c.seq_len = 6;
   BOOST_TEST(fails(c, "multiple of block_width"));
-  c = small();
+  c = test::brt_small();
   c.read_recurrent_layers = {3};
   BOOST_TEST(fails(c, "recurrent layers are 1-based"));
-  c = small();
+  c = test::brt_small();
   c.recurrent_layers = {1};
   c.read_recurrent_layers = {2};
   BOOST_TEST(fails(c, "read at or below"));

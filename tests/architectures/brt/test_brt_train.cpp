@@ -12,32 +12,14 @@
 #include "experiments/bptt.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "tests/support/periodic_batch.h"
+#include "tests/architectures/brt/brt_small.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
 using namespace mnemo::arch;
-
-namespace {
-
-BrtConfig small() {
-  return {.vocab = 11, .dim = 16, .depth = 2, .heads = 2, .seq_len = 8, .block_width = 4, .num_state_vectors = 3,
-          .recurrent_layers = {2}, .ff_mult = 2};
-}
-
-// Rows repeating a random period-3 pattern: predictable in context after 3 tokens.
-data::Batch periodic(uint64_t seed, int64_t B, int64_t S, int64_t T, int64_t V) {
-  Rng rng(seed);
-  std::vector<int32_t> rows;
-  for (int64_t b = 0; b < B; ++b) {
-    const int32_t p[3] = {int32_t(rng.randint(V)), int32_t(rng.randint(V)), int32_t(rng.randint(V))};
-    for (int64_t i = 0; i < S * T + 1; ++i) rows.push_back(p[i % 3]);
-  }
-  return data::make_batch(rows, B, S, T);
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(brt)
 
@@ -59,8 +41,8 @@ BOOST_AUTO_TEST_CASE(whole_model_gradient_checks_f64) {
 BOOST_AUTO_TEST_CASE(gradient_reaches_earlier_segments_when_not_cut) {
   // The reference detaches at every call; here the trainer decides where to cut.
   nn::Init init(11);
-  BlockRecurrentTransformer m(init, small());
-  const data::Batch batch = periodic(3, 2, 2, 8, 11);
+  BlockRecurrentTransformer m(init, test::brt_small());
+  const data::Batch batch = mnemo::test::periodic_batch(3, 2, 2, 8, 11);
   for (bool expect : {true, false}) {  // one tape (full), or cut between the segments (truncated 1)
     for (Param* p : nn::params(m)) p->grad = Tensor();
     Tape tape;
@@ -84,8 +66,8 @@ BOOST_AUTO_TEST_CASE(structured_dropout_by_memory_name) {
   // For BRT that is the reference wrapper's clear(): an empty "xl.<l>" is no XL memory, an empty
   // "state.<i>" is the learned init_state.
   nn::Init init(12);
-  BlockRecurrentTransformer m(init, small());
-  const data::Batch batch = periodic(4, 2, 2, 8, 11);
+  BlockRecurrentTransformer m(init, test::brt_small());
+  const data::Batch batch = mnemo::test::periodic_batch(4, 2, 2, 8, 11);
   const Memory initial = m.initial_memory(2);
   const auto logits = [&](const Tensor& x, const Memory& mem) {
     Tape tape;
@@ -114,7 +96,7 @@ BOOST_AUTO_TEST_CASE(structured_dropout_by_memory_name) {
 
 BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
   const int64_t B = 4, S = 3, T = 8, V = 11;
-  BrtConfig c = small();
+  BrtConfig c = test::brt_small();
   c.dim = 32;
   nn::Init init(13);
   BlockRecurrentTransformer m(init, c);
@@ -122,7 +104,7 @@ BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
   double first = 0, last = 0;
   for (int step = 0; step < 60; ++step) {
     opt.zero_grad();
-    const auto r = experiments::train_batch(m, periodic(100 + uint64_t(step), B, S, T, V), m.initial_memory(B),
+    const auto r = experiments::train_batch(m, mnemo::test::periodic_batch(100 + uint64_t(step), B, S, T, V), m.initial_memory(B),
                                             {.mode = experiments::BpttMode::full});
     opt.step();
     if (step < 5) first += r.loss / 5;
@@ -134,7 +116,7 @@ BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
 
 BOOST_AUTO_TEST_CASE(cached_generation_equals_uncached) {
   for (bool compressed : {false, true}) {
-    BrtConfig c = small();
+    BrtConfig c = test::brt_small();
     c.use_compressed_mem = compressed;
     c.compressed_mem_factor = 2;
     nn::Init init(14);

@@ -14,6 +14,7 @@
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
 #include "experiments/models.h"
+#include "tests/support/periodic_batch.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -445,15 +446,7 @@ BOOST_AUTO_TEST_CASE(replay_gradients_equal_full_bptt_with_the_aux_loss) {
 BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
   // Period-3 rows: predictable in context. Truncated BPTT over 3 segments with the aux loss.
   const int64_t B = 4, S = 3, T = 8, V = 11;
-  const auto make_data = [&](uint64_t seed) {
-    Rng rng(seed);
-    std::vector<int32_t> rows;
-    for (int64_t b = 0; b < B; ++b) {
-      const int32_t p[3] = {int32_t(rng.randint(V)), int32_t(rng.randint(V)), int32_t(rng.randint(V))};
-      for (int64_t i = 0; i < S * T + 1; ++i) rows.push_back(p[i % 3]);
-    }
-    return data::make_batch(rows, B, S, T);
-  };
+  const auto make_data = [&](uint64_t seed) { return test::periodic_batch(seed, B, S, T, V); };
   CompressiveConfig c{.vocab = V, .dim = 32, .depth = 2, .heads = 2, .seq_len = T};
   c.mem_len = 8, c.cmem_len = 4, c.cmem_ratio = 2;
   nn::Init init(6);
