@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "autograd/gradcheck/gradcheck.h"
+#include "layers/relative_bias.h"
 
 namespace mnemo::arch {
 
@@ -40,27 +41,6 @@ nn::AttentionConfig attention_config(const MemXLConfig& c) {
           .num_mem_kv = c.num_mem_kv,
           .attn_dropout = c.attn_dropout,
           .out_dropout = c.attn_layer_dropout};
-}
-
-// rel[b, h, i, j] = scale q[b, h, i] . R[h, rows[i Tk + j]], 0 where rows = -1. Only the band of
-// rows in use enters the matmul; a zero column stands for "no row", so one gather builds it all.
-Var table_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale) {
-  const int64_t B = q.dim(0), H = q.dim(1), Tq = q.dim(2), d = q.dim(3);
-  int64_t lo = R.dim(1), hi = -1;
-  for (int64_t w : rows)
-    if (w >= 0) lo = std::min(lo, w), hi = std::max(hi, w);
-  if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype()));
-  const int64_t n = hi - lo + 1;
-  Var band = broadcast_to(slice(R, 1, lo, n), {B, H, n, d});                    // (B, H, n, d)
-  Var s = matmul(q, band, {.trans_b = true}) * scale;                           // (B, H, Tq, n)
-  s = reshape(pad(s, 3, 0, 1), {B, H, Tq * (n + 1)});                           // (B, H, Tq (n + 1))
-  std::vector<int32_t> idx(rows.size());
-  for (int64_t i = 0; i < Tq; ++i)
-    for (int64_t j = 0; j < Tk; ++j) {
-      const int64_t w = rows[size_t(i * Tk + j)];
-      idx[size_t(i * Tk + j)] = int32_t(i * (n + 1) + (w >= 0 ? w - lo : n));
-    }
-  return reshape(index_select(s, 2, Tensor::from_ints({Tq * Tk}, idx)), {B, H, Tq, Tk});
 }
 
 }  // namespace
@@ -197,7 +177,7 @@ SegmentOut MemoryTransformerXL::forward(Tape& tape, const Tensor& tokens, const 
       std::vector<int64_t> rows(size_t(t * n_keys));
       for (int64_t r = 0; r < t; ++r)
         for (int64_t k = 0; k < n_keys; ++k) rows[size_t(r * n_keys + k)] = position_row(r, k, t, n_keys, Ls);
-      return table_logits(R, q, n_keys, rows, scale);  // (B, H, t, n_keys)
+      return nn::gather_row_logits(R, q, n_keys, rows, scale);  // (B, H, t, n_keys)
     };
     h = attn.combine(h, attn.fn(attn.norm(h), ctx).out);
     const auto& ff = ff_layers[size_t(l)];

@@ -30,7 +30,7 @@ int64_t RelativePositionTable::row(int64_t dist, int64_t n_memories) const {
 Var RelativePositionTable::operator()(Var q, int64_t n_keys, double scale, int64_t n_unpositioned) const {
   MNEMO_CHECK(q.rank() == 4 && q.dim(1) == heads && q.dim(3) == dim_head,
               "[relative_table] expected q (B, " << heads << ", Tq, " << dim_head << "), got " << q.shape());
-  const int64_t B = q.dim(0), Tq = q.dim(2), Tk = n_keys;
+  const int64_t Tq = q.dim(2), Tk = n_keys;
   const int64_t M = Tk - n_unpositioned - Tq;  // memories between the unpositioned slots and the queries
   MNEMO_CHECK(n_unpositioned >= 0 && M >= 0, "[relative_table] expected n_keys >= n_unpositioned + Tq = "
                                                  << n_unpositioned << " + " << Tq << ", got " << n_keys);
@@ -39,27 +39,28 @@ Var RelativePositionTable::operator()(Var q, int64_t n_keys, double scale, int64
                                                          << length << " under reference_parity, got Tq " << Tq
                                                          << " with " << M << " memories");
   std::vector<int64_t> rows(size_t(Tq * Tk), -1);  // per (query, key): a row of R, or -1 for 0
-  int64_t lo = length, hi = -1;
   for (int64_t r = 0; r < Tq; ++r)
-    for (int64_t c = n_unpositioned; c < Tk; ++c) {
-      const int64_t w = row(M + r - (c - n_unpositioned), M);
-      rows[size_t(r * Tk + c)] = w;
-      if (w >= 0) lo = std::min(lo, w), hi = std::max(hi, w);
-    }
-  Tape& tape = q.tape();
-  if (hi < 0) return tape.constant(Tensor::zeros({B, heads, Tq, Tk}, q.dtype()));
-  const int64_t n = hi - lo + 1;  // only the band of rows in use enters the matmul
-  Var R = broadcast_to(slice(tape.param(weight), 1, lo, n), {B, heads, n, dim_head});  // (B, H, n, d)
-  Var s = matmul(q, R, {.trans_b = true}) * scale;                                    // (B, H, Tq, n)
-  // a zero column at n stands for "no row", so one gather builds the whole (Tq, Tk) pattern
-  s = reshape(pad(s, 3, 0, 1), {B, heads, Tq * (n + 1)});  // (B, H, Tq (n + 1))
+    for (int64_t c = n_unpositioned; c < Tk; ++c) rows[size_t(r * Tk + c)] = row(M + r - (c - n_unpositioned), M);
+  return gather_row_logits(q.tape().param(weight), q, Tk, rows, scale);
+}
+
+Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale) {
+  const int64_t B = q.dim(0), H = q.dim(1), Tq = q.dim(2), d = q.dim(3);
+  int64_t lo = R.dim(1), hi = -1;
+  for (int64_t w : rows)
+    if (w >= 0) lo = std::min(lo, w), hi = std::max(hi, w);
+  if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype()));
+  const int64_t n = hi - lo + 1;
+  Var band = broadcast_to(slice(R, 1, lo, n), {B, H, n, d});  // (B, H, n, d)
+  Var s = matmul(q, band, {.trans_b = true}) * scale;         // (B, H, Tq, n)
+  s = reshape(pad(s, 3, 0, 1), {B, H, Tq * (n + 1)});          // (B, H, Tq (n + 1))
   std::vector<int32_t> idx(rows.size());
-  for (int64_t r = 0; r < Tq; ++r)
-    for (int64_t c = 0; c < Tk; ++c) {
-      const int64_t w = rows[size_t(r * Tk + c)];
-      idx[size_t(r * Tk + c)] = int32_t(r * (n + 1) + (w >= 0 ? w - lo : n));
+  for (int64_t i = 0; i < Tq; ++i)
+    for (int64_t j = 0; j < Tk; ++j) {
+      const int64_t w = rows[size_t(i * Tk + j)];
+      idx[size_t(i * Tk + j)] = int32_t(i * (n + 1) + (w >= 0 ? w - lo : n));
     }
-  return reshape(index_select(s, 2, Tensor::from_ints({Tq * Tk}, idx)), {B, heads, Tq, Tk});
+  return reshape(index_select(s, 2, Tensor::from_ints({Tq * Tk}, idx)), {B, H, Tq, Tk});
 }
 
 Var add_position_logits(Var logits, Var rel) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "layers/linear.h"
 
@@ -35,6 +36,11 @@ struct RelativePositionTable : Module {
 // logits (B, H, Tq, Tk) + rel (B, H, Tq, Tk), checked, for explicit-logit attention paths; the
 // fused attention op takes rel as is through AttentionSpec::bias.
 Var add_position_logits(Var logits, Var rel);
+
+// rel[b, h, i, j] = scale q[b, h, i] . R[h, rows[i Tk + j]], 0 where the row is -1: q (B, H,
+// Tq, d), R (H, L, d). Only the band of rows in use enters the matmul; a zero column stands for
+// "no row", so one gather builds the whole (Tq, Tk) pattern.
+Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale);
 
 struct DynamicPositionBias : Module {
   Linear in, hidden, out;  // "mlp.0", "mlp.2", "mlp.4" as in the reference's nn.Sequential
