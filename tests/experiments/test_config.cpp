@@ -160,6 +160,8 @@ BOOST_AUTO_TEST_CASE(curriculum_rules) {
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "data.curriculum.stpes: unknown key (did you mean steps?)"));
   f = t.write("e.yaml", "data: {curriculum: {segments: [2], steps: 5}}\ntrain: {optimizer: {step_every: segment}}\n");
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "cannot follow a data.curriculum"));
+  f = t.write("g.yaml", "train: {bptt: full, replay_recompute: true}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "train.replay_recompute: needs bptt: replay, got full"));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {
