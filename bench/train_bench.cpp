@@ -65,6 +65,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   b.mode = parse_bptt_mode(cfg.train.bptt);
   b.window = cfg.train.window;
   b.replay_recompute = cfg.train.replay_recompute;
+  b.replay_snapshots = cfg.train.replay_snapshots;
   b.memory_dropout = cfg.train.memory_dropout;
   data::Batch batch = data.train->next();
   arch::Memory memory = model->initial_memory(batch.batch_size());

@@ -2,6 +2,7 @@
 
 #include "autograd/ops/ops.h"
 #include "autograd/optim/optimizer.h"
+#include "experiments/replay_schedule.h"
 #include "kernels/random_hash.h"
 
 namespace mnemo::experiments {
@@ -164,12 +165,14 @@ struct Replay {
     return grad_in;
   }
 
-  // Segments [lo, hi) entered with `mem`, seeded by the gradient of the memory leaving hi-1.
-  Memory bisect(int64_t lo, int64_t hi, const Memory& mem, Memory grad_out) const {
+  // Segments [lo, hi) entered with `mem`, seeded by the gradient of the memory leaving hi-1,
+  // with at most `slots` more memory-sized buffers alive at once (experiments/replay_schedule.h).
+  Memory reverse(const ReplaySchedule& plan, int64_t lo, int64_t hi, const Memory& mem, Memory grad_out,
+                 int64_t slots) const {
     if (hi - lo == 1) return backward(lo, mem, grad_out);
-    const int64_t mid = lo + (hi - lo) / 2;
-    Memory g = bisect(mid, hi, advance(mem, lo, mid), std::move(grad_out));  // the memory at mid dies here
-    return bisect(lo, mid, mem, std::move(g));
+    const int64_t mid = lo + plan.split(hi - lo, slots, hi < batch.segments());
+    Memory g = reverse(plan, mid, hi, advance(mem, lo, mid), std::move(grad_out), slots - 1);  // the memory at mid dies here
+    return reverse(plan, lo, mid, mem, std::move(g), slots);
   }
 };
 
@@ -189,7 +192,7 @@ BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Mem
   }
   res.memory = mem;
   if (o.replay_recompute) {
-    r.bisect(0, S, entering[0], {});
+    r.reverse(ReplaySchedule(S, o.replay_snapshots), 0, S, entering[0], {}, o.replay_snapshots);
   } else {
     Memory grad;  // d objective / d memory leaving segment s, from segment s + 1
     for (int64_t s = S - 1; s >= 0; --s) grad = r.backward(s, entering[size_t(s)], grad);

@@ -7,9 +7,10 @@
 //                 seeded by its loss and by the gradient of the memory it produced.
 //                 Activation memory stays one segment's; gradients equal `full`.
 //                 With replay_recompute the pass keeps only the first memory; the sweep
-//                 back bisects [lo, hi): re-run [lo, mid) without a tape to get the memory
-//                 at mid, do [mid, hi), drop it, then [lo, mid). About log2 S + 1 memories
-//                 are alive at once, for about (S/2) log2 S extra segment forwards.
+//                 back splits [lo, hi): re-run [lo, mid) without a tape to get the memory
+//                 at mid, do [mid, hi), drop it, then [lo, mid), with at most
+//                 replay_snapshots memories alive at once besides the first, whatever S,
+//                 and the fewest re-run forwards that allows (experiments/replay_schedule.h).
 // The loss is the mean over every counted token of the batch (a masked task counts only its
 // answers, wherever they fall), plus the aux losses averaged over segments.
 // Gradients are added into the model's Param::grad; the caller steps the optimizer after
@@ -33,6 +34,7 @@ struct BpttOptions {
   BpttMode mode = BpttMode::truncated;
   int64_t window = 1;        // segments per tape in truncated mode
   bool replay_recompute = false;  // replay: recompute entering memories instead of keeping S
+  int64_t replay_snapshots = 4;   // with replay_recompute: most memories alive at once
   double loss_scale = 1.0;   // e.g. 1 / gradient-accumulation steps
   uint64_t seed = 0;         // tape seeds derive from it, per segment: replay draws the same dropout
   // Structured memory dropout: glob over memory names -> probability that the memory enters

@@ -2,6 +2,7 @@
 // -> ExperimentConfig, each section read by a short function that names every field once.
 // Cross-field rules live next to the fields they relate, so their errors carry a location.
 #include "experiments/config.h"
+#include "experiments/replay_schedule.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -120,6 +121,12 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
     r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
   t.replay_recompute = r.get("replay_recompute", t.replay_recompute);
   if (t.replay_recompute && t.bptt != "replay") r.fail("replay_recompute", "needs bptt: replay, got " + t.bptt);
+  if (r.has("replay_snapshots") && !t.replay_recompute) r.fail("replay_snapshots", "needs replay_recompute: true");
+  t.replay_snapshots = r.get("replay_snapshots", t.replay_snapshots, positive);
+  if (t.replay_recompute && t.replay_snapshots < ReplaySchedule::least_slots(d.segments))
+    r.fail("replay_snapshots", "replaying " + std::to_string(d.segments) + " segments needs at least " +
+                                   std::to_string(ReplaySchedule::least_slots(d.segments)) + ", got " +
+                                   std::to_string(t.replay_snapshots));
   t.grad_accum = r.get("grad_accum", t.grad_accum, positive);
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
@@ -330,6 +337,7 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   put(e, "steps", t.steps), put(e, "bptt", t.bptt), put(e, "window", t.window);
   put(e, "replay_recompute", t.replay_recompute);
+  if (t.replay_recompute) put(e, "replay_snapshots", t.replay_snapshots);
   put(e, "grad_accum", t.grad_accum), put(e, "clip", t.clip);
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
   put(e, "type", o.type), put(e, "lr", o.lr), put(e, "betas", o.betas), put(e, "weight_decay", o.weight_decay);

@@ -79,9 +79,12 @@ struct TrainConfig {
   int64_t steps = 1000;               // optimizer steps
   std::string bptt = "truncated";     // truncated | full | replay
   int64_t window = 1;                 // truncated: k segments per tape; at most data.segments
-  // replay: keep O(log S) entering memories and recompute the others by re-running forwards
-  // (about (S/2) log2 S more segment forwards), instead of keeping all S
+  // replay: keep only the first entering memory and recompute the others by re-running
+  // forwards on the way back, instead of keeping all S
   bool replay_recompute = false;
+  // with replay_recompute: most memories alive at once besides the first, whatever the
+  // segment count (fewer means more re-run forwards, experiments/replay_schedule.h)
+  int64_t replay_snapshots = 4;
   int64_t grad_accum = 1;             // batches whose grads add up before one step
   double clip = 1.0;                  // global grad-norm clip; 0 = off
   OptimizerConfig optimizer;

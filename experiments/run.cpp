@@ -181,6 +181,7 @@ RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
   topts.bptt.mode = parse_bptt_mode(cfg.train.bptt);
   topts.bptt.window = cfg.train.window;
   topts.bptt.replay_recompute = cfg.train.replay_recompute;
+  topts.bptt.replay_snapshots = cfg.train.replay_snapshots;
   topts.bptt.seed = cfg.seed;
   topts.bptt.memory_dropout = cfg.train.memory_dropout;
   topts.grad_accum = cfg.train.grad_accum;

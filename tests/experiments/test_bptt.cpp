@@ -8,6 +8,7 @@
 
 #include "autograd/ops/ops.h"
 #include "experiments/bptt.h"
+#include "experiments/replay_schedule.h"
 #include "layers/init.h"
 
 using namespace mnemo;
@@ -87,30 +88,81 @@ BOOST_AUTO_TEST_CASE(replay_gradients_equal_full_bptt) {
 }
 
 BOOST_AUTO_TEST_CASE(replay_with_recomputed_memories_equals_full_bptt) {
-  // Bisection over odd and even segment counts, with dropout and memory dropout, whose
-  // draws must repeat in every recomputed forward.
-  for (int64_t S : {1, 2, 5, 8}) {
-    nn::Init init(3, DType::f64);
-    TinyRecurrent m(init, 11, 6, 0.2);
-    const data::Batch b = make(2, S, 3, 11, 7);
-    const BpttOptions full{.mode = BpttMode::full, .seed = 4, .memory_dropout = {{"h", 0.3}}};
-    BpttOptions rep = full;
-    rep.mode = BpttMode::replay;
-    rep.replay_recompute = true;
-    const auto g_full = grads_of(m, b, full);
-    m.forwards = 0;
-    const auto g_rep = grads_of(m, b, rep);
-    BOOST_TEST_CONTEXT("S = " << S) {
-      BOOST_TEST(max_rel_diff(g_rep, g_full) < 1e-9);
-      // S forwards without a tape, S taped, and floor((hi - lo) / 2) re-run at each split.
-      std::function<int64_t(int64_t, int64_t)> reruns = [&](int64_t lo, int64_t hi) -> int64_t {
-        if (hi - lo <= 1) return 0;
-        const int64_t mid = lo + (hi - lo) / 2;
-        return (mid - lo) + reruns(lo, mid) + reruns(mid, hi);
-      };
-      BOOST_TEST(m.forwards == 2 * S + reruns(0, S));
+  // Odd and even segment counts, from the fewest slots to more than needed, with dropout and
+  // memory dropout, whose draws must repeat in every recomputed forward.
+  for (int64_t S : {1, 2, 5, 8, 13}) {
+    for (int64_t slots : {1, 2, 3, 4, 6}) {
+      if (slots < ReplaySchedule::least_slots(S)) continue;
+      nn::Init init(3, DType::f64);
+      TinyRecurrent m(init, 11, 6, 0.2);
+      const data::Batch b = make(2, S, 3, 11, 7);
+      const BpttOptions full{.mode = BpttMode::full, .seed = 4, .memory_dropout = {{"h", 0.3}}};
+      BpttOptions rep = full;
+      rep.mode = BpttMode::replay;
+      rep.replay_recompute = true;
+      rep.replay_snapshots = slots;
+      const auto g_full = grads_of(m, b, full);
+      m.forwards = 0;
+      const auto g_rep = grads_of(m, b, rep);
+      BOOST_TEST_CONTEXT("S = " << S << ", replay_snapshots = " << slots) {
+        BOOST_TEST(max_rel_diff(g_rep, g_full) < 1e-9);
+        // S forwards without a tape, S taped, and the schedule's re-runs
+        BOOST_TEST(m.forwards == 2 * S + ReplaySchedule(S, slots).reruns(S, slots, false));
+      }
     }
   }
+}
+
+namespace {
+// Plays a schedule of S segments without a model, as bptt.cpp's replay walks it: the forwards
+// it re-runs and the most memory-sized buffers alive at once besides the first memory (stored
+// ones, a re-run's running one and the next, the gradient carried back).
+struct Played {
+  int64_t forwards = 0, most_alive = 0;
+};
+void play(const ReplaySchedule& plan, int64_t S, int64_t lo, int64_t hi, int64_t slots, int64_t stored, Played& p) {
+  const bool carrying = hi < S;
+  p.most_alive = std::max(p.most_alive, stored + int64_t(carrying));  // at a backward
+  if (hi - lo == 1) return;
+  const int64_t m = plan.split(hi - lo, slots, carrying);
+  BOOST_REQUIRE(m >= 1 && m < hi - lo);
+  p.forwards += m;
+  p.most_alive = std::max(p.most_alive, stored + (m >= 2 ? 2 : 1) + int64_t(carrying));
+  play(plan, S, lo + m, hi, slots - 1, stored + 1, p);
+  play(plan, S, lo, lo + m, slots, stored, p);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(replay_schedule_is_the_cheapest_within_its_slots) {
+  for (int64_t S = 1; S <= 40; ++S) {
+    const ReplaySchedule plan(S, 7);
+    for (int64_t c = ReplaySchedule::least_slots(S); c <= 7; ++c) {
+      BOOST_TEST_CONTEXT("S = " << S << ", slots = " << c) {
+        Played p;
+        play(plan, S, 0, S, c, 0, p);
+        BOOST_TEST(p.forwards == plan.reruns(S, c, false));
+        BOOST_TEST(p.most_alive <= c);
+        // one more slot never costs more forwards
+        if (c < 7) BOOST_TEST(plan.reruns(S, c + 1, false) <= plan.reruns(S, c, false));
+      }
+    }
+    if (ReplaySchedule::least_slots(S) > 0) BOOST_TEST(plan.reruns(S, ReplaySchedule::least_slots(S) - 1, false) == ReplaySchedule::kNever);
+  }
+  // By hand: two segments need one slot (the memory at 1, then the gradient from it); three
+  // need two: store 1, do 2, drop it, do 1 from 0 (one re-run) and 0 (two in all).
+  const ReplaySchedule plan(32, 7);
+  BOOST_TEST(plan.reruns(2, 1, false) == 1);
+  BOOST_TEST(plan.reruns(3, 2, false) == 2);
+  BOOST_TEST(plan.reruns(3, 1, false) == ReplaySchedule::kNever);
+  BOOST_CHECK_THROW(plan.split(3, 1, false), Error);
+  // 32 segments, from an independent search in Python: halving [0, 32) re-runs 80 and holds
+  // five buffers at its deepest; the schedule re-runs 73 in five, 98 in four, 228 in three.
+  BOOST_TEST(plan.reruns(32, 5, false) == 73);
+  BOOST_TEST(plan.reruns(32, 4, false) == 98);
+  BOOST_TEST(plan.reruns(32, 3, false) == 228);
+  // slots beyond the segment count change nothing
+  BOOST_TEST(ReplaySchedule(6, 100).reruns(6, 100, false) == ReplaySchedule(6, 6).reruns(6, 6, false));
+  BOOST_TEST(ReplaySchedule(6, 100).reruns(6, 100, false) == 5);
 }
 
 BOOST_AUTO_TEST_CASE(truncated_windows_cut_exactly_at_their_edges) {

@@ -162,6 +162,11 @@ BOOST_AUTO_TEST_CASE(curriculum_rules) {
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "cannot follow a data.curriculum"));
   f = t.write("g.yaml", "train: {bptt: full, replay_recompute: true}\n");
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "train.replay_recompute: needs bptt: replay, got full"));
+  f = t.write("h.yaml", "train: {bptt: replay, replay_snapshots: 3}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "train.replay_snapshots: needs replay_recompute: true"));
+  f = t.write("i.yaml", "data: {segments: 4}\ntrain: {bptt: replay, replay_recompute: true, replay_snapshots: 1}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }),
+                      "train.replay_snapshots: replaying 4 segments needs at least 2, got 1"));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {

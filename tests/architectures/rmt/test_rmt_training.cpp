@@ -102,9 +102,13 @@ BOOST_AUTO_TEST_CASE(replay_gradients_equal_full_bptt) {
       RecurrentMemoryTransformer m = nudged(c);
       const auto full = grads_of(m, b, {.mode = BpttMode::full, .seed = 9});
       const auto replay = grads_of(m, b, {.mode = BpttMode::replay, .seed = 9});
+      // memories recomputed within two buffers
+      const auto recomputed =
+          grads_of(m, b, {.mode = BpttMode::replay, .replay_recompute = true, .replay_snapshots = 2, .seed = 9});
       const auto trunc = grads_of(m, b, {.mode = BpttMode::truncated, .window = 1, .seed = 9});
       BOOST_TEST_CONTEXT("xl " << xl << ", dropout " << p) {
         BOOST_TEST(worst_relative(replay, full) < 1e-5);
+        BOOST_TEST(worst_relative(recomputed, full) < 1e-5);
         BOOST_TEST(worst_relative(trunc, full) > 1e-3);  // the comparison can tell a cut from none
       }
     }
