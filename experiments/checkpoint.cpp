@@ -230,7 +230,7 @@ std::string cursor_json(const std::vector<int64_t>& c) {
 }
 
 std::vector<int64_t> parse_cursor(const std::string& text, const std::string& what) {
-  const Json j = json::parse(text, what);
+  const Json j = json::parse(text, "checkpoint '" + what + "' metadata \"data_cursor\"");
   CKPT_CHECK(j.kind == Json::Kind::array, what, "metadata \"data_cursor\" must be a JSON array of integers");
   std::vector<int64_t> out;
   for (const Json& item : j.items) {
@@ -320,7 +320,7 @@ Safetensors decode_safetensors(const std::string& bytes, const std::string& what
   const std::string_view header(bytes.data() + 8, n);
   CKPT_CHECK(valid_utf8(header), what, "header is not valid UTF-8");
   CKPT_CHECK(!header.empty() && header[0] == '{', what, "header does not start with '{'");
-  const Json root = json::parse(header, what);
+  const Json root = json::parse(header, "checkpoint '" + what + "' header");
 
   Safetensors out;
   std::vector<Entry> entries;

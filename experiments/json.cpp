@@ -16,8 +16,6 @@ namespace mnemo::experiments::json {
 namespace {
 
 constexpr int kMaxJsonDepth = 16;  // a safetensors header nests three deep
-#define CKPT_CHECK(cond, what, msg) MNEMO_CHECK(cond, "checkpoint '" << (what) << "': " << msg)
-#define CKPT_FAIL(what, msg) CKPT_CHECK(false, what, msg)
 
 }  // namespace
 
@@ -72,7 +70,7 @@ class JsonParser {
 
  private:
   [[noreturn]] void fail(const std::string& msg) const {
-    CKPT_FAIL(what_, "bad header JSON at byte " << i_ << " of the header: " << msg);
+    MNEMO_FAIL(what_ << ": bad JSON at byte " << i_ << ": " << msg);
   }
   bool at_end() const { return i_ >= s_.size(); }
   char peek() const { return at_end() ? '\0' : s_[i_]; }

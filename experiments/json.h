@@ -1,5 +1,6 @@
 // A strict little JSON parser and writer, just enough for a safetensors header, and
-// UTF-8 validation. Used by checkpoint.cpp; errors come back as mnemo::Error naming `what`.
+// UTF-8 validation. Used for checkpoints, metrics.jsonl and sweep results; errors come back as
+// mnemo::Error starting with `what`.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,7 @@ struct Json {
 
 const char* kind_name(Json::Kind k);
 bool valid_utf8(std::string_view s);
-// Parses a whole document (trailing spaces allowed); throws "checkpoint 'what': bad header JSON ...".
+// Parses a whole document (trailing spaces allowed); throws "<what>: bad JSON at byte N: ...".
 Json parse(std::string_view s, const std::string& what);
 // Appends s as a JSON string literal.
 void json_string(std::string& out, std::string_view s);

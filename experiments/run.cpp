@@ -95,9 +95,9 @@ void truncate_jsonl(const fs::path& file, int64_t step) {
   if (!fs::exists(file)) return;
   std::ifstream in(file);
   std::string line, kept;
-  while (std::getline(in, line)) {
+  for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
-    const json::Json j = json::parse(line, file.string());
+    const json::Json j = json::parse(line, file.string() + ":" + std::to_string(number));
     int64_t s = -1;
     for (const auto& [k, v] : j.members)
       if (k == "step") s = std::stoll(v.text);

@@ -26,7 +26,7 @@ std::string read_text(const fs::path& p) {
 
 // A flat JSON object's members as text (numbers keep their literal).
 std::map<std::string, std::string> flat_object(const std::string& text, const std::string& what) {
-  const json::Json j = json::parse(text, what);
+  const json::Json j = json::parse(text, "[sweep] " + what);
   MNEMO_CHECK(j.kind == json::Json::Kind::object, "[sweep] " << what << " must hold a JSON object");
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : j.members) out[k] = v.kind == json::Json::Kind::null ? "" : v.text;

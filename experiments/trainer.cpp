@@ -34,7 +34,7 @@ StepMetrics Trainer::step_per_segment() {
     m.aux_loss += r.aux_loss / double(S);
     m.tokens += r.tokens;
     const double norm = clip_grad_norm(params, opts_.clip);
-    const double lr = opts_.schedule.lr_at(opt_.steps());
+    const double lr = opts_.schedule ? opts_.schedule->lr_at(opt_.steps()) : opt_.lr();
     m.grad_norm += norm / double(S);
     m.lr = lr;
     if (std::isfinite(norm)) {
@@ -67,7 +67,7 @@ StepMetrics Trainer::step() {
     memory_ = std::move(r.memory);  // detached: no tape of this step outlives train_batch
   }
   m.grad_norm = clip_grad_norm(params, opts_.clip);
-  m.lr = opts_.schedule.lr_at(steps_);
+  m.lr = opts_.schedule ? opts_.schedule->lr_at(steps_) : opt_.lr();
   m.skipped = !std::isfinite(m.grad_norm);
   if (!m.skipped) {
     opt_.set_lr(m.lr);

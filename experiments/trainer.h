@@ -7,6 +7,7 @@
 // Evaluation walks held-out batches with memory carried throughout and records nothing.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "autograd/optim/adamw.h"
@@ -19,7 +20,8 @@ struct TrainerOptions {
   BpttOptions bptt = {};
   int64_t grad_accum = 1;
   double clip = 1.0;        // <= 0: measure the norm only
-  Schedule schedule = {};   // lr per step; base_lr overrides the optimizer's
+  // lr per step (its base_lr replaces the optimizer's); none: the optimizer's lr throughout
+  std::optional<Schedule> schedule = std::nullopt;
   bool stateful = true;     // carry memory across batches of the same streams
   bool step_every_segment = false;  // an update after every segment (TrXL-style streaming)
   uint64_t seed = 0;        // tape seeds (dropout) derive from it and the step

@@ -40,7 +40,7 @@ BOOST_AUTO_TEST_CASE(stateful_xl_learns_and_carries_memory) {
   data::ContiguousStreams streams(repeating_bytes(20000), {.batch = 4, .segments = 2, .seg_len = 8});
   AdamW opt(nn::named_params(model), {.lr = 3e-3, .weight_decay = 0.0});
   Trainer trainer(model, streams, opt,
-                  {.grad_accum = 2, .clip = 1.0, .schedule = {.kind = Schedule::Kind::constant, .base_lr = 3e-3}});
+                  {.grad_accum = 2, .clip = 1.0, .schedule = Schedule{.kind = Schedule::Kind::constant, .base_lr = 3e-3}});
   double first = 0, last = 0;
   for (int i = 0; i < 40; ++i) {
     const StepMetrics m = trainer.step();
@@ -53,6 +53,19 @@ BOOST_AUTO_TEST_CASE(stateful_xl_learns_and_carries_memory) {
   BOOST_TEST(trainer.steps() == 40);
   BOOST_TEST(opt.steps() == 40);
   BOOST_TEST(trainer.memory().at("mem.0").shape() == Shape({4, 8, 32}));  // filled to mem_len, carried
+}
+
+BOOST_AUTO_TEST_CASE(without_a_schedule_the_optimizers_lr_holds) {
+  nn::Init init(1);
+  arch::TransformerXL model(init, tiny(8));
+  data::ContiguousStreams streams(repeating_bytes(2000), {.batch = 2, .segments = 2, .seg_len = 8});
+  AdamW opt(nn::named_params(model), {.lr = 2.5e-4, .weight_decay = 0.0});
+  Trainer plain(model, streams, opt, {});
+  BOOST_TEST(plain.step().lr == 2.5e-4);
+  BOOST_TEST(opt.lr() == 2.5e-4);
+  Trainer scheduled(model, streams, opt, {.schedule = Schedule{.base_lr = 1e-3}});
+  BOOST_TEST(scheduled.step().lr == 1e-3);
+  BOOST_TEST(opt.lr() == 1e-3);
 }
 
 BOOST_AUTO_TEST_CASE(evaluation_agrees_with_the_training_loss) {
@@ -78,7 +91,7 @@ BOOST_AUTO_TEST_CASE(an_update_per_segment_equals_one_segment_batches) {
     arch::TransformerXL model(init, tiny(8));
     data::ContiguousStreams streams(repeating_bytes(4000), {.batch = 2, .segments = segments, .seg_len = 8});
     AdamW opt(nn::named_params(model), {.lr = 3e-3, .weight_decay = 0.0});
-    TrainerOptions o{.schedule = {.kind = Schedule::Kind::constant, .base_lr = 3e-3}};
+    TrainerOptions o{.schedule = Schedule{.kind = Schedule::Kind::constant, .base_lr = 3e-3}};
     o.step_every_segment = streaming;
     Trainer trainer(model, streams, opt, o);
     double loss = 0;

@@ -231,8 +231,8 @@ BOOST_AUTO_TEST_CASE(corrupt_and_truncated_files_are_refused) {
   expect_refused(p, "", {"truncated"});
 
   auto hdr = [](const std::string& body) { return "{\"w\":{" + body + "}}"; };
-  expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},})", 8), {"bad header JSON"});
-  expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 8), {"bad header JSON"});
+  expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},})", 8), {"header: bad JSON"});
+  expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 8), {"header: bad JSON"});
   expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x)", 8), {"after the header"});
   expect_refused(p, make_file(R"({"w":1,"w":2})", 0), {"duplicate key"});
   expect_refused(p, make_file("[1]", 0), {"does not start with '{'"});

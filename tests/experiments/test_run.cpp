@@ -2,6 +2,7 @@
 // bit (20 steps straight vs 10 + resume + 10, synthetic and contiguous text streams);
 // sweeps expand, tabulate and skip finished points; generation equals re-running the whole
 // sequence segment by segment.
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
@@ -118,6 +119,25 @@ BOOST_AUTO_TEST_CASE(resume_continues_bit_for_bit) {
       fs::remove_all(a), fs::remove_all(b);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(resume_refuses_a_corrupt_metrics_line_and_keeps_the_folder) {
+  test::TempDir tmp("mnemo-resume-corrupt");
+  const ExperimentConfig cfg = load_config(write_config(tmp, kSynthetic));
+  const std::string dir = tmp / "r";
+  train_run(cfg, {.dir = dir, .stop_after = 10, .progress = false});
+  const fs::path metrics = fs::path(dir) / "metrics.jsonl";
+  std::ofstream(metrics, std::ios::app) << "{\"step\":12,\"val_loss\":\n";  // a line cut short
+  const std::string before = read_text(metrics);
+  const int64_t lines = std::count(before.begin(), before.end(), '\n');
+  BOOST_CHECK_EXCEPTION(train_run(load_run_config(dir), {.dir = dir, .resume = true, .progress = false}), Error,
+                        [&](const Error& e) {
+                          const std::string w = e.what();
+                          return w.find(metrics.string() + ":" + std::to_string(lines) + ": bad JSON at byte") !=
+                                 std::string::npos;
+                        });
+  BOOST_TEST(read_text(metrics) == before);
+  BOOST_TEST(load_checkpoint(checkpoint_path(dir)).step == 10);
 }
 
 BOOST_AUTO_TEST_CASE(sweeps_expand_run_tabulate_and_skip_finished_points) {

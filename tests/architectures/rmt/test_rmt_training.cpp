@@ -190,7 +190,7 @@ BOOST_AUTO_TEST_CASE(short_training_run_learns_through_memory) {
   RecurrentMemoryTransformer m(init, c);
   AdamW opt(nn::named_params(m), {.lr = 1e-3, .weight_decay = 0});
   Trainer trainer(m, task, opt,
-                  {.bptt = {.mode = BpttMode::replay}, .schedule = {.base_lr = 1e-3}, .stateful = false, .seed = 2});
+                  {.bptt = {.mode = BpttMode::replay}, .schedule = Schedule{.base_lr = 1e-3}, .stateful = false, .seed = 2});
   std::vector<data::Batch> held_out;
   for (int64_t i = 0; i < 4; ++i) held_out.push_back(task.batch(100000 + i));
   const int steps = 400;
