@@ -2,11 +2,12 @@
 // -> ExperimentConfig, each section read by a short function that names every field once.
 // Cross-field rules live next to the fields they relate, so their errors carry a location.
 #include "experiments/config.h"
-#include "experiments/replay_schedule.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+
+#include "experiments/replay_schedule.h"
 
 namespace mnemo::experiments {
 namespace fs = std::filesystem;

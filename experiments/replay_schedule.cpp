@@ -12,7 +12,7 @@ ReplaySchedule::ReplaySchedule(int64_t segments, int64_t slots)
     : segments_(segments), slots_(std::min(slots, segments)) {
   MNEMO_CHECK(segments >= 1 && slots >= 0, "[replay] schedule for " << segments << " segments and " << slots << " slots");
   fill(carrying_, true);
-  fill(first_, false);
+  fill(first_, false);  // reads carrying_ for the ranges left of the last segment's
 }
 
 void ReplaySchedule::fill(Table& t, bool carrying) {
@@ -35,7 +35,7 @@ void ReplaySchedule::fill(Table& t, bool carrying) {
 int64_t ReplaySchedule::reruns(int64_t n, int64_t slots, bool carrying) const {
   MNEMO_CHECK(n >= 1 && n <= segments_ && slots >= 0,
               "[replay] reruns(" << n << ", " << slots << ") outside a schedule of " << segments_ << " segments");
-  const int64_t free = std::min(slots, slots_) - int64_t(carrying);
+  const int64_t free = free_slots(slots, carrying);
   return free < 0 ? kNever : table(carrying).reruns[at(n, free)];
 }
 
@@ -43,7 +43,7 @@ int64_t ReplaySchedule::split(int64_t n, int64_t slots, bool carrying) const {
   MNEMO_CHECK(n >= 2 && reruns(n, slots, carrying) < kNever,
               "[replay] no schedule reverses " << n << " segments within " << slots << " memory-sized buffers (a batch of "
                                                << segments_ << " needs " << least_slots(segments_) << ")");
-  return table(carrying).split[at(n, std::min(slots, slots_) - int64_t(carrying))];
+  return table(carrying).split[at(n, free_slots(slots, carrying))];
 }
 
 }  // namespace mnemo::experiments

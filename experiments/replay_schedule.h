@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -37,6 +38,8 @@ class ReplaySchedule {
   int64_t segments_, slots_;
   Table carrying_, first_;  // with a memory gradient alive, and along the last segment's ranges
   std::size_t at(int64_t n, int64_t free) const { return std::size_t(free * (segments_ + 1) + n); }
+  // slots left for stored and running memories (beyond slots_ none saves a forward)
+  int64_t free_slots(int64_t slots, bool carrying) const { return std::min(slots, slots_) - int64_t(carrying); }
   void fill(Table& t, bool carrying);
   const Table& table(bool carrying) const { return carrying ? carrying_ : first_; }
 };

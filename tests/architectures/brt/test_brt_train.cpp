@@ -12,8 +12,8 @@
 #include "experiments/bptt.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
-#include "tests/support/periodic_batch.h"
 #include "tests/architectures/brt/brt_small.h"
+#include "tests/support/periodic_batch.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -42,7 +42,7 @@ BOOST_AUTO_TEST_CASE(gradient_reaches_earlier_segments_when_not_cut) {
   // The reference detaches at every call; here the trainer decides where to cut.
   nn::Init init(11);
   BlockRecurrentTransformer m(init, test::brt_small());
-  const data::Batch batch = mnemo::test::periodic_batch(3, 2, 2, 8, 11);
+  const data::Batch batch = test::periodic_batch(3, 2, 2, 8, 11);
   for (bool expect : {true, false}) {  // one tape (full), or cut between the segments (truncated 1)
     for (Param* p : nn::params(m)) p->grad = Tensor();
     Tape tape;
@@ -67,7 +67,7 @@ BOOST_AUTO_TEST_CASE(structured_dropout_by_memory_name) {
   // "state.<i>" is the learned init_state.
   nn::Init init(12);
   BlockRecurrentTransformer m(init, test::brt_small());
-  const data::Batch batch = mnemo::test::periodic_batch(4, 2, 2, 8, 11);
+  const data::Batch batch = test::periodic_batch(4, 2, 2, 8, 11);
   const Memory initial = m.initial_memory(2);
   const auto logits = [&](const Tensor& x, const Memory& mem) {
     Tape tape;
@@ -104,8 +104,8 @@ BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
   double first = 0, last = 0;
   for (int step = 0; step < 60; ++step) {
     opt.zero_grad();
-    const auto r = experiments::train_batch(m, mnemo::test::periodic_batch(100 + uint64_t(step), B, S, T, V), m.initial_memory(B),
-                                            {.mode = experiments::BpttMode::full});
+    const data::Batch batch = test::periodic_batch(100 + uint64_t(step), B, S, T, V);
+    const auto r = experiments::train_batch(m, batch, m.initial_memory(B), {.mode = experiments::BpttMode::full});
     opt.step();
     if (step < 5) first += r.loss / 5;
     if (step >= 55) last += r.loss / 5;
