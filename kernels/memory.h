@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace mnemo::kernels {
 
@@ -11,6 +12,21 @@ inline constexpr size_t kAlignment = 64;
 
 void* cpu_alloc(size_t bytes);          // never null; throws std::bad_alloc
 void cpu_free(void* p, size_t bytes);   // bytes as passed to cpu_alloc
+
+// Scratch buffers for kernels from the same cache: std::vector's own storage is only 16-byte
+// aligned, so every 64-byte vector load of a tile would straddle two cache lines.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(cpu_alloc(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) { cpu_free(p, n * sizeof(T)); }
+  friend bool operator==(const AlignedAllocator&, const AlignedAllocator&) { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
 struct MemoryStats {
   size_t live_bytes = 0;      // handed out and not yet freed

@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <vector>
 
+#include "kernels/memory.h"
 #include "kernels/reference/common.h"
 #include "kernels/reference/reference.h"
 #include "kernels/reference/vec.h"
@@ -104,9 +105,9 @@ struct RowBlock {
 // K^T and V^T become dense operands with a short row stride (a stride of Tk would alias
 // in the cache at Tk = 1024).
 template <class T>
-std::vector<T> transposed_heads(const AttentionDesc& a, const T* x) {
+AlignedVector<T> transposed_heads(const AttentionDesc& a, const T* x) {
   const int64_t panels = (a.Tk + kBlockK - 1) / kBlockK, head = panels * a.d * kBlockK;
-  std::vector<T> t(size_t(a.B * a.Hk * head), T(0));
+  AlignedVector<T> t(size_t(a.B * a.Hk * head), T(0));
 #pragma omp parallel for schedule(static) if (a.B * a.Hk > 1 && a.B * a.Hk * a.Tk * a.d > kParallelMin)
   for (int64_t bh = 0; bh < a.B * a.Hk; ++bh)
     for (int64_t p = 0; p < panels; ++p) {
@@ -139,10 +140,10 @@ template <class T>
 void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias) {
   const int64_t nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, d = a.d;
   const int64_t work = a.B * a.H * nblocks;
-  const std::vector<T> KT = transposed_heads(a, k);
+  const AlignedVector<T> KT = transposed_heads(a, k);
 #pragma omp parallel if (work > 1 && a.Tq * a.Tk * a.d * a.B * a.H > kParallelMin)
   {
-    std::vector<T> S(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * d));
+    AlignedVector<T> S(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * d));
     T m[kBlockQ], l[kBlockQ];
 #pragma omp for schedule(dynamic)
     for (int64_t w = 0; w < work; ++w) {
@@ -201,8 +202,8 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
   if (dbias) std::memset(dbias, 0, size_t(bias_size) * sizeof(T));
   const bool parallel = work > 1 && a.Tq * a.Tk * d * work > kParallelMin;
   const int nthreads = parallel ? omp_get_max_threads() : 1;
-  std::vector<std::vector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(shared_bias ? nthreads : 0));
-  const std::vector<T> KT = transposed_heads(a, k), VT = transposed_heads(a, v);
+  std::vector<AlignedVector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(shared_bias ? nthreads : 0));
+  const AlignedVector<T> KT = transposed_heads(a, k), VT = transposed_heads(a, v);
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = omp_get_thread_num();
@@ -216,7 +217,7 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
       part_bias[size_t(tid)].assign(size_t(bias_size), T(0));
       dbias_t = part_bias[size_t(tid)].data();
     }
-    std::vector<T> P(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), dQ(size_t(kBlockQ * d));
+    AlignedVector<T> P(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), dQ(size_t(kBlockQ * d));
     T D[kBlockQ];
 #pragma omp for schedule(dynamic)
     for (int64_t w = 0; w < work; ++w) {
