@@ -156,8 +156,9 @@ std::vector<double> Tensor::to_vector() const {
 void Tensor::fill_(double value) const {
   visit_dtype(dtype_, [&](auto tag) {
     using T = decltype(tag);
-    T* p = data<T>();
-    for (int64_t i = 0; i < numel(); ++i) p[i] = T(value);
+    T* __restrict p = data<T>();
+    const int64_t n = numel();  // hoisted: the stores could alias the shape as far as GCC knows
+    for (int64_t i = 0; i < n; ++i) p[i] = T(value);
   });
 }
 

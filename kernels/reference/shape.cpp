@@ -1,5 +1,6 @@
 // Reference data movement along one axis: block copies (slice, concat, pad, split),
 // gather (index_select, embedding) and its adjoint scatter-add.
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/reference/common.h"
@@ -24,10 +25,19 @@ void copy_axis(T* dst, const T* src, const AxisCopy& d) {
 
 template <class T>
 void gather(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner) {
-#pragma omp parallel for schedule(static) if (outer * n_idx * inner > kParallelMin)
-  for (int64_t q = 0; q < outer * n_idx; ++q) {
-    const int64_t o = q / n_idx, i = q % n_idx;
-    std::memcpy(out + q * inner, x + (o * n_src + idx[i]) * inner, size_t(inner) * sizeof(T));
+  constexpr int64_t kChunk = 4096;  // indices per task: parallel even when outer is 1
+  const int64_t chunks = (n_idx + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (outer * n_idx * inner > kParallelMin && outer * chunks > 1)
+  for (int64_t q = 0; q < outer * chunks; ++q) {
+    const int64_t o = q / chunks, i0 = (q % chunks) * kChunk, i1 = std::min(n_idx, i0 + kChunk);
+    const T* __restrict src = x + o * n_src * inner;
+    T* __restrict dst = out + o * n_idx * inner;
+    if (inner == 1) {  // single elements (relative-position shifts): a vector gather, not a memcpy each
+#pragma omp simd
+      for (int64_t i = i0; i < i1; ++i) dst[i] = src[idx[i]];
+    } else {
+      for (int64_t i = i0; i < i1; ++i) std::memcpy(dst + i * inner, src + idx[i] * inner, size_t(inner) * sizeof(T));
+    }
   }
 }
 
