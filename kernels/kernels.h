@@ -165,10 +165,10 @@ template <class T> using ReduceMaxBackwardSig =
 template <class T> using GemmSig = void(const GemmDesc& d, const T* a, const T* b, T* c);
 
 template <class T> using CopyAxisSig = void(T* dst, const T* src, const AxisCopy& d);
-// out[o, i, :] = x[o, idx[i], :]
+// out[o, i, :] = x[o, idx[i], :], or 0 where idx[i] = -1
 template <class T> using GatherSig =
     void(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner);
-// dx[o, idx[i], :] += dy[o, i, :]   (dx must be initialised)
+// dx[o, idx[i], :] += dy[o, i, :]   (dx must be initialised; idx[i] = -1 skipped)
 template <class T> using ScatterAddSig =
     void(T* dx, const T* dy, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner);
 

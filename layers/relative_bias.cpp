@@ -52,15 +52,14 @@ Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows
   if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype()));
   const int64_t n = hi - lo + 1;
   Var band = broadcast_to(slice(R, 1, lo, n), {B, H, n, d});  // (B, H, n, d)
-  Var s = matmul(q, band, {.trans_b = true}) * scale;         // (B, H, Tq, n)
-  s = reshape(pad(s, 3, 0, 1), {B, H, Tq * (n + 1)});          // (B, H, Tq (n + 1))
+  Var s = reshape(matmul(q, band, {.trans_b = true}) * scale, {B, H, Tq * n});  // (B, H, Tq n)
   std::vector<int32_t> idx(rows.size());
   for (int64_t i = 0; i < Tq; ++i)
     for (int64_t j = 0; j < Tk; ++j) {
       const int64_t w = rows[size_t(i * Tk + j)];
-      idx[size_t(i * Tk + j)] = int32_t(i * (n + 1) + (w >= 0 ? w - lo : n));
+      idx[size_t(i * Tk + j)] = w >= 0 ? int32_t(i * n + w - lo) : -1;
     }
-  return reshape(index_select(s, 2, Tensor::from_ints({Tq * Tk}, idx)), {B, H, Tq, Tk});
+  return reshape(index_select_or_zero(s, 2, Tensor::from_ints({Tq * Tk}, idx)), {B, H, Tq, Tk});
 }
 
 Var add_position_logits(Var logits, Var rel) {

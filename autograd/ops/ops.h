@@ -80,6 +80,9 @@ Var slice(Var x, int axis, int64_t start, int64_t length);
 std::vector<Var> split(Var x, int axis, std::span<const int64_t> sizes);
 Var pad(Var x, int axis, int64_t before, int64_t after, double value = 0.0);
 Var index_select(Var x, int axis, const Tensor& index);   // index: i32 (n,)
+// index_select where an entry of -1 selects zeros (and takes no gradient): a gather with
+// holes, without padding x with a zero slot first.
+Var index_select_or_zero(Var x, int axis, const Tensor& index);
 Var embedding(Var table, const Tensor& tokens);           // table (V, D), tokens i32 (...) -> (..., D)
 
 inline Var permute(Var x, std::initializer_list<int> perm) {

@@ -176,6 +176,7 @@ struct IndexSelectOp {
   const char* name = "index_select";
   int axis;
   Tensor index;
+  bool holes = false;  // -1 selects zeros
   Tensor forward(Ctx&, const Tensor& x) const {
     tm::check_float_same(name, {&x});
     MNEMO_CHECK(index.dtype() == DType::i32 && index.rank() == 1,
@@ -184,9 +185,9 @@ struct IndexSelectOp {
     const int a = tm::axis(name, s, axis);
     const int32_t* idx = index.data<int32_t>();
     for (int64_t i = 0; i < index.numel(); ++i)
-      MNEMO_CHECK(idx[i] >= 0 && idx[i] < s[a],
-                  "[index_select] index " << idx[i] << " at position " << i << " out of range [0, " << s[a]
-                                          << ") for axis " << axis << " of " << s);
+      MNEMO_CHECK((idx[i] >= 0 || (holes && idx[i] == -1)) && idx[i] < s[a],
+                  "[" << name << "] index " << idx[i] << " at position " << i << " out of range [0, " << s[a]
+                      << ") for axis " << axis << " of " << s);
     Tensor y = Tensor::empty(s.with(a, index.numel()), x.dtype(), x.device());
     if (y.numel() > 0) launch(kernels::gather, x, y, x, idx, s.outer(a), s[a], index.numel(), s.inner(a));
     return y;
@@ -231,6 +232,9 @@ Var pad(Var x, int axis, int64_t before, int64_t after, double value) {
   return apply(PadOp{"pad", axis, before, after, value}, x);
 }
 Var index_select(Var x, int axis, const Tensor& index) { return apply(IndexSelectOp{"index_select", axis, index}, x); }
+Var index_select_or_zero(Var x, int axis, const Tensor& index) {
+  return apply(IndexSelectOp{"index_select_or_zero", axis, index, true}, x);
+}
 
 std::vector<Var> split(Var x, int axis, std::span<const int64_t> sizes) {
   const int64_t n = x.shape()[tm::axis("split", x.shape(), axis)];
@@ -272,6 +276,10 @@ MNEMO_GRADCHECK("split", [](Sample& s) {
 MNEMO_GRADCHECK("pad", [](Sample& s) { return pad(s.input({2, 3, 2}), 1, 2, 1, 0.5); });
 MNEMO_GRADCHECK("index_select.repeats", [](Sample& s) {
   return index_select(s.input({3, 5, 2}), 1, Tensor::from_ints({6}, {4, 0, 4, 2, 2, 4}));
+});
+MNEMO_GRADCHECK("index_select_or_zero.holes", [](Sample& s) {  // inner 2 (row copies) and 1 (elements)
+  const Tensor idx = Tensor::from_ints({6}, {4, -1, 4, 2, -1, 0});
+  return concat({index_select_or_zero(s.input({3, 5, 2}), 1, idx), index_select_or_zero(s.input({3, 5, 2}), 1, idx)}, 0);
 });
 MNEMO_GRADCHECK("embedding", [](Sample& s) { return embedding(s.input({7, 4}), s.indices({2, 5}, 7)); });
 

@@ -1,5 +1,6 @@
 // Reference data movement along one axis: block copies (slice, concat, pad, split),
-// gather (index_select, embedding) and its adjoint scatter-add.
+// gather (index_select, embedding) and its adjoint scatter-add; an index of -1 is a hole: zeros
+// out, nothing back.
 #include <algorithm>
 #include <cstring>
 
@@ -34,9 +35,11 @@ void gather(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src
     T* __restrict dst = out + o * n_idx * inner;
     if (inner == 1) {  // single elements (relative-position shifts): a vector gather, not a memcpy each
 #pragma omp simd
-      for (int64_t i = i0; i < i1; ++i) dst[i] = src[idx[i]];
+      for (int64_t i = i0; i < i1; ++i) dst[i] = idx[i] >= 0 ? src[idx[i]] : T(0);
     } else {
-      for (int64_t i = i0; i < i1; ++i) std::memcpy(dst + i * inner, src + idx[i] * inner, size_t(inner) * sizeof(T));
+      for (int64_t i = i0; i < i1; ++i)
+        if (idx[i] >= 0) std::memcpy(dst + i * inner, src + idx[i] * inner, size_t(inner) * sizeof(T));
+        else std::memset(dst + i * inner, 0, size_t(inner) * sizeof(T));
     }
   }
 }
@@ -50,6 +53,7 @@ void scatter_add(T* dx, const T* dy, const int32_t* idx, int64_t outer, int64_t 
   for (int64_t q = 0; q < outer * bands; ++q) {
     const int64_t o = q / bands, j0 = (q % bands) * 64, j1 = std::min(inner, j0 + 64);
     for (int64_t i = 0; i < n_idx; ++i) {
+      if (idx[i] < 0) continue;  // a hole (index_select_or_zero)
       T* to = dx + (o * n_src + idx[i]) * inner;
       const T* from = dy + (o * n_idx + i) * inner;
       for (int64_t j = j0; j < j1; ++j) to[j] += from[j];

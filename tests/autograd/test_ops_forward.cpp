@@ -284,6 +284,10 @@ BOOST_AUTO_TEST_CASE(index_select_and_embedding) {
   check_var(index_select(x, 0, Tensor::from_ints({4}, {2, 0, 2, 1})), {4, 2}, {5, 6, 1, 2, 5, 6, 3, 4});
   check_var(index_select(x, 1, Tensor::from_ints({3}, {1, 1, 0})), {3, 3}, {2, 2, 1, 4, 4, 3, 6, 6, 5});
   check_var(index_select(x, 0, Tensor::from_ints({0}, {})), {0, 2}, {});
+  check_var(index_select_or_zero(x, 0, Tensor::from_ints({3}, {-1, 2, -1})), {3, 2}, {0, 0, 5, 6, 0, 0});
+  check_var(index_select_or_zero(x, 1, Tensor::from_ints({3}, {1, -1, 0})), {3, 3}, {2, 0, 1, 4, 0, 3, 6, 0, 5});
+  BOOST_CHECK_THROW(index_select(x, 0, Tensor::from_ints({1}, {-1})), Error);  // a hole only where asked for
+  BOOST_CHECK_THROW(index_select_or_zero(x, 0, Tensor::from_ints({1}, {-2})), Error);
   Var e = embedding(cst(tape, {4, 3}, ramp(12, 0, 0.5)), Tensor::from_ints({2, 2}, {3, 0, 1, 3}));
   check_var(e, {2, 2, 3}, {4.5, 5, 5.5, 0, 0.5, 1, 1.5, 2, 2.5, 4.5, 5, 5.5});
 }
