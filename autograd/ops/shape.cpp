@@ -279,7 +279,8 @@ MNEMO_GRADCHECK("index_select.repeats", [](Sample& s) {
 });
 MNEMO_GRADCHECK("index_select_or_zero.holes", [](Sample& s) {  // inner 2 (row copies) and 1 (elements)
   const Tensor idx = Tensor::from_ints({6}, {4, -1, 4, 2, -1, 0});
-  return concat({index_select_or_zero(s.input({3, 5, 2}), 1, idx), index_select_or_zero(s.input({3, 5, 2}), 1, idx)}, 0);
+  Var rows = index_select_or_zero(s.input({3, 5, 2}), 1, idx), elements = index_select_or_zero(s.input({3, 5}), 1, idx);
+  return concat({reshape(rows, {36}), reshape(elements, {18})}, 0);
 });
 MNEMO_GRADCHECK("embedding", [](Sample& s) { return embedding(s.input({7, 4}), s.indices({2, 5}, 7)); });
 

@@ -26,10 +26,9 @@ void copy_axis(T* dst, const T* src, const AxisCopy& d) {
 
 template <class T>
 void gather(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner) {
-  constexpr int64_t kChunk = 4096;  // indices per task: parallel even when outer is 1
   const int64_t chunks = (n_idx + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (outer * n_idx * inner > kParallelMin && outer * chunks > 1)
-  for (int64_t q = 0; q < outer * chunks; ++q) {
+  for (int64_t q = 0; q < outer * chunks; ++q) {  // chunks of indices: parallel even when outer is 1
     const int64_t o = q / chunks, i0 = (q % chunks) * kChunk, i1 = std::min(n_idx, i0 + kChunk);
     const T* __restrict src = x + o * n_src * inner;
     T* __restrict dst = out + o * n_idx * inner;
