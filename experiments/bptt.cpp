@@ -122,13 +122,17 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
 
 // Replay's pieces. `Replay` holds what every segment needs; forward() runs one segment
 // without a tape, backward() runs it on a tape seeded by its loss and by the gradient of the
-// memory it produced, and returns the gradient of the memory that entered it.
+// memory it produced, records its loss (and the batch's final memory, from the last
+// segment), and returns the gradient of the memory that entered it. The last segment's loss
+// and memory come from its taped run alone: an untaped forward of it would be thrown away.
 struct Replay {
   const arch::SegmentModel& model;
   const data::Batch& batch;
   const BpttOptions& o;
   const Memory& initial;
   Weights w;
+  std::vector<SegmentLoss> seen = std::vector<SegmentLoss>(size_t(batch.segments()));  // loss figures
+  Memory last = {};  // the memory leaving the last segment
 
   SegmentLoss forward(int64_t s, const Memory& mem) const {
     Tape tape;
@@ -144,12 +148,13 @@ struct Replay {
     return mem;
   }
 
-  Memory backward(int64_t s, const Memory& entering, const Memory& grad_out) const {
+  Memory backward(int64_t s, const Memory& entering, const Memory& grad_out) {
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
     MemoryVars in;
     for (const auto& [name, t] : entering) in.emplace(name, tape.input(t));
     SegmentLoss l = run_segment(model, tape, batch, s, in, w, initial, o);
+    check_memory(entering, l.memory);
     std::vector<Var> roots{l.objective};
     std::vector<Tensor> seeds{Tensor::full(Shape{}, 1.0, l.objective.dtype())};
     for (const auto& [name, g] : grad_out) {
@@ -162,42 +167,54 @@ struct Replay {
       const Tensor& g = tape.grad(v);
       if (g.defined()) grad_in.emplace(name, g);
     }
+    if (s + 1 == batch.segments()) last = values(l.memory);
+    SegmentLoss& figures = seen[size_t(s)];
+    figures.loss = l.loss;
+    figures.aux = l.aux;
+    figures.tokens = l.tokens;
     return grad_in;
   }
 
   // Segments [lo, hi) entered with `mem`, seeded by the gradient of the memory leaving hi-1,
   // with at most `slots` more memory-sized buffers alive at once (experiments/replay_schedule.h).
   Memory reverse(const ReplaySchedule& plan, int64_t lo, int64_t hi, const Memory& mem, Memory grad_out,
-                 int64_t slots) const {
+                 int64_t slots) {
     if (hi - lo == 1) return backward(lo, mem, grad_out);
     const int64_t mid = lo + plan.split(hi - lo, slots, hi < batch.segments());
     Memory g = reverse(plan, mid, hi, advance(mem, lo, mid), std::move(grad_out), slots - 1);  // the memory at mid dies here
     return reverse(plan, lo, mid, mem, std::move(g), slots);
+  }
+
+  // Losses summed in segment order, as the windowed modes do.
+  BpttResult result() const {
+    BpttResult res;
+    for (const SegmentLoss& l : seen) {
+      res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
+      res.aux_loss += l.aux / double(seen.size());
+      res.tokens += l.tokens;
+    }
+    res.memory = last;
+    return res;
   }
 };
 
 BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
                   const Memory& initial) {
   const int64_t S = batch.segments();
-  const Replay r{model, batch, o, initial, segment_weights(batch, o.loss_scale)};
-  std::vector<Memory> entering;  // memory entering each segment (only the first when recomputing)
-  BpttResult res;
-  for (int64_t s = 0; s < S; ++s) {
-    if (!o.replay_recompute || s == 0) entering.push_back(mem);
-    SegmentLoss l = r.forward(s, mem);
-    res.loss += r.w.tokens > 0 ? l.loss * double(l.tokens) / double(r.w.tokens) : 0.0;
-    res.aux_loss += l.aux / double(S);
-    res.tokens += l.tokens;
-    mem = values(l.memory);
-  }
-  res.memory = mem;
+  Replay r{model, batch, o, initial, segment_weights(batch, o.loss_scale)};
   if (o.replay_recompute) {
-    r.reverse(ReplaySchedule(S, o.replay_snapshots), 0, S, entering[0], {}, o.replay_snapshots);
-  } else {
-    Memory grad;  // d objective / d memory leaving segment s, from segment s + 1
-    for (int64_t s = S - 1; s >= 0; --s) grad = r.backward(s, entering[size_t(s)], grad);
+    // No pass ahead: the schedule's re-runs produce every memory the sweep needs.
+    r.reverse(ReplaySchedule(S, o.replay_snapshots), 0, S, mem, {}, o.replay_snapshots);
+    return r.result();
   }
-  return res;
+  std::vector<Memory> entering;  // memory entering each segment
+  for (int64_t s = 0; s < S; ++s) {
+    entering.push_back(mem);
+    if (s + 1 < S) mem = values(r.forward(s, mem).memory);
+  }
+  Memory grad;  // d objective / d memory leaving segment s, from segment s + 1
+  for (int64_t s = S - 1; s >= 0; --s) grad = r.backward(s, entering[size_t(s)], grad);
+  return r.result();
 }
 
 }  // namespace

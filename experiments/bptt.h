@@ -2,13 +2,14 @@
 //   truncated(k): one tape per window of k segments; memory enters each window as a
 //                 constant, so gradients stop at window edges (k = 1 is Transformer-XL's).
 //   full:         one tape for all S segments.
-//   replay:       memory-replay backprop: a no-record pass keeps only the memory entering
-//                 each segment; then segments run last to first, each on its own tape,
-//                 seeded by its loss and by the gradient of the memory it produced.
+//   replay:       memory-replay backprop: a no-record pass over segments 1..S-1 keeps only
+//                 the memory entering each segment; then segments run last to first, each
+//                 on its own tape, seeded by its loss and by the gradient of the memory it
+//                 produced (the last segment runs taped only: S-1 + S forwards, not 2S).
 //                 Activation memory stays one segment's; gradients equal `full`.
-//                 With replay_recompute the pass keeps only the first memory; the sweep
-//                 back splits [lo, hi): re-run [lo, mid) without a tape to get the memory
-//                 at mid, do [mid, hi), drop it, then [lo, mid), with at most
+//                 With replay_recompute there is no pass ahead; the sweep back splits
+//                 [lo, hi): re-run [lo, mid) without a tape to get the memory at mid,
+//                 do [mid, hi), drop it, then [lo, mid), with at most
 //                 replay_snapshots memories alive at once besides the first, whatever S,
 //                 and the fewest re-run forwards that allows (experiments/replay_schedule.h).
 // The loss is the mean over every counted token of the batch (a masked task counts only its

@@ -79,9 +79,11 @@ BOOST_AUTO_TEST_CASE(replay_gradients_equal_full_bptt) {
     TinyRecurrent m(init, 11, 6, p);
     const data::Batch b = make(2, 5, 3, 11, 7);
     const auto full = grads_of(m, b, {.mode = BpttMode::full, .seed = 4});
+    m.forwards = 0;
     const auto rep = grads_of(m, b, {.mode = BpttMode::replay, .seed = 4});
     BOOST_TEST_CONTEXT("dropout " << p) {
       BOOST_TEST(max_rel_diff(rep, full) < 1e-9);
+      BOOST_TEST(m.forwards == 2 * 5 - 1);  // the last segment runs taped only
       BOOST_TEST(max_rel_diff(full, grads_of(m, b, {.mode = BpttMode::truncated, .window = 5, .seed = 4})) < 1e-12);
     }
   }
@@ -106,8 +108,8 @@ BOOST_AUTO_TEST_CASE(replay_with_recomputed_memories_equals_full_bptt) {
       const auto g_rep = grads_of(m, b, rep);
       BOOST_TEST_CONTEXT("S = " << S << ", replay_snapshots = " << slots) {
         BOOST_TEST(max_rel_diff(g_rep, g_full) < 1e-9);
-        // S forwards without a tape, S taped, and the schedule's re-runs
-        BOOST_TEST(m.forwards == 2 * S + ReplaySchedule(S, slots).reruns(S, slots, false));
+        // S taped forwards and the schedule's re-runs: no untaped pass ahead of the sweep
+        BOOST_TEST(m.forwards == S + ReplaySchedule(S, slots).reruns(S, slots, false));
       }
     }
   }
@@ -196,10 +198,13 @@ BOOST_AUTO_TEST_CASE(modes_agree_on_loss_and_memory) {
   nn::Init init(8);
   TinyRecurrent m(init, 13, 8, 0.0);
   const data::Batch b = make(3, 4, 5, 13, 2);
-  BpttResult r[3];
-  const BpttMode modes[] = {BpttMode::truncated, BpttMode::full, BpttMode::replay};
-  for (int i = 0; i < 3; ++i) r[i] = train_batch(m, b, m.initial_memory(3), {.mode = modes[i]});
-  for (int i = 1; i < 3; ++i) {
+  // replay takes the last segment's loss and memory from its taped run; with recomputation
+  // every loss comes from the taped sweep
+  BpttResult r[4];
+  const BpttOptions modes[] = {{.mode = BpttMode::truncated}, {.mode = BpttMode::full}, {.mode = BpttMode::replay},
+                               {.mode = BpttMode::replay, .replay_recompute = true, .replay_snapshots = 2}};
+  for (int i = 0; i < 4; ++i) r[i] = train_batch(m, b, m.initial_memory(3), modes[i]);
+  for (int i = 1; i < 4; ++i) {
     BOOST_TEST(std::abs(r[i].loss - r[0].loss) < 1e-6);
     BOOST_TEST(r[i].memory.at("h").to_vector() == r[0].memory.at("h").to_vector());
   }
