@@ -42,6 +42,10 @@ Kernel<RmsNormForwardSig> rms_norm_forward{"rms_norm_forward"};
 Kernel<RmsNormBackwardSig> rms_norm_backward{"rms_norm_backward"};
 Kernel<L2NormForwardSig> l2_norm_forward{"l2_norm_forward"};
 Kernel<L2NormBackwardSig> l2_norm_backward{"l2_norm_backward"};
+Kernel<HyperWidthForwardSig> hyper_width_forward{"hyper_width_forward"};
+Kernel<HyperWidthBackwardSig> hyper_width_backward{"hyper_width_backward"};
+Kernel<HyperDepthForwardSig> hyper_depth_forward{"hyper_depth_forward"};
+Kernel<HyperDepthBackwardSig> hyper_depth_backward{"hyper_depth_backward"};
 Kernel<DropoutSig> dropout{"dropout"};
 Kernel<CumsumSig> cumsum{"cumsum"};
 Kernel<AttentionForwardSig> attention_forward{"attention_forward"};
@@ -56,7 +60,8 @@ KernelSlot* const kAll[] = {
     &strided_copy, &sum_to, &geglu_forward, &geglu_backward, &reduce, &reduce_max_backward, &gemm, &copy_axis, &gather, &scatter_add,
     &softmax_forward, &softmax_backward, &cross_entropy_forward, &cross_entropy_backward,
     &layer_norm_forward, &layer_norm_backward, &rms_norm_forward, &rms_norm_backward, &l2_norm_forward,
-    &l2_norm_backward, &dropout, &cumsum, &attention_forward, &attention_backward, &adamw_step, &sgd_step,
+    &l2_norm_backward, &hyper_width_forward, &hyper_width_backward, &hyper_depth_forward, &hyper_depth_backward,
+    &dropout, &cumsum, &attention_forward, &attention_backward, &adamw_step, &sgd_step,
 };
 
 bool g_prefer_onednn = MNEMO_WITH_ONEDNN != 0;

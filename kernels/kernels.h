@@ -203,6 +203,26 @@ template <class T> using L2NormForwardSig = void(T* y, T* norm, const T* x, int6
 template <class T> using L2NormBackwardSig =
     void(T* dx, const T* dy, const T* y, const T* norm, int64_t rows, int64_t D, T eps);
 
+// Hyper-connection mixing over R rows of S streams H (R, S, D), C = S + 2 coefficient columns
+// (column 0 feeds the branch, 1..S the residuals, S+1 is beta). Width: per row and stream
+//   coef[s, c] = base[s, c] + scale[c] tanh(z[s, c]),  z[s, c] = <H[s], G[:, c]> / max(||H[s]||, eps)
+// with G (D, C); out (R, D + S C) holds the branch input sum_s coef[s, 0] H[s], then coef.
+// Saves z (R, S, C) and the norms (R, S).
+template <class T> using HyperWidthForwardSig = void(T* out, T* z, T* norm, const T* H, const T* G, const T* base,
+                                                     const T* scale, int64_t R, int64_t S, int64_t D, T eps);
+// Overwrites dH, dG (D, C), dbase (S, C) and dscale (C); any may be null.
+template <class T> using HyperWidthBackwardSig =
+    void(T* dH, T* dG, T* dbase, T* dscale, const T* dout, const T* H, const T* G, const T* scale, const T* out,
+         const T* z, const T* norm, int64_t R, int64_t S, int64_t D, T eps);
+// Depth: out[j] = (mix ? sum_s coef[s, 1 + j] H[s] : H[j]) + coef[j, S + 1] b, out (R, S, D),
+// coef (R, S, C), b (R, D).
+template <class T> using HyperDepthForwardSig =
+    void(T* out, const T* H, const T* coef, const T* b, int64_t R, int64_t S, int64_t D, bool mix);
+// Overwrites dH, dcoef (column 0 zero) and db; any may be null.
+template <class T> using HyperDepthBackwardSig = void(T* dH, T* dcoef, T* db, const T* dout, const T* H,
+                                                      const T* coef, const T* b, int64_t R, int64_t S, int64_t D,
+                                                      bool mix);
+
 // y = x * keep / (1 - p), keep drawn from a counter-based hash of (seed, i): the same
 // mask for forward and backward, whatever the thread count.
 template <class T> using DropoutSig = void(T* y, const T* x, int64_t n, T p, uint64_t seed);
@@ -252,6 +272,10 @@ extern Kernel<RmsNormForwardSig> rms_norm_forward;
 extern Kernel<RmsNormBackwardSig> rms_norm_backward;
 extern Kernel<L2NormForwardSig> l2_norm_forward;
 extern Kernel<L2NormBackwardSig> l2_norm_backward;
+extern Kernel<HyperWidthForwardSig> hyper_width_forward;
+extern Kernel<HyperWidthBackwardSig> hyper_width_backward;
+extern Kernel<HyperDepthForwardSig> hyper_depth_forward;
+extern Kernel<HyperDepthBackwardSig> hyper_depth_backward;
 extern Kernel<DropoutSig> dropout;
 extern Kernel<CumsumSig> cumsum;
 extern Kernel<AttentionForwardSig> attention_forward;

@@ -1,5 +1,6 @@
 #include "layers/hyper_connections.h"
 
+#include <cmath>
 #include <vector>
 
 #include "layers/testing.h"
@@ -51,43 +52,40 @@ HyperConnections::HyperConnections(Init& init, int64_t d, int64_t S, int64_t lay
 
 HyperConnections::Width HyperConnections::width(Var H) const {
   const Shape& hs = H.shape();
-  const int64_t S = streams;
+  const int64_t S = streams, D = dim;
   if (S == 1) {
-    MNEMO_CHECK(H.rank() >= 2 && H.dim(-1) == dim,
-                "[hyper_connections] expected (B, ..., " << dim << ") with one stream, got " << hs);
+    MNEMO_CHECK(H.rank() >= 2 && H.dim(-1) == D,
+                "[hyper_connections] expected (B, ..., " << D << ") with one stream, got " << hs);
     return {H, H, {}, hs};
   }
-  MNEMO_CHECK(H.rank() >= 3 && H.dim(-1) == dim && H.dim(-2) == S,
-              "[hyper_connections] expected streams (B, ..., " << S << ", " << dim << "), got " << hs);
-  const int64_t B = hs[0], T = hs.numel() / (B * S * dim);
+  MNEMO_CHECK(H.rank() >= 3 && H.dim(-1) == D && H.dim(-2) == S,
+              "[hyper_connections] expected streams (B, ..., " << S << ", " << D << "), got " << hs);
+  const int64_t R = hs.numel() / (S * D);
   Tape& t = H.tape();
-  Var h = reshape(H, {B, T, S, dim});
-  Var hn = (*norm)(h);  // (B, T, S, D)
-  // Both dynamic projections in one product, so hn is read once (the N = S+1 and N = 1
-  // products cost a pass over hn each, forward and backward).
-  Var fn = concat({t.param(dynamic_alpha_fn), reshape(t.param(dynamic_beta_fn), {dim, 1})}, 1);  // (D, S+2)
-  Var dyn = tanh(matmul(hn, fn));                                                                    // (B, T, S, S+2)
-  Var alpha = t.param(static_alpha) + t.param(dynamic_alpha_scale) * slice(dyn, 3, 0, S + 1);      // (B, T, S, S+1)
-  Var beta = reshape(t.param(static_beta), {S, 1}) +
-             t.param(dynamic_beta_scale) * slice(dyn, 3, S + 1, 1);  // (B, T, S, 1)
-  // mix[j] = Σ_s alpha[s, j] H[s]: column 0 feeds the branch, columns 1..S the residuals. The
-  // columns are split before the product so the (B, T, S+1, D) mix is never sliced.
+  // The norm feeds only the projection, so its gain (1 + gamma) sqrt(D) is folded into the
+  // projection's rows and the 1 / ||h|| into the fused op: Hn is never materialised.
+  Var gain = (t.param(norm->weight) + 1.0) * std::sqrt(double(D));                                // (D)
+  Var fn = concat({t.param(dynamic_alpha_fn), reshape(t.param(dynamic_beta_fn), {D, 1})}, 1);     // (D, S+2)
+  Var G = fn * reshape(gain, {D, 1});
+  Var base = concat({t.param(static_alpha), reshape(t.param(static_beta), {S, 1})}, 1);          // (S, S+2)
+  Var scale = concat({broadcast_to(reshape(t.param(dynamic_alpha_scale), {1}), {S + 1}),
+                      reshape(t.param(dynamic_beta_scale), {1})},
+                     0);                                                                           // (S+2)
+  Var h = reshape(H, {R, S, D});
+  Var packed = hyper_width(h, G, base, scale);  // (R, D + S (S+2)): branch input, coefficients
   Shape in_shape(hs.dims().first(size_t(hs.rank() - 2)));
-  in_shape.push_back(dim);
-  Var branch_input = reshape(matmul(slice(alpha, 3, 0, 1), h, {.trans_a = true}), in_shape);  // (B, ..., D)
-  // The pinned package returned the unmixed streams here, so alpha's columns 1..S had no effect.
-  Var residuals = reference_parity ? h : matmul(slice(alpha, 3, 1, S), h, {.trans_a = true});  // (B, T, S, D)
-  return {branch_input, residuals, beta, hs};
+  in_shape.push_back(D);
+  return {reshape(slice(packed, 1, 0, D), in_shape), h, reshape(slice(packed, 1, D, S * (S + 2)), {R, S, S + 2}), hs};
 }
 
 Var HyperConnections::depth(const Width& w, Var branch_out) const {
   MNEMO_CHECK(w.branch_input.defined() && branch_out.shape() == w.branch_input.shape(),
               "[hyper_connections] expected a branch output shaped as its input " << w.branch_input.shape()
                                                                                   << ", got " << branch_out.shape());
-  if (streams == 1) return w.residuals + branch_out;
-  const int64_t B = branch_out.dim(0), T = branch_out.value().numel() / (B * dim);
-  Var out = w.residuals + w.beta * reshape(branch_out, {B, T, 1, dim});  // (B, T, S, D)
-  return reshape(out, w.stream_shape);                                   // (B, ..., S, D)
+  if (streams == 1) return w.streams + branch_out;
+  const int64_t R = w.streams.dim(0);
+  // The pinned package added the branch to the unmixed streams, so alpha's columns 1..S had no effect.
+  return reshape(hyper_depth(w.streams, w.coef, reshape(branch_out, {R, dim}), !reference_parity), w.stream_shape);
 }
 
 using gradcheck::Sample;

@@ -6,6 +6,8 @@
 //   width: branch input = mix[0];   depth: H'[s] = R[s] + beta[s] · branch_out, R = mix[1..S]
 // (paper, default) or R = H (reference_parity: hyper-connections 0.1.7-0.3.9, RMT's pin, issue #8).
 // S = 1 is a plain residual x + branch(x) with no parameters, as the package's disable switch.
+// Width and depth each run as one fused op (hyper_width, hyper_depth in autograd/ops/hyper.cpp)
+// that reads a token's streams once: as composite ops the mixing cost ~25% of an RMT step.
 #pragma once
 
 #include <optional>
@@ -36,8 +38,8 @@ struct HyperConnections : Module {
 
   struct Width {
     Var branch_input;    // (B, ..., D)
-    Var residuals;       // (B, T, S, D), T = tokens per row: R, what the branch output is added to
-    Var beta;            // (B, T, S, 1); undefined when S = 1
+    Var streams;         // H as (R, S, D), R = B x ... tokens (H itself when S = 1)
+    Var coef;            // (R, S, S+2): alpha's columns, then beta; undefined when S = 1
     Shape stream_shape;  // H's (B, ..., S, D)
   };
   Width width(Var H) const;                         // H (B, ..., S, D)

@@ -108,6 +108,16 @@ Var layer_norm(Var x, Var gain, Var bias, double eps = 1e-5);
 Var rms_norm(Var x, Var gain, double eps);
 Var l2_normalize(Var x, double eps = 1e-12);  // x / max(||x||, eps), like torch F.normalize
 
+// ---- hyper.cpp: fused hyper-connection mixing (layers/hyper_connections.h) ------------
+// H (R, S, D): R rows of S streams; G (D, S+2) projects a stream onto its S+2 coefficient
+// columns (0: branch, 1..S: residuals, S+1: beta); base (S, S+2); scale (S+2). Per row, stream s:
+//   coef[s, c] = base[s, c] + scale[c] tanh(<H[s], G[:, c]> / max(||H[s]||, eps))
+// Result (R, D + S (S+2)): the branch input sum_s coef[s, 0] H[s], then coef.
+Var hyper_width(Var H, Var G, Var base, Var scale, double eps = 1e-12);
+// coef (R, S, S+2), b (R, D) -> (R, S, D): out[j] = sum_s coef[s, 1+j] H[s] + coef[j, S+1] b,
+// or H[j] + coef[j, S+1] b without mixing.
+Var hyper_depth(Var H, Var coef, Var b, bool mix = true);
+
 // ---- random.cpp ------------------------------------------------------------------------
 // Zeroes each element with probability p and scales the rest by 1/(1-p); the mask is a
 // pure function of (seed, index). Identity when !training or p == 0.

@@ -47,6 +47,11 @@ template <class T> void rms_norm_forward(T* y, T* rstd, const T* x, const T* gai
 template <class T> void rms_norm_backward(T* dx, T* dgain, const T* dy, const T* x, const T* rstd, const T* gain, int64_t rows, int64_t D);
 template <class T> void l2_norm_forward(T* y, T* norm, const T* x, int64_t rows, int64_t D, T eps);
 template <class T> void l2_norm_backward(T* dx, const T* dy, const T* y, const T* norm, int64_t rows, int64_t D, T eps);
+// hyper.cpp
+template <class T> void hyper_width_forward(T* out, T* z, T* norm, const T* H, const T* G, const T* base, const T* scale, int64_t R, int64_t S, int64_t D, T eps);
+template <class T> void hyper_width_backward(T* dH, T* dG, T* dbase, T* dscale, const T* dout, const T* H, const T* G, const T* scale, const T* out, const T* z, const T* norm, int64_t R, int64_t S, int64_t D, T eps);
+template <class T> void hyper_depth_forward(T* out, const T* H, const T* coef, const T* b, int64_t R, int64_t S, int64_t D, bool mix);
+template <class T> void hyper_depth_backward(T* dH, T* dcoef, T* db, const T* dout, const T* H, const T* coef, const T* b, int64_t R, int64_t S, int64_t D, bool mix);
 // random.cpp
 template <class T> void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed);
 // attention.cpp

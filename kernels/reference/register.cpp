@@ -37,6 +37,10 @@ void register_reference_kernels() {
   MNEMO_REF(rms_norm_backward);
   MNEMO_REF(l2_norm_forward);
   MNEMO_REF(l2_norm_backward);
+  MNEMO_REF(hyper_width_forward);
+  MNEMO_REF(hyper_width_backward);
+  MNEMO_REF(hyper_depth_forward);
+  MNEMO_REF(hyper_depth_backward);
   MNEMO_REF(dropout);
   MNEMO_REF(attention_forward);
   MNEMO_REF(attention_backward);

@@ -34,6 +34,7 @@ const char* const kCovered[] = {
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward", "l2_norm_forward",
     "l2_norm_backward", "dropout", "cumsum", "adamw_step", "sgd_step",
     "attention_forward", "attention_backward", "geglu_forward", "geglu_backward",  // test_fused_kernels.cpp
+    "hyper_width_forward", "hyper_width_backward", "hyper_depth_forward", "hyper_depth_backward",
 };
 
 // A hand-built walk: strides[k] for operand k; operands not given keep zero strides.

@@ -1,6 +1,6 @@
 // Fused kernels on every CPU float backend against the f64 reference: attention (several
 // mask descriptions, a bias, one shared key/value head, sizes across several 64-row tiles)
-// and GEGLU (both conventions).
+// GEGLU (both conventions) and hyper-connection mixing.
 #include <boost/test/unit_test.hpp>
 
 #include "kernels/kernels.h"
@@ -84,6 +84,52 @@ BOOST_AUTO_TEST_CASE(geglu_both_conventions) {
           auto dx = junk<T>(rows * 2 * I);
           fn(dx.data(), as<T>(dy).data(), as<T>(x).data(), rows, I, first); return Outs<T>{dx};
         });
+      }
+}
+
+BOOST_AUTO_TEST_CASE(hyper_connection_mixing) {
+  // one stream of row 0 all zeros: its norm clamps at eps and takes no radial gradient
+  for (const int64_t R : {int64_t(1), int64_t(7), int64_t(300)})
+    for (const int64_t S : {int64_t(1), int64_t(4)})
+      for (const int64_t D : {int64_t(5), int64_t(64)}) {
+        const int64_t C = S + 2, W = D + S * C;
+        const std::string what = sz("R", R) + " " + sz("S", S) + " " + sz("D", D);
+        Vf H = rand_vec(R * S * D, -1, 1, 400);
+        std::fill(H.begin(), H.begin() + D, 0.0f);
+        const Vf G = rand_vec(D * C, -1, 1, 401), base = rand_vec(S * C, -1, 1, 402), scale = rand_vec(C, -2, 2, 403);
+        const Vf dout = rand_vec(R * W, -1, 1, 404), b = rand_vec(R * D, -1, 1, 405), dh = rand_vec(R * S * D, -1, 1, 406);
+        const float eps = 1e-12f;
+        auto fwd = [&]<class T>(auto* fn, T) {
+          auto out = junk<T>(R * W), z = junk<T>(R * S * C), norm = junk<T>(R * S);
+          fn(out.data(), z.data(), norm.data(), as<T>(H).data(), as<T>(G).data(), as<T>(base).data(),
+             as<T>(scale).data(), R, S, D, T(eps));
+          return Outs<T>{out, z, norm};
+        };
+        agree(kn::hyper_width_forward, what, {"out", "z", "norm"}, kTol, fwd);
+        const std::vector<Vf> s = saved(kn::hyper_width_forward, fwd);
+        agree(kn::hyper_width_backward, what, {"dH", "dG", "dbase", "dscale"}, 1e-4, [&]<class T>(auto* fn, T) {
+          auto dH = junk<T>(R * S * D), dG = junk<T>(D * C), db = junk<T>(S * C), ds = junk<T>(C);
+          fn(dH.data(), dG.data(), db.data(), ds.data(), as<T>(dout).data(), as<T>(H).data(), as<T>(G).data(),
+             as<T>(scale).data(), as<T>(s[0]).data(), as<T>(s[1]).data(), as<T>(s[2]).data(), R, S, D, T(eps));
+          return Outs<T>{dH, dG, db, ds};
+        });
+        Vf coef(size_t(R * S * C));  // the coefficients the width op made
+        for (int64_t r = 0; r < R; ++r)
+          std::copy_n(s[0].begin() + r * W + D, S * C, coef.begin() + r * S * C);
+        for (const bool mix : {true, false}) {
+          const std::string w = what + (mix ? " mixed" : " unmixed");
+          agree(kn::hyper_depth_forward, w, {"out"}, kTol, [&]<class T>(auto* fn, T) {
+            auto out = junk<T>(R * S * D);
+            fn(out.data(), as<T>(H).data(), as<T>(coef).data(), as<T>(b).data(), R, S, D, mix);
+            return Outs<T>{out};
+          });
+          agree(kn::hyper_depth_backward, w, {"dH", "dcoef", "db"}, kTol, [&]<class T>(auto* fn, T) {
+            auto dH = junk<T>(R * S * D), dc = junk<T>(R * S * C), db = junk<T>(R * D);
+            fn(dH.data(), dc.data(), db.data(), as<T>(dh).data(), as<T>(H).data(), as<T>(coef).data(),
+               as<T>(b).data(), R, S, D, mix);
+            return Outs<T>{dH, dc, db};
+          });
+        }
       }
 }
 
