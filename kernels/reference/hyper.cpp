@@ -7,6 +7,7 @@
 
 #include "kernels/reference/common.h"
 #include "kernels/reference/reference.h"
+#include "kernels/reference/vec.h"
 
 namespace mnemo::kernels::ref {
 namespace {
@@ -53,11 +54,10 @@ void hyper_width_forward(T* out, T* z, T* norm, const T* H, const T* G, const T*
       const T* hs = h + s * D;
       const T n = std::sqrt(dot(hs, hs, D)), inv = T(1) / std::max(n, eps);
       norm[r * S + s] = n;
-      for (int64_t c = 0; c < C; ++c) {
-        const T zc = dot(hs, gt.data() + c * D, D) * inv;
-        z[(r * S + s) * C + c] = zc;
-        coef[s * C + c] = base[s * C + c] + scale[c] * std::tanh(zc);
-      }
+      T* zs = z + (r * S + s) * C;
+      for (int64_t c = 0; c < C; ++c) zs[c] = dot(hs, gt.data() + c * D, D) * inv;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) coef[s * C + c] = base[s * C + c] + scale[c] * fast_tanh(zs[c]);
     }
 #pragma omp simd
     for (int64_t j = 0; j < D; ++j) branch[j] = 0;
@@ -88,10 +88,12 @@ void hyper_width_backward(T* dH, T* dG, T* dbase, T* dscale, const T* dout, cons
         const T* hs = h + s * D;
         const T n = norm[r * S + s], m = std::max(n, eps);
         const T* zs = z + (r * S + s) * C;
+        const T via_branch = dot(hs, dbranch, D);
         T radial = 0;  // sum_c dz_c z_c
+#pragma omp simd reduction(+ : radial)
         for (int64_t c = 0; c < C; ++c) {
-          const T dc = dcoef[s * C + c] + (c == 0 ? dot(hs, dbranch, D) : T(0));
-          const T u = std::tanh(zs[c]);
+          const T dc = dcoef[s * C + c] + (c == 0 ? via_branch : T(0));
+          const T u = fast_tanh(zs[c]);
           db[size_t(s * C + c)] += dc;
           ds[size_t(c)] += dc * u;
           dz[size_t(c)] = dc * scale[c] * (T(1) - u * u);
