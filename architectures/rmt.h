@@ -111,6 +111,8 @@ class RecurrentMemoryTransformer : public SegmentModel {
   // "write" (B, m, D) zeros: read slots hold R_emb alone, as on the reference's first call
   // ((B, 0, D) when always_have_read_memories is off: no read slots); "xl.<l>" (B, 2, H, 0, d).
   Memory initial_memory(int64_t batch) const override;
+  // The XL caches leave every segment stop-gradient (Transformer-XL); only "write" carries one.
+  bool memory_takes_gradient(const std::string& name) const override { return name == kWrite; }
   // Memories missing from `memory` count as initial. Returns "write" and, with XL memories
   // on, every "xl.<l>"; "write" keeps its graph, the XL caches are stop-gradient.
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;

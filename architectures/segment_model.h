@@ -37,6 +37,10 @@ class SegmentModel : public nn::Module {
  public:
   virtual Memory initial_memory(int64_t batch) const = 0;
   virtual SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const = 0;
+  // False for a memory that always leaves a segment without a graph (a stop-gradient
+  // key/value cache): replay then feeds it as a constant and never computes or carries a
+  // gradient for it, which the previous segment would only drop. Replay checks the claim.
+  virtual bool memory_takes_gradient(const std::string& /*name*/) const { return true; }
 };
 
 }  // namespace mnemo::arch

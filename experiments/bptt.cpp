@@ -152,9 +152,14 @@ struct Replay {
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
     MemoryVars in;
-    for (const auto& [name, t] : entering) in.emplace(name, tape.input(t));
+    for (const auto& [name, t] : entering)
+      in.emplace(name, model.memory_takes_gradient(name) ? tape.input(t) : tape.constant(t));
     SegmentLoss l = run_segment(model, tape, batch, s, in, w, initial, o);
     check_memory(entering, l.memory);
+    for (const auto& [name, v] : l.memory)
+      MNEMO_CHECK(model.memory_takes_gradient(name) || !v.requires_grad(),
+                  "[bptt] the model says memory '" << name << "' takes no gradient, but it left segment " << s
+                                                   << " with a graph");
     std::vector<Var> roots{l.objective};
     std::vector<Tensor> seeds{Tensor::full(Shape{}, 1.0, l.objective.dtype())};
     for (const auto& [name, g] : grad_out) {
@@ -164,6 +169,7 @@ struct Replay {
     tape.backward(roots, seeds);
     Memory grad_in;
     for (const auto& [name, v] : in) {
+      if (!v.requires_grad()) continue;  // a constant: memory_takes_gradient said no
       const Tensor& g = tape.grad(v);
       if (g.defined()) grad_in.emplace(name, g);
     }

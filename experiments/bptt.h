@@ -35,7 +35,7 @@ struct BpttOptions {
   BpttMode mode = BpttMode::truncated;
   int64_t window = 1;        // segments per tape in truncated mode
   bool replay_recompute = false;  // replay: recompute entering memories instead of keeping S
-  int64_t replay_snapshots = 4;   // with replay_recompute: most memories alive at once
+  int64_t replay_snapshots = 3;   // with replay_recompute: most memories alive at once
   double loss_scale = 1.0;   // e.g. 1 / gradient-accumulation steps
   uint64_t seed = 0;         // tape seeds derive from it, per segment: replay draws the same dropout
   // Structured memory dropout: glob over memory names -> probability that the memory enters

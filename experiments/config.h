@@ -84,7 +84,7 @@ struct TrainConfig {
   bool replay_recompute = false;
   // with replay_recompute: most memories alive at once besides the first, whatever the
   // segment count (fewer means more re-run forwards, experiments/replay_schedule.h)
-  int64_t replay_snapshots = 4;
+  int64_t replay_snapshots = 3;
   int64_t grad_accum = 1;             // batches whose grads add up before one step
   double clip = 1.0;                  // global grad-norm clip; 0 = off
   OptimizerConfig optimizer;

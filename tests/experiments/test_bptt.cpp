@@ -252,4 +252,41 @@ BOOST_AUTO_TEST_CASE(memory_dropout_drops_whole_segments_and_replay_agrees) {
                         [](const Error& e) { return std::string(e.what()).find("matches no memory of the model (it has: h)") != std::string::npos; });
 }
 
+// A second memory c' = stop_gradient(h'), read by the logits: its gradient would reach the
+// previous segment's c only to be dropped, so a model may declare it gradient-free.
+struct WithCache : TinyRecurrent {
+  bool declare;  // whether memory_takes_gradient("c") says false
+  bool detach;   // whether c really leaves without a graph
+  WithCache(nn::Init& init, bool declare_, bool detach_) : TinyRecurrent(init, 11, 6, 0.0), declare(declare_), detach(detach_) {}
+  arch::Memory initial_memory(int64_t B) const override {
+    arch::Memory m = TinyRecurrent::initial_memory(B);
+    m["c"] = Tensor::zeros({B, D}, E.value.dtype());
+    return m;
+  }
+  arch::SegmentOut forward(Tape& t, const Tensor& tokens, const arch::MemoryVars& mem) const override {
+    arch::SegmentOut o = TinyRecurrent::forward(t, tokens, {{"h", mem.at("h") + mem.at("c")}});
+    o.memory["c"] = detach ? stop_gradient(o.memory.at("h")) : o.memory.at("h");
+    return o;
+  }
+  bool memory_takes_gradient(const std::string& name) const override { return !declare || name != "c"; }
+};
+
+BOOST_AUTO_TEST_CASE(replay_feeds_gradient_free_memories_as_constants) {
+  const data::Batch b = make(2, 4, 3, 11, 5);
+  for (const bool recompute : {false, true}) {
+    BpttOptions rep{.mode = BpttMode::replay, .seed = 4};
+    rep.replay_recompute = recompute;
+    rep.replay_snapshots = 2;
+    nn::Init i1(3, DType::f64), i2(3, DType::f64);
+    WithCache declared(i1, true, true), undeclared(i2, false, true);
+    BOOST_TEST(max_rel_diff(grads_of(declared, b, rep), grads_of(undeclared, b, {.mode = BpttMode::full, .seed = 4})) < 1e-9);
+    // a wrong claim is refused, naming the memory
+    nn::Init i3(3, DType::f64);
+    WithCache lying(i3, true, false);
+    BOOST_CHECK_EXCEPTION(grads_of(lying, b, rep), Error, [](const Error& e) {
+      return std::string(e.what()).find("memory 'c' takes no gradient, but it left segment 3 with a graph") != std::string::npos;
+    });
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
