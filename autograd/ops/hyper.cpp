@@ -10,6 +10,14 @@
 namespace mnemo {
 namespace {
 
+// An uninitialised gradient for every input that needs one (the kernels overwrite them).
+Grads wanted_grads(const Ctx& ctx, DType dtype) {
+  Grads g(ctx.num_inputs());
+  for (size_t i = 0; i < g.size(); ++i)
+    if (ctx.needs_grad(i)) g[i] = Tensor::empty(ctx.input_shape(i), dtype);
+  return g;
+}
+
 struct HyperWidthOp {
   const char* name = "hyper_width";
   double eps;
@@ -33,9 +41,7 @@ struct HyperWidthOp {
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     const Tensor &H = ctx.saved(0), &G = ctx.saved(1), &scale = ctx.saved(2);
     const int64_t R = H.dim(0), S = H.dim(1), D = H.dim(2);
-    Grads g(4);
-    for (size_t i = 0; i < 4; ++i)
-      if (ctx.needs_grad(i)) g[i] = Tensor::empty(ctx.input_shape(i), H.dtype());
+    Grads g = wanted_grads(ctx, H.dtype());
     if (R == 0) {
       for (Tensor& t : g)
         if (t.defined()) t.fill_(0.0);
@@ -69,9 +75,7 @@ struct HyperDepthOp {
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     const Tensor &H = ctx.saved(0), &coef = ctx.saved(1), &b = ctx.saved(2);
     const int64_t R = H.dim(0), S = H.dim(1), D = H.dim(2);
-    Grads g(3);
-    for (size_t i = 0; i < 3; ++i)
-      if (ctx.needs_grad(i)) g[i] = Tensor::empty(ctx.input_shape(i), H.dtype());
+    Grads g = wanted_grads(ctx, H.dtype());
     if (R > 0) launch(kernels::hyper_depth_backward, H, g[0], g[1], g[2], dy, H, coef, b, R, S, D, mix);
     return g;
   }

@@ -40,6 +40,23 @@ void for_each_run(const Strided& s, F&& row) {
   }
 }
 
+// Sums and dot products along one contiguous row, vectorised.
+template <class T>
+T row_sum(const T* x, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += x[j];
+  return s;
+}
+
+template <class T>
+T row_dot(const T* x, const T* y, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += x[j] * y[j];
+  return s;
+}
+
 inline int64_t inner_stride(const Strided& s, int k) { return s.rank == 0 ? 0 : s.strides[k][s.rank - 1]; }
 
 }  // namespace mnemo::kernels::ref

@@ -12,14 +12,6 @@
 namespace mnemo::kernels::ref {
 namespace {
 
-template <class T>
-T dot(const T* x, const T* y, int64_t n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += x[j] * y[j];
-  return s;
-}
-
 // y += a x
 template <class T>
 void add_scaled(T* y, const T* x, T a, int64_t n) {
@@ -52,10 +44,10 @@ void hyper_width_forward(T* out, T* z, T* norm, const T* H, const T* G, const T*
     T* coef = branch + D;
     for (int64_t s = 0; s < S; ++s) {
       const T* hs = h + s * D;
-      const T n = std::sqrt(dot(hs, hs, D)), inv = T(1) / std::max(n, eps);
+      const T n = std::sqrt(row_dot(hs, hs, D)), inv = T(1) / std::max(n, eps);
       norm[r * S + s] = n;
       T* zs = z + (r * S + s) * C;
-      for (int64_t c = 0; c < C; ++c) zs[c] = dot(hs, gt.data() + c * D, D) * inv;
+      for (int64_t c = 0; c < C; ++c) zs[c] = row_dot(hs, gt.data() + c * D, D) * inv;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) coef[s * C + c] = base[s * C + c] + scale[c] * fast_tanh(zs[c]);
     }
@@ -88,7 +80,7 @@ void hyper_width_backward(T* dH, T* dG, T* dbase, T* dscale, const T* dout, cons
         const T* hs = h + s * D;
         const T n = norm[r * S + s], m = std::max(n, eps);
         const T* zs = z + (r * S + s) * C;
-        const T via_branch = dot(hs, dbranch, D);
+        const T via_branch = row_dot(hs, dbranch, D);
         T radial = 0;  // sum_c dz_c z_c
 #pragma omp simd reduction(+ : radial)
         for (int64_t c = 0; c < C; ++c) {
@@ -167,8 +159,8 @@ void hyper_depth_backward(T* dH, T* dcoef, T* db, const T* dout, const T* H, con
       T* dc = dcoef + r * S * C;
       for (int64_t s = 0; s < S; ++s) {
         dc[s * C] = 0;
-        dc[s * C + C - 1] = dot(g + s * D, br, D);
-        for (int64_t j = 0; j < S; ++j) dc[s * C + 1 + j] = mix ? dot(h + s * D, g + j * D, D) : T(0);
+        dc[s * C + C - 1] = row_dot(g + s * D, br, D);
+        for (int64_t j = 0; j < S; ++j) dc[s * C + 1 + j] = mix ? row_dot(h + s * D, g + j * D, D) : T(0);
       }
     }
     if (!dH) continue;

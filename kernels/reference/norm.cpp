@@ -39,22 +39,6 @@ void rows_with_column_sums(int64_t rows, int64_t D, T* out0, T* out1, F&& body) 
 }  // namespace
 
 template <class T>
-T row_sum(const T* x, int64_t n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += x[j];
-  return s;
-}
-
-template <class T>
-T row_dot(const T* x, const T* y, int64_t n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += x[j] * y[j];
-  return s;
-}
-
-template <class T>
 void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* gain, const T* bias, int64_t rows,
                         int64_t D, T eps) {
 #pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
