@@ -91,15 +91,16 @@ void hyper_width_backward(T* dH, T* dG, T* dbase, T* dscale, const T* dout, cons
           dz[size_t(c)] = dc * scale[c] * (T(1) - u * u);
           radial += dz[size_t(c)] * zs[c];
         }
+        for (int64_t c = 0; c < C; ++c) dz[size_t(c)] /= m;  // now d loss / d <h, G[:, c]>
         if (dG)
-          for (int64_t c = 0; c < C; ++c) add_scaled(dgt.data() + c * D, hs, dz[size_t(c)] / m, D);
+          for (int64_t c = 0; c < C; ++c) add_scaled(dgt.data() + c * D, hs, dz[size_t(c)], D);
         if (!dH) continue;
         T* dhs = dH + (r * S + s) * D;
         const T k = n >= eps && n > 0 ? -radial / (m * n) : T(0);
         const T c0 = coef[s * C];
 #pragma omp simd
         for (int64_t j = 0; j < D; ++j) dhs[j] = c0 * dbranch[j] + k * hs[j];
-        for (int64_t c = 0; c < C; ++c) add_scaled(dhs, gt.data() + c * D, dz[size_t(c)] / m, D);
+        for (int64_t c = 0; c < C; ++c) add_scaled(dhs, gt.data() + c * D, dz[size_t(c)], D);
       }
     }
 #pragma omp critical
