@@ -10,39 +10,48 @@
 
 namespace mnemo::arch {
 
-namespace {
-
 BrtConfig resolved(BrtConfig c) {
-  MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0 && c.block_width > 0,
-              "[brt] vocab, dim, depth, heads, seq_len and block_width must be > 0");
+  MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0,
+              "[brt] vocab, dim, depth, heads and seq_len must be > 0");
   if (c.dim_head == 0) {
-    MNEMO_CHECK(c.dim % c.heads == 0, "[brt] dim " << c.dim << " must divide by heads " << c.heads
-                                                   << " (or set dim_head)");
+    MNEMO_OPTION_CHECK(c.dim % c.heads == 0, "dim_head", "model.dim " << c.dim << " does not divide by heads " << c.heads
+                                                                        << ": set dim_head");
     c.dim_head = c.dim / c.heads;
   }
-  MNEMO_CHECK(c.dim_head > 0 && c.dim_head % 2 == 0, "[brt] dim_head must be even (rotary), got " << c.dim_head);
-  MNEMO_CHECK(c.seq_len % c.block_width == 0,
-              "[brt] seq_len " << c.seq_len << " must be a multiple of block_width " << c.block_width);
+  MNEMO_OPTION_CHECK(c.dim_head > 0 && c.dim_head % 2 == 0, "dim_head", "must be even and > 0 (rotary), got " << c.dim_head);
+  if (c.block_width == 0) c.block_width = c.seq_len % 2 == 0 ? c.seq_len / 2 : c.seq_len;
+  MNEMO_OPTION_CHECK(c.block_width > 0, "block_width", "must be > 0, got " << c.block_width);
+  MNEMO_OPTION_CHECK(c.seq_len % c.block_width == 0, "block_width",
+                     "must divide data.segment_len = " << c.seq_len << ", got " << c.block_width);
   if (c.num_state_vectors == 0) c.num_state_vectors = c.block_width;
-  MNEMO_CHECK(c.num_state_vectors > 0, "[brt] num_state_vectors must be > 0, got " << c.num_state_vectors);
+  MNEMO_OPTION_CHECK(c.num_state_vectors > 0, "num_state_vectors", "must be > 0, got " << c.num_state_vectors);
   if (c.recurrent_layers.empty()) c.recurrent_layers = {std::max<int64_t>(c.depth / 2, 1)};
   if (c.read_recurrent_layers.empty()) c.read_recurrent_layers = c.recurrent_layers;
-  MNEMO_CHECK(c.read_recurrent_layers.size() == c.recurrent_layers.size(),
-              "[brt] read_recurrent_layers needs one entry per recurrent layer (" << c.recurrent_layers.size() << ")");
+  MNEMO_OPTION_CHECK(c.read_recurrent_layers.size() == c.recurrent_layers.size(), "read_recurrent_layers",
+                     "needs one entry per recurrent layer (" << c.recurrent_layers.size() << "), got "
+                                                              << c.read_recurrent_layers.size());
   std::set<int64_t> seen;
   for (size_t i = 0; i < c.recurrent_layers.size(); ++i) {
     const int64_t w = c.recurrent_layers[i], r = c.read_recurrent_layers[i];
-    MNEMO_CHECK(w >= 1 && w <= c.depth && r >= 1 && r <= c.depth,
-                "[brt] recurrent layers are 1-based in 1.." << c.depth << ", got write " << w << ", read " << r);
-    MNEMO_CHECK(r <= w, "[brt] a state is read at or below the layer that writes it, got read " << r << " > write " << w);
-    MNEMO_CHECK(seen.insert(w).second, "[brt] recurrent layer " << w << " listed twice");
+    MNEMO_OPTION_CHECK(w >= 1 && w <= c.depth, "recurrent_layers",
+                       "layers are 1-based in 1.." << c.depth << ", got " << w);
+    MNEMO_OPTION_CHECK(r >= 1 && r <= c.depth, "read_recurrent_layers",
+                       "layers are 1-based in 1.." << c.depth << ", got " << r);
+    MNEMO_OPTION_CHECK(r <= w, "read_recurrent_layers",
+                       "a state is read at or below the layer that writes it, got read " << r << " > write " << w);
+    MNEMO_OPTION_CHECK(seen.insert(w).second, "recurrent_layers", "layer " << w << " is listed twice");
   }
-  MNEMO_CHECK(c.ff_mult > 0 && c.qk_rmsnorm_scale > 0, "[brt] ff_mult and qk_rmsnorm_scale must be > 0");
-  if (c.use_compressed_mem)
-    MNEMO_CHECK(c.compressed_mem_factor >= 1 && c.block_width >= 2,
-                "[brt] compressed memory needs compressed_mem_factor >= 1 and block_width >= 2");
+  MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
+  MNEMO_OPTION_CHECK(c.qk_rmsnorm_scale > 0, "qk_rmsnorm_scale", "must be > 0, got " << c.qk_rmsnorm_scale);
+  MNEMO_OPTION_CHECK(c.compressed_mem_factor >= 1, "compressed_mem_factor", "must be >= 1, got " << c.compressed_mem_factor);
+  MNEMO_OPTION_CHECK(!c.use_compressed_mem || c.block_width >= 2, "use_compressed_mem", "needs block_width >= 2");
+  MNEMO_OPTION_CHECK(c.rotary_theta > 0, "rotary_theta", "must be > 0, got " << c.rotary_theta);
+  MNEMO_OPTION_CHECK(c.xpos_scale_base > 0, "xpos_scale_base", "must be > 0, got " << c.xpos_scale_base);
   return c;
 }
+
+namespace {
+
 
 // (B, N, 2d) [k | v] -> k, v (B, 1, N, d): the single shared key/value head.
 std::pair<Var, Var> split_kv(Var kv) {

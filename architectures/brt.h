@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "architectures/options.h"
 #include "architectures/segment_model.h"
 #include "layers/compressor.h"
 #include "layers/ema_gate.h"
@@ -47,7 +48,7 @@ struct BrtConfig {
   int64_t vocab = 256, dim = 512, depth = 6, heads = 8;
   int64_t dim_head = 0;                         // d; 0: dim / heads
   int64_t seq_len = 1024;                       // T (max_seq_len), a multiple of W
-  int64_t block_width = 512;                    // W
+  int64_t block_width = 0;                      // W; 0: seq_len / 2 (seq_len when odd)
   int64_t num_state_vectors = 0;                // S; 0: W
   std::vector<int64_t> recurrent_layers = {};   // 1-based write layers; empty: {max(depth / 2, 1)}
   std::vector<int64_t> read_recurrent_layers = {};  // read layer of each write layer (<= it); empty: same
@@ -60,7 +61,23 @@ struct BrtConfig {
   // Reproduce the reference's numerics: P1 (QK-norm logits scaled by 1/sqrt(d)) and
   // right-aligned positions for a partial block (see BlockRecurrentTransformer::positions).
   bool reference_parity = false;
+
+  // The options of model.brt; vocab, dim, depth, heads and seq_len come from model.* and
+  // data.segment_len.
+  template <class Self, class Visit>
+  static void visit_options(Self& c, Visit&& v) {
+    v("dim_head", c.dim_head), v("block_width", c.block_width), v("num_state_vectors", c.num_state_vectors);
+    v("recurrent_layers", c.recurrent_layers), v("read_recurrent_layers", c.read_recurrent_layers);
+    v("all_layers_qk_rmsnorm", c.all_layers_qk_rmsnorm), v("qk_rmsnorm_scale", c.qk_rmsnorm_scale);
+    v("ff_mult", c.ff_mult), v("use_compressed_mem", c.use_compressed_mem);
+    v("compressed_mem_factor", c.compressed_mem_factor), v("rotary_theta", c.rotary_theta);
+    v("xpos_scale_base", c.xpos_scale_base), v("reference_parity", c.reference_parity);
+  }
 };
+
+// Fills the derived defaults (dim_head, block_width, num_state_vectors, the recurrent layers)
+// and checks every option; throws OptionError naming the option.
+BrtConfig resolved(BrtConfig c);
 
 // An attention core with optional QK-RMSNorm (the reference's `Attention`): q, k l2-normalised
 // and scaled per feature by q_scale / k_scale (d), logits scaled by `logit_scale`.

@@ -15,23 +15,30 @@ CompressiveConfig resolved(CompressiveConfig c) {
   MNEMO_CHECK(c.dim % c.heads == 0, "[compressive] dim " << c.dim << " must divide by heads " << c.heads);
   if (c.emb_dim == 0) c.emb_dim = c.dim;
   if (c.mem_len == 0) c.mem_len = c.seq_len;
-  MNEMO_CHECK(c.cmem_ratio >= 1, "[compressive] cmem_ratio must be >= 1, got " << c.cmem_ratio);
+  MNEMO_OPTION_CHECK(c.cmem_ratio >= 1, "cmem_ratio", "must be >= 1, got " << c.cmem_ratio);
   if (c.cmem_len < 0) c.cmem_len = c.mem_len / c.cmem_ratio;
-  MNEMO_CHECK(c.emb_dim > 0, "[compressive] emb_dim must be > 0, got " << c.emb_dim);
+  if (!c.final_norm) c.final_norm = !c.reference_parity;
+  if (!c.gate_bias_init) c.gate_bias_init = c.reference_parity ? 0.0 : 2.0;
+  MNEMO_OPTION_CHECK(c.emb_dim > 0, "emb_dim", "must be > 0, got " << c.emb_dim);
   // The FIFO must hold a whole segment, so what it evicts is always older memory, never tokens
   // of the segment that attends to it; one segment's evictions must fit the compressed memory.
-  MNEMO_CHECK(c.mem_len >= c.seq_len, "[compressive] mem_len " << c.mem_len << " must be >= seq_len " << c.seq_len);
-  MNEMO_CHECK(c.cmem_len >= c.mem_len / c.cmem_ratio, "[compressive] cmem_len " << c.cmem_len << " must be >= mem_len / cmem_ratio = "
-                                                                                << c.mem_len / c.cmem_ratio);
+  MNEMO_OPTION_CHECK(c.mem_len >= c.seq_len, "mem_len",
+                     "must be >= data.segment_len " << c.seq_len << ", got " << c.mem_len);
+  MNEMO_OPTION_CHECK(c.cmem_len >= c.mem_len / c.cmem_ratio, "cmem_len",
+                     "must be >= mem_len / cmem_ratio = " << c.mem_len / c.cmem_ratio << ", got " << c.cmem_len);
   if (c.memory_layers.empty())
     for (int64_t l = 1; l <= c.depth; ++l) c.memory_layers.push_back(l);
   std::sort(c.memory_layers.begin(), c.memory_layers.end());
   for (size_t i = 0; i < c.memory_layers.size(); ++i)
-    MNEMO_CHECK(c.memory_layers[i] >= 1 && c.memory_layers[i] <= c.depth &&
-                    (i == 0 || c.memory_layers[i] != c.memory_layers[i - 1]),
-                "[compressive] memory_layers must be distinct layers in 1.." << c.depth << ", got " << c.memory_layers[i]);
-  MNEMO_CHECK(c.reconstruction_loss_weight >= 0,
-              "[compressive] reconstruction_loss_weight must be >= 0, got " << c.reconstruction_loss_weight);
+    MNEMO_OPTION_CHECK(c.memory_layers[i] >= 1 && c.memory_layers[i] <= c.depth &&
+                           (i == 0 || c.memory_layers[i] != c.memory_layers[i - 1]),
+                       "memory_layers", "must be distinct layers in 1.." << c.depth << ", got " << c.memory_layers[i]);
+  for (const auto& [key, p] : {std::pair{"attn_dropout", c.attn_dropout}, std::pair{"ff_dropout", c.ff_dropout},
+                               std::pair{"attn_layer_dropout", c.attn_layer_dropout},
+                               std::pair{"reconstruction_attn_dropout", c.reconstruction_attn_dropout}})
+    MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
+  MNEMO_OPTION_CHECK(c.reconstruction_loss_weight >= 0, "reconstruction_loss_weight",
+                     "must be >= 0, got " << c.reconstruction_loss_weight);
   return c;
 }
 
@@ -40,7 +47,7 @@ CompressiveConfig resolved(CompressiveConfig c) {
 namespace {
 
 nn::GRUGateOptions gate_options(const CompressiveConfig& c) {
-  return {.gate_bias_init = c.gate_bias_init, .mogrify = c.mogrify_gru, .mogrifier = {}};  // rank D/4, no biases
+  return {.gate_bias_init = *c.gate_bias_init, .mogrify = c.mogrify_gru, .mogrifier = {}};  // rank D/4, no biases
 }
 
 nn::AttentionConfig attention_config(const CompressiveConfig& c) {
@@ -98,7 +105,7 @@ CompressiveTransformer::CompressiveTransformer(nn::Init& init, CompressiveConfig
     attn_layers.emplace_back(init, cfg);
     ff_layers.emplace_back(init, cfg);
   }
-  if (cfg.final_norm) norm.emplace(init, cfg.dim);
+  if (*cfg.final_norm) norm.emplace(init, cfg.dim);
   memory_slot_.assign(size_t(cfg.depth), -1);
   for (size_t j = 0; j < cfg.memory_layers.size(); ++j) memory_slot_[size_t(cfg.memory_layers[j] - 1)] = int64_t(j);
 }

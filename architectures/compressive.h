@@ -51,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "architectures/options.h"
 #include "architectures/segment_model.h"
 #include "layers/attention.h"
 #include "layers/compressor.h"
@@ -72,18 +73,32 @@ struct CompressiveConfig {
   int64_t cmem_ratio = 4;              // c
   bool gru_gated_residual = true;      // GRU gate instead of the residual add, both sub-layers
   bool mogrify_gru = false;            // Mogrifier before each GRU gate
-  double gate_bias_init = 2.0;         // P7: added to the GRU update-gate bias (identity-favouring)
+  std::optional<double> gate_bias_init;  // P7: added to the GRU update-gate bias; unset: 2 (identity-
+                                       // favouring), 0 under reference_parity
   bool ff_glu = false;
   double attn_dropout = 0, ff_dropout = 0, attn_layer_dropout = 0, reconstruction_attn_dropout = 0;
   double reconstruction_loss_weight = 1;
-  bool final_norm = true;              // P6: LayerNorm before the output projection
+  std::optional<bool> final_norm;      // P6: LayerNorm before the output projection; unset: !reference_parity
   // The reference's numerics: P2 relative rows, P3 padding, P4 reconstruction target, P5 wrap-
-  // around, detached memories and rotated memories returned by partial segments. The builder
-  // also turns final_norm and gate_bias_init off (P6, P7). P1's W_kv freeze is never reproduced.
+  // around, detached memories and rotated memories returned by partial segments; final_norm and
+  // gate_bias_init then default to off (P6, P7). P1's W_kv freeze is never reproduced.
   bool reference_parity = false;
   // Gradient checks only: false lets every path carry gradient (no stop-gradient anywhere), so
   // finite differences can check the whole computation, the reconstruction loss included.
   bool stop_gradients = true;
+
+  // The options of model.compressive; vocab, dim, depth, heads and seq_len come from model.*
+  // and data.segment_len. stop_gradients is for gradient checks, not a user option.
+  template <class Self, class Visit>
+  static void visit_options(Self& c, Visit&& v) {
+    v("reference_parity", c.reference_parity), v("emb_dim", c.emb_dim), v("memory_layers", c.memory_layers);
+    v("enhanced_recurrence", c.enhanced_recurrence), v("mem_len", c.mem_len), v("cmem_ratio", c.cmem_ratio);
+    v("cmem_len", c.cmem_len), v("gru_gated_residual", c.gru_gated_residual), v("mogrify_gru", c.mogrify_gru);
+    v("ff_glu", c.ff_glu), v("attn_dropout", c.attn_dropout), v("ff_dropout", c.ff_dropout);
+    v("attn_layer_dropout", c.attn_layer_dropout), v("reconstruction_attn_dropout", c.reconstruction_attn_dropout);
+    v("reconstruction_loss_weight", c.reconstruction_loss_weight), v("final_norm", c.final_norm);
+    v("gate_bias_init", c.gate_bias_init);
+  }
 };
 
 // attn_layers.<l>: x <- Gate(x, Attn(LN(x))), or x + Attn(LN(x)). Visited as the reference's
@@ -141,7 +156,8 @@ class CompressiveTransformer : public SegmentModel {
   std::vector<int64_t> memory_slot_;  // per layer
 };
 
-// The validated config with its defaults resolved (mem_len, cmem_len, memory_layers, emb_dim).
+// Fills the derived defaults (emb_dim, mem_len, cmem_len, memory_layers, final_norm,
+// gate_bias_init) and checks every option; throws OptionError naming the option.
 CompressiveConfig resolved(CompressiveConfig c);
 
 }  // namespace mnemo::arch

@@ -9,30 +9,36 @@
 
 namespace mnemo::arch {
 
-namespace {
-
-MemXLConfig checked(MemXLConfig c) {
+MemXLConfig resolved(MemXLConfig c) {
   MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0,
               "[memxl] vocab, dim, depth, heads and seq_len must be > 0");
   MNEMO_CHECK(c.dim % c.heads == 0, "[memxl] dim " << c.dim << " must divide by heads " << c.heads);
   MNEMO_CHECK(c.dim % kMemXLWriterHeads == 0,
               "[memxl] dim " << c.dim << " must divide by the writer's " << kMemXLWriterHeads << " heads");
-  MNEMO_CHECK(c.emb_dim >= 0, "[memxl] emb_dim must be >= 0 (0: dim), got " << c.emb_dim);
-  MNEMO_CHECK(c.mem_len >= 0 && c.lmem_len >= 1, "[memxl] needs mem_len >= 0 and lmem_len >= 1, got "
-                                                      << c.mem_len << " and " << c.lmem_len);
-  MNEMO_CHECK(c.num_mem_kv >= 0 && c.mem_write_iters >= 1,
-              "[memxl] needs num_mem_kv >= 0 and mem_write_iters >= 1, got " << c.num_mem_kv << " and "
-                                                                             << c.mem_write_iters);
+  if (c.emb_dim == 0) c.emb_dim = c.dim;
+  if (c.mem_len == -1) c.mem_len = c.seq_len;
+  if (c.lmem_len == 0) c.lmem_len = std::max<int64_t>(c.mem_len, 1);
+  MNEMO_OPTION_CHECK(c.emb_dim > 0, "emb_dim", "must be > 0, got " << c.emb_dim);
+  MNEMO_OPTION_CHECK(c.mem_len >= 0, "mem_len", "must be >= 0, got " << c.mem_len);
+  MNEMO_OPTION_CHECK(c.lmem_len >= 1, "lmem_len", "must be >= 1, got " << c.lmem_len);
+  MNEMO_OPTION_CHECK(c.num_mem_kv >= 0, "num_mem_kv", "must be >= 0, got " << c.num_mem_kv);
+  MNEMO_OPTION_CHECK(c.mem_write_iters >= 1, "mem_write_iters", "must be >= 1, got " << c.mem_write_iters);
+  for (const auto& [key, p] : {std::pair{"attn_dropout", c.attn_dropout}, std::pair{"ff_dropout", c.ff_dropout},
+                               std::pair{"attn_layer_dropout", c.attn_layer_dropout}})
+    MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
   if (c.memory_layers.empty())
     for (int64_t l = 1; l <= c.depth; ++l) c.memory_layers.push_back(l);
   std::vector<int64_t> sorted = c.memory_layers;
   std::sort(sorted.begin(), sorted.end());
-  MNEMO_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end() && sorted.front() >= 1 &&
-                  sorted.back() <= c.depth,
-              "[memxl] memory_layers must be distinct layer numbers in 1.." << c.depth);
+  MNEMO_OPTION_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end() && sorted.front() >= 1 &&
+                         sorted.back() <= c.depth,
+                     "memory_layers", "must be distinct layer numbers in 1.." << c.depth);
   c.memory_layers = sorted;  // "short" is stacked in layer order
   return c;
 }
+
+namespace {
+
 
 nn::AttentionConfig attention_config(const MemXLConfig& c) {
   return {.dim = c.dim,
@@ -85,7 +91,7 @@ Var MemXLWriter::operator()(Var long_mem, Var sh) const {
 // ---- the model -----------------------------------------------------------------------------
 
 MemoryTransformerXL::MemoryTransformerXL(nn::Init& init, MemXLConfig c)
-    : cfg(checked(std::move(c))),
+    : cfg(resolved(std::move(c))),
       emb(init, cfg.vocab, cfg.embedding_dim(), cfg.dim),
       pos_emb(init.zeros({cfg.heads, cfg.seq_len + cfg.mem_len + cfg.lmem_len, cfg.dim / cfg.heads})),
       head(init, cfg.dim, cfg.embedding_dim(), cfg.vocab),

@@ -51,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "architectures/options.h"
 #include "architectures/segment_model.h"
 #include "layers/attention.h"
 #include "layers/embedding.h"
@@ -65,8 +66,8 @@ struct MemXLConfig {
   int64_t vocab = 256, dim = 256, depth = 4, heads = 4, seq_len = 256;  // V, D, L, H, T
   int64_t emb_dim = 0;                   // E: factorised embedding when != dim; 0 = dim
   std::vector<int64_t> memory_layers = {};  // 1-based as the reference; empty = every layer
-  int64_t mem_len = 256;                 // Ls: short memory per memory layer (0: none)
-  int64_t lmem_len = 128;                // Ll: long-memory slots (>= 1)
+  int64_t mem_len = -1;                  // Ls: short memory per memory layer (0: none); -1: seq_len
+  int64_t lmem_len = 0;                  // Ll: long-memory slots (>= 1); 0: max(mem_len, 1)
   bool gated_residual = true;            // nBRC gates on both sub-layers; false: x + f(x)
   bool mogrify = false;                  // mogrifier before each gate
   double attn_dropout = 0, ff_dropout = 0, attn_layer_dropout = 0;
@@ -81,7 +82,24 @@ struct MemXLConfig {
   bool reference_parity = false;         // reproduce the reference's P1, P2, P4, P5
 
   int64_t embedding_dim() const { return emb_dim > 0 ? emb_dim : dim; }
+
+  // The options of model.memxl (the reference's constructor arguments; gated_residual and
+  // mogrify under the reference's names); vocab, dim, depth, heads and seq_len come from
+  // model.* and data.segment_len.
+  template <class Self, class Visit>
+  static void visit_options(Self& c, Visit&& v) {
+    v("emb_dim", c.emb_dim), v("memory_layers", c.memory_layers), v("mem_len", c.mem_len);
+    v("lmem_len", c.lmem_len), v("gru_gated_residual", c.gated_residual), v("mogrify_gru", c.mogrify);
+    v("attn_dropout", c.attn_dropout), v("ff_dropout", c.ff_dropout), v("attn_layer_dropout", c.attn_layer_dropout);
+    v("ff_glu", c.ff_glu), v("one_kv_head", c.one_kv_head), v("num_mem_kv", c.num_mem_kv);
+    v("mem_write_iters", c.mem_write_iters), v("detach_hiddens", c.detach_hiddens);
+    v("reference_parity", c.reference_parity);
+  }
 };
+
+// Fills the derived defaults (emb_dim, mem_len, lmem_len, memory_layers) and checks every
+// option; throws OptionError naming the option.
+MemXLConfig resolved(MemXLConfig c);
 
 inline constexpr int64_t kMemXLWriterHeads = 4;  // fixed in the reference (P6)
 

@@ -8,26 +8,38 @@
 
 namespace mnemo::arch {
 
+RmtConfig resolved(RmtConfig c) {
+  MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0,
+              "[rmt] vocab, dim, depth, heads and seq_len must be > 0");
+  if (c.dim_head == 0) {
+    MNEMO_OPTION_CHECK(c.dim % c.heads == 0, "dim_head", "model.dim " << c.dim << " does not divide by heads " << c.heads
+                                                                        << ": set dim_head");
+    c.dim_head = c.dim / c.heads;
+  }
+  if (c.xl_mem_len == 0) c.xl_mem_len = c.seq_len;
+  MNEMO_OPTION_CHECK(c.dim_head > 0, "dim_head", "must be > 0, got " << c.dim_head);
+  MNEMO_OPTION_CHECK(c.num_memory_tokens != 0, "num_memory_tokens", "is required (the number of read and write slots)");
+  MNEMO_OPTION_CHECK(c.num_memory_tokens > 0, "num_memory_tokens", "must be > 0, got " << c.num_memory_tokens);
+  MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
+  MNEMO_OPTION_CHECK(c.abs_pos_emb || c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
+  MNEMO_OPTION_CHECK(c.rotary_theta > 0, "rotary_theta", "must be > 0, got " << c.rotary_theta);
+  MNEMO_OPTION_CHECK(!c.rotary_pos_emb || c.dim_head % 2 == 0, "dim_head",
+                     "must be even with rotary_pos_emb, got " << c.dim_head);
+  MNEMO_OPTION_CHECK(c.xl_mem_len > 0 && c.xl_mem_len <= c.seq_len, "xl_mem_len",
+                     "must be in [1, data.segment_len = " << c.seq_len << "], got " << c.xl_mem_len);
+  MNEMO_OPTION_CHECK(c.emb_gradient_frac >= 0 && c.emb_gradient_frac <= 1, "emb_gradient_frac",
+                     "must be in [0, 1], got " << c.emb_gradient_frac);
+  MNEMO_OPTION_CHECK(c.num_residual_streams >= 1, "num_residual_streams", "must be >= 1, got " << c.num_residual_streams);
+  MNEMO_OPTION_CHECK(c.attn_dropout >= 0 && c.attn_dropout <= 0.99, "attn_dropout", "must be in [0, 0.99], got " << c.attn_dropout);
+  MNEMO_OPTION_CHECK(c.ff_dropout >= 0 && c.ff_dropout <= 0.99, "ff_dropout", "must be in [0, 0.99], got " << c.ff_dropout);
+  return c;
+}
+
 namespace {
 
 constexpr int64_t kMemoryPosition = 0;      // every memory slot's rotary position
 constexpr int64_t kTokenPosition = 10000;   // the first token's (or XL slot's) rotary position
 
-RmtConfig checked(RmtConfig c) {
-  if (c.xl_mem_len == 0) c.xl_mem_len = c.seq_len;
-  MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.dim_head > 0 && c.seq_len > 0,
-              "[rmt] vocab, dim, depth, heads, dim_head and seq_len must be > 0");
-  MNEMO_CHECK(c.num_memory_tokens > 0, "[rmt] num_memory_tokens must be > 0, got " << c.num_memory_tokens);
-  MNEMO_CHECK(c.ff_mult > 0, "[rmt] ff_mult must be > 0, got " << c.ff_mult);
-  MNEMO_CHECK(c.abs_pos_emb || c.rotary_pos_emb, "[rmt] needs abs_pos_emb or rotary_pos_emb (or both)");
-  MNEMO_CHECK(!c.rotary_pos_emb || c.dim_head % 2 == 0, "[rmt] rotary needs an even dim_head, got " << c.dim_head);
-  MNEMO_CHECK(c.xl_mem_len > 0 && c.xl_mem_len <= c.seq_len,
-              "[rmt] xl_mem_len must be in [1, seq_len = " << c.seq_len << "], got " << c.xl_mem_len);
-  MNEMO_CHECK(c.emb_gradient_frac >= 0 && c.emb_gradient_frac <= 1,
-              "[rmt] emb_gradient_frac must be in [0, 1], got " << c.emb_gradient_frac);
-  MNEMO_CHECK(c.num_residual_streams >= 1, "[rmt] num_residual_streams must be >= 1");
-  return c;
-}
 
 nn::AttentionConfig attention_config(const RmtConfig& c, int64_t index) {
   return {.dim = c.dim,
@@ -102,7 +114,7 @@ void RmtLayer::visit(nn::ParamVisitor& v) {
 // ---- model -----------------------------------------------------------------------------------
 
 RecurrentMemoryTransformer::RecurrentMemoryTransformer(nn::Init& init, RmtConfig c)
-    : cfg(checked(c)),
+    : cfg(resolved(c)),
       token_emb(init, cfg.vocab, cfg.dim),
       pos_emb(cfg.abs_pos_emb ? std::optional<nn::AbsolutePositionEmbedding>(std::in_place, init, cfg.seq_len, cfg.dim)
                               : std::nullopt),

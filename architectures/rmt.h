@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "architectures/options.h"
 #include "architectures/segment_model.h"
 #include "layers/attention.h"
 #include "layers/embedding.h"
@@ -57,9 +58,9 @@ namespace mnemo::arch {
 
 struct RmtConfig {
   int64_t vocab = 256, dim = 512, depth = 6;     // V, D, L
-  int64_t heads = 8, dim_head = 64;              // H, d (H d need not equal D)
+  int64_t heads = 8, dim_head = 0;               // H, d (H d need not equal D); 0: dim / heads
   int64_t seq_len = 512;                         // n_max: tokens per segment, size of P
-  int64_t num_memory_tokens = 128;               // m: read slots and write slots
+  int64_t num_memory_tokens = 0;                 // m: read slots and write slots (required)
   double ff_mult = 4;                            // GEGLU inner width int(D mult 2/3)
   bool causal = true;                            // false: an encoder, every slot sees every slot
   bool memory_not_causal = true;                 // the memory-aware mask; false: one causal triangle (P5 fixed)
@@ -79,7 +80,28 @@ struct RmtConfig {
   bool null_kv = true;                           // a learned key/value every row may attend to
   double attn_dropout = 0, ff_dropout = 0;
   bool reference_parity = false;
+
+  // The options of model.rmt (the reference's constructor arguments under the same names);
+  // vocab, dim, depth, heads and seq_len come from model.* and data.segment_len.
+  template <class Self, class Visit>
+  static void visit_options(Self& c, Visit&& v) {
+    v("num_memory_tokens", c.num_memory_tokens), v("dim_head", c.dim_head), v("ff_mult", c.ff_mult);
+    v("causal", c.causal), v("memory_not_causal", c.memory_not_causal), v("abs_pos_emb", c.abs_pos_emb);
+    v("rotary_pos_emb", c.rotary_pos_emb), v("rotary_theta", c.rotary_theta);
+    v("use_xl_memories", c.use_xl_memories), v("xl_mem_len", c.xl_mem_len);
+    v("enhanced_xl_recurrence", c.enhanced_xl_recurrence), v("emb_gradient_frac", c.emb_gradient_frac);
+    v("add_write_to_next_write_mem", c.add_write_to_next_write_mem);
+    v("next_write_mem_stop_grad", c.next_write_mem_stop_grad);
+    v("always_have_read_memories", c.always_have_read_memories);
+    v("mask_out_read_memories", c.mask_out_read_memories), v("num_residual_streams", c.num_residual_streams);
+    v("value_residual", c.value_residual), v("null_kv", c.null_kv), v("attn_dropout", c.attn_dropout);
+    v("ff_dropout", c.ff_dropout), v("reference_parity", c.reference_parity);
+  }
 };
+
+// Fills the derived defaults (dim_head, xl_mem_len) and checks every option; throws
+// OptionError naming the option.
+RmtConfig resolved(RmtConfig c);
 
 // One layer: a hyper-connected attention branch and a hyper-connected GEGLU branch.
 struct RmtLayer : nn::Module {

@@ -8,17 +8,21 @@
 
 namespace mnemo::arch {
 
-namespace {
-
-TransformerConfig checked(TransformerConfig c, bool xl) {
-  MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0 && c.ff_mult > 0,
-              "[transformer] vocab, dim, depth, heads, seq_len and ff_mult must be > 0");
+TransformerConfig resolved(TransformerConfig c, bool xl) {
+  MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0,
+              "[transformer] vocab, dim, depth, heads and seq_len must be > 0");
   MNEMO_CHECK(c.dim % c.heads == 0, "[transformer] dim " << c.dim << " must divide by heads " << c.heads);
   MNEMO_CHECK(c.pre_norm, "[transformer] only pre_norm = true is implemented");
-  MNEMO_CHECK(!xl || c.mem_len > 0, "[transformer_xl] needs mem_len > 0, got " << c.mem_len);
+  MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
+  MNEMO_OPTION_CHECK(c.dropout >= 0 && c.dropout <= 0.99, "dropout", "must be in [0, 0.99], got " << c.dropout);
+  if (xl && c.mem_len == 0) c.mem_len = c.seq_len;
+  MNEMO_OPTION_CHECK(!xl || c.mem_len > 0, "mem_len", "must be > 0, got " << c.mem_len);
   MNEMO_CHECK(xl || c.mem_len == 0, "[transformer] a plain transformer has no memory; got mem_len " << c.mem_len);
   return c;
 }
+
+namespace {
+
 
 nn::AttentionConfig attention_config(const TransformerConfig& c) {
   return {.dim = c.dim, .heads = c.heads, .attn_dropout = c.dropout, .out_dropout = c.dropout};
@@ -55,7 +59,7 @@ void TransformerBlock::visit(nn::ParamVisitor& v) {
 // ---- Transformer ---------------------------------------------------------------------------
 
 Transformer::Transformer(nn::Init& init, TransformerConfig c)
-    : cfg(checked(c, false)),
+    : cfg(resolved(c, false)),
       token_emb(init, cfg.vocab, cfg.dim),
       pos_emb(init, cfg.seq_len, cfg.dim),
       emb_drop(cfg.dropout),
@@ -90,7 +94,7 @@ void Transformer::visit(nn::ParamVisitor& v) {
 // ---- TransformerXL -------------------------------------------------------------------------
 
 TransformerXL::TransformerXL(nn::Init& init, TransformerConfig c)
-    : cfg(checked(c, true)),
+    : cfg(resolved(c, true)),
       token_emb(init, cfg.vocab, cfg.dim),
       emb_drop(cfg.dropout),
       norm(init, cfg.dim),

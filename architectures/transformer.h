@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "architectures/options.h"
 #include "architectures/segment_model.h"
 #include "layers/attention.h"
 #include "layers/embedding.h"
@@ -45,9 +46,21 @@ namespace mnemo::arch {
 struct TransformerConfig {
   int64_t vocab = 256, dim = 512, depth = 6, heads = 8, seq_len = 512, ff_mult = 4;
   double dropout = 0;
-  int64_t mem_len = 0;  // 0: plain transformer; TransformerXL needs > 0
+  int64_t mem_len = 0;  // plain transformer: 0; TransformerXL: 0 means seq_len
   bool pre_norm = true;  // only pre-norm is implemented; false is rejected
+
+  // The options of model.transformer, and with `xl` of model.transformer_xl; vocab, dim,
+  // depth, heads and seq_len come from model.* and data.segment_len.
+  template <class Self, class Visit>
+  static void visit_options(Self& c, Visit&& v, bool xl) {
+    v("ff_mult", c.ff_mult), v("dropout", c.dropout);
+    if (xl) v("mem_len", c.mem_len);
+  }
 };
+
+// Fills the derived default (TransformerXL's mem_len) and checks every option; throws
+// OptionError naming the option.
+TransformerConfig resolved(TransformerConfig c, bool xl);
 
 // One pre-norm block: attention and feed-forward residual branches, each behind a LayerNorm.
 // TransformerXL adds a relative-position table; the plain model leaves it empty.

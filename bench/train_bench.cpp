@@ -62,7 +62,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   RunData data = make_run_data(cfg);
   AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
   BpttOptions b;
-  b.mode = parse_bptt_mode(cfg.train.bptt);
+  b.mode = cfg.train.bptt;
   b.window = cfg.train.window;
   b.replay_recompute = cfg.train.replay_recompute;
   b.replay_snapshots = cfg.train.replay_snapshots;
@@ -112,7 +112,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   const double peak = sgemm_gflops();
   std::printf("config            %s (%s, %ld parameters)\n", o.config.c_str(), cfg.model.arch.c_str(), long(n_params));
   std::printf("batch             %ld x %ld segments x %ld tokens, bptt %s, %d threads\n", long(cfg.data.batch_size),
-              long(cfg.data.segments), long(cfg.data.segment_len), cfg.train.bptt.c_str(), threads);
+              long(cfg.data.segments), long(cfg.data.segment_len), name_of(cfg.train.bptt), threads);
   std::printf("model step        %.2f ms median over %d steps: %.0f tokens/s\n", s * 1e3, o.steps, double(tokens) / s);
   const double with_attention = gflops + attention_per_step / s / 1e9;
   std::printf("model FLOP/s      %.1f GFLOP/s (6 x params per token) = %.1f%% of sgemm %.1f GFLOP/s\n", gflops,

@@ -13,27 +13,11 @@
 namespace mnemo::experiments {
 namespace {
 
-arch::BrtConfig brt_config(const ExperimentConfig& cfg) {
-  YamlReader r = arch_options_reader(cfg.model);
-  arch::BrtConfig c;
-  c.vocab = cfg.model.vocab, c.dim = cfg.model.dim, c.depth = cfg.model.depth, c.heads = cfg.model.heads;
-  c.seq_len = cfg.data.segment_len;
-  c.dim_head = r.get("dim_head", int64_t(0), non_negative);
-  c.block_width = r.get("block_width", c.seq_len % 2 == 0 ? c.seq_len / 2 : c.seq_len, positive);
-  c.num_state_vectors = r.get("num_state_vectors", int64_t(0), non_negative);
-  c.recurrent_layers = r.get("recurrent_layers", std::vector<int64_t>{}, positive);
-  c.read_recurrent_layers = r.get("read_recurrent_layers", std::vector<int64_t>{}, positive);
-  c.all_layers_qk_rmsnorm = r.get("all_layers_qk_rmsnorm", c.all_layers_qk_rmsnorm);
-  c.qk_rmsnorm_scale = r.get("qk_rmsnorm_scale", c.qk_rmsnorm_scale, positive);
-  c.ff_mult = r.get("ff_mult", c.ff_mult, positive);
-  c.use_compressed_mem = r.get("use_compressed_mem", c.use_compressed_mem);
-  c.compressed_mem_factor = r.get("compressed_mem_factor", c.compressed_mem_factor, positive);
-  c.rotary_theta = r.get("rotary_theta", c.rotary_theta, positive);
-  c.xpos_scale_base = r.get("xpos_scale_base", c.xpos_scale_base, positive);
-  c.reference_parity = r.get("reference_parity", c.reference_parity);
-  r.reject_unknown_keys();
-  return c;
-}
+struct BrtTraits {
+  using Config = arch::BrtConfig;
+  template <class Self, class V> static void visit(Self& c, V&& v) { Config::visit_options(c, v); }
+  static Config resolve(const Config& c) { return arch::resolved(c); }
+};
 
 // mnemo name -> the reference's state-dict name.
 std::string reference_name(const std::string& n) {
@@ -63,22 +47,21 @@ bool is_zero_ln_buffer(const std::string& name, const Tensor& t) {
   return true;
 }
 
-NamedTensors import_brt(const std::map<std::string, Tensor>& ref, const ExperimentConfig& cfg) {
+NamedTensors import_brt(const std::map<std::string, Tensor>& ref, const arch::BrtConfig& c) {
   nn::Init init(0);
-  arch::BlockRecurrentTransformer model(init, brt_config(cfg));
+  arch::BlockRecurrentTransformer model(init, c);
   return import_by_name(model, ref,
                         {.what = "[brt import] the reference state dict does not match model.brt",
                          .reference_name = reference_name,
                          .ignorable = is_zero_ln_buffer});
 }
 
-MNEMO_REGISTER_ARCH(ArchInfo{
-    .name = "brt",
-    .summary = "Block-Recurrent Transformer: blocks of W tokens, recurrent states and XL key/value memories",
-    .build = [](const ExperimentConfig& cfg, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
-      return std::make_unique<arch::BlockRecurrentTransformer>(init, brt_config(cfg));
+MNEMO_REGISTER_ARCH(arch_entry<BrtTraits>(
+    "brt", "Block-Recurrent Transformer: blocks of W tokens, recurrent states and XL key/value memories",
+    [](const arch::BrtConfig& c, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
+      return std::make_unique<arch::BlockRecurrentTransformer>(init, c);
     },
-    .import_reference = import_brt});
+    import_brt));
 
 }  // namespace
 }  // namespace mnemo::experiments

@@ -1,5 +1,6 @@
-// model.arch: rmt (architectures/rmt.h). The options of model.rmt, with their defaults
-// (SPEC 2.1; the reference's constructor arguments under the same names):
+// model.arch: rmt (architectures/rmt.h: RmtConfig holds the options, their defaults and rules).
+// The options of model.rmt, with their defaults (SPEC 2.1; the reference's constructor arguments
+// under the same names):
 //   num_memory_tokens (required), dim_head: dim / heads, ff_mult: 4, causal: true,
 //   memory_not_causal: true, abs_pos_emb: true, rotary_pos_emb: false, rotary_theta: 32768,
 //   use_xl_memories: true, xl_mem_len: data.segment_len, enhanced_xl_recurrence: false,
@@ -15,39 +16,11 @@
 namespace mnemo::experiments {
 namespace {
 
-arch::RmtConfig rmt_config(const ExperimentConfig& cfg) {
-  YamlReader r = arch_options_reader(cfg.model);
-  arch::RmtConfig c;
-  c.vocab = cfg.model.vocab, c.dim = cfg.model.dim, c.depth = cfg.model.depth, c.heads = cfg.model.heads;
-  c.seq_len = cfg.data.segment_len;
-  if (!r.has("num_memory_tokens")) r.fail("num_memory_tokens", "is required (the number of read and write slots)");
-  c.num_memory_tokens = r.get("num_memory_tokens", int64_t(0), positive);
-  c.dim_head = r.get("dim_head", cfg.model.dim / cfg.model.heads, positive);
-  c.ff_mult = r.get("ff_mult", c.ff_mult, positive);
-  c.causal = r.get("causal", c.causal);
-  c.memory_not_causal = r.get("memory_not_causal", c.memory_not_causal);
-  c.abs_pos_emb = r.get("abs_pos_emb", c.abs_pos_emb);
-  c.rotary_pos_emb = r.get("rotary_pos_emb", c.rotary_pos_emb);
-  if (!c.abs_pos_emb && !c.rotary_pos_emb) r.fail("rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
-  c.rotary_theta = r.get("rotary_theta", c.rotary_theta, positive);
-  if (c.rotary_pos_emb && c.dim_head % 2 != 0) r.fail("dim_head", "must be even with rotary_pos_emb");
-  c.use_xl_memories = r.get("use_xl_memories", c.use_xl_memories);
-  c.xl_mem_len = r.get("xl_mem_len", c.seq_len, in_range(1, double(c.seq_len)));
-  c.enhanced_xl_recurrence = r.get("enhanced_xl_recurrence", c.enhanced_xl_recurrence);
-  c.emb_gradient_frac = r.get("emb_gradient_frac", c.emb_gradient_frac, in_range(0, 1));
-  c.add_write_to_next_write_mem = r.get("add_write_to_next_write_mem", c.add_write_to_next_write_mem);
-  c.next_write_mem_stop_grad = r.get("next_write_mem_stop_grad", c.next_write_mem_stop_grad);
-  c.always_have_read_memories = r.get("always_have_read_memories", c.always_have_read_memories);
-  c.mask_out_read_memories = r.get("mask_out_read_memories", c.mask_out_read_memories);
-  c.num_residual_streams = r.get("num_residual_streams", c.num_residual_streams, positive);
-  c.value_residual = r.get("value_residual", c.value_residual);
-  c.null_kv = r.get("null_kv", c.null_kv);
-  c.attn_dropout = r.get("attn_dropout", c.attn_dropout, in_range(0, 0.99));
-  c.ff_dropout = r.get("ff_dropout", c.ff_dropout, in_range(0, 0.99));
-  c.reference_parity = r.get("reference_parity", c.reference_parity);
-  r.reject_unknown_keys();
-  return c;
-}
+struct RmtTraits {
+  using Config = arch::RmtConfig;
+  template <class Self, class V> static void visit(Self& c, V&& v) { Config::visit_options(c, v); }
+  static Config resolve(const Config& c) { return arch::resolved(c); }
+};
 
 // Reference state-dict name -> mnemo name, for the parameters a model with config `c` has.
 // The reference wraps each branch in hyper-connections (layers.<l>.0 attention, .1 feed-forward)
@@ -84,8 +57,7 @@ std::vector<std::pair<std::string, std::string>> reference_names(const arch::Rmt
   return m;
 }
 
-NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const ExperimentConfig& cfg) {
-  const arch::RmtConfig c = rmt_config(cfg);
+NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const arch::RmtConfig& c) {
   std::map<std::string, std::string> to_reference;  // mnemo name -> reference name
   for (const auto& [ref, ours] : reference_names(c)) to_reference.emplace(ours, ref);
   nn::Init init(0);
@@ -98,13 +70,12 @@ NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const Ex
                          }});
 }
 
-MNEMO_REGISTER_ARCH(ArchInfo{
-    .name = "rmt",
-    .summary = "Recurrent Memory Transformer: read/write memory tokens carried across segments, XL caches",
-    .build = [](const ExperimentConfig& cfg, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
-      return std::make_unique<arch::RecurrentMemoryTransformer>(init, rmt_config(cfg));
+MNEMO_REGISTER_ARCH(arch_entry<RmtTraits>(
+    "rmt", "Recurrent Memory Transformer: read/write memory tokens carried across segments, XL caches",
+    [](const arch::RmtConfig& c, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
+      return std::make_unique<arch::RecurrentMemoryTransformer>(init, c);
     },
-    .import_reference = import_rmt});
+    import_rmt));
 
 }  // namespace
 }  // namespace mnemo::experiments

@@ -225,13 +225,6 @@ BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Mem
 
 }  // namespace
 
-BpttMode parse_bptt_mode(const std::string& s) {
-  if (s == "truncated") return BpttMode::truncated;
-  if (s == "full") return BpttMode::full;
-  if (s == "replay") return BpttMode::replay;
-  MNEMO_FAIL("[bptt] unknown mode '" << s << "' (truncated, full or replay)");
-}
-
 std::vector<std::string> dropped_memories(const Memory& memory, const BpttOptions& o, int64_t s) {
   std::vector<std::string> out;
   for (const auto& [name, t] : memory) {

@@ -25,11 +25,10 @@
 
 #include "architectures/segment_model.h"
 #include "data/streams.h"
+#include "experiments/config.h"  // BpttMode
 
 namespace mnemo::experiments {
 
-enum class BpttMode : uint8_t { truncated, full, replay };
-BpttMode parse_bptt_mode(const std::string& s);
 
 struct BpttOptions {
   BpttMode mode = BpttMode::truncated;

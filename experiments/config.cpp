@@ -4,10 +4,14 @@
 #include "experiments/config.h"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
+#include "experiments/models.h"
 #include "experiments/replay_schedule.h"
+#include "experiments/yaml_emit.h"
 
 namespace mnemo::experiments {
 namespace fs = std::filesystem;
@@ -16,10 +20,27 @@ namespace {
 
 const std::vector<std::string> kArchs = {"transformer", "transformer_xl", "rmt", "brt", "compressive", "memxl"};
 
+// ---- enums: one table of YAML names each, in declaration order --------------------------
+
+constexpr std::array kDataKinds = {"text", "enwik8", "synthetic"};
+// data::Task and BpttMode are declared elsewhere; these tables follow their order.
+constexpr std::array kTaskKinds = {"copy", "reverse", "assoc_recall", "selective_copy", "needle"};
+constexpr std::array kOptimizerKinds = {"adamw"};
+constexpr std::array kStepEvery = {"batch", "segment"};
+constexpr std::array kScheduleKinds = {"constant", "warmup_cosine"};
+constexpr std::array kBpttKinds = {"truncated", "full", "replay"};
+
+template <class E, size_t N>
+E get_enum(YamlReader& r, const std::string& key, E def, const std::array<const char*, N>& names) {
+  const std::vector<std::string> allowed(names.begin(), names.end());
+  const std::string v = r.get(key, std::string(names[size_t(def)]), one_of(allowed));
+  return E(std::find(allowed.begin(), allowed.end(), v) - allowed.begin());
+}
+
 // ---- reading the sections ---------------------------------------------------------------
 
 void read_task(YamlReader& r, DataConfig& d) {
-  d.task = r.get("task", d.task, one_of({"copy", "reverse", "assoc_recall", "selective_copy", "needle"}));
+  d.task = get_enum(r, "task", d.task, kTaskKinds);
   d.total_len = r.get("total_len", d.total_len, non_negative);
   d.copy_len = r.get("copy_len", d.copy_len, positive);
   d.num_pairs = r.get("num_pairs", d.num_pairs, positive);
@@ -28,7 +49,7 @@ void read_task(YamlReader& r, DataConfig& d) {
 
 DataConfig read_data(YamlReader r) {
   DataConfig d;
-  d.kind = r.get("kind", d.kind, one_of({"text", "enwik8", "synthetic"}));
+  d.kind = get_enum(r, "kind", d.kind, kDataKinds);
   d.path = r.get("path", d.path);
   read_task(r, d);
   d.segments = r.get("segments", d.segments, positive);
@@ -37,7 +58,7 @@ DataConfig read_data(YamlReader r) {
     d.curriculum_segments = c.get("segments", d.curriculum_segments, positive);
     d.curriculum_steps = c.get("steps", d.curriculum_steps, positive);
     c.reject_unknown_keys();
-    if (!d.curriculum_segments.empty() && d.kind != "synthetic")
+    if (!d.curriculum_segments.empty() && d.kind != DataKind::synthetic)
       c.fail("segments", "a curriculum needs data.kind: synthetic");
     if (!d.curriculum_segments.empty() && d.curriculum_steps == 0)
       c.fail("steps", "required with curriculum.segments (steps at each stage)");
@@ -52,13 +73,14 @@ DataConfig read_data(YamlReader r) {
   d.random_crops = r.get("random_crops", d.random_crops);
   d.val_fraction = r.get("val_fraction", d.val_fraction, in_range(0, 0.5));
   r.reject_unknown_keys();
-  if (d.kind != "synthetic" && d.path.empty()) r.fail("path", "required when data.kind is " + d.kind);
+  if (d.kind != DataKind::synthetic && d.path.empty())
+    r.fail("path", std::string("required when data.kind is ") + name_of(d.kind));
   // stateful streams are contiguous; random crops are not: the two cannot both hold
   if (d.stateful && d.random_crops) r.fail("random_crops", "cannot be true with data.stateful: true");
   return d;
 }
 
-ModelConfig read_model(YamlReader r) {
+ModelConfig read_model(YamlReader r, const DataConfig& data) {
   ModelConfig m;
   m.arch = r.get("arch", m.arch, one_of(kArchs));
   m.dim = r.get("dim", m.dim, positive);
@@ -68,40 +90,39 @@ ModelConfig read_model(YamlReader r) {
   if (m.dim % m.heads != 0)
     r.fail("heads", "must divide model.dim = " + std::to_string(m.dim) + ", got " + std::to_string(m.heads));
   // Blocks of other architectures are ignored, so a sweep over model.arch can keep them all.
+  std::optional<YamlReader> block;
   for (const auto& a : kArchs) {
-    YamlReader block = r.child(a);
-    if (a != m.arch) continue;
-    m.arch_options = block.node();
-    m.arch_options_path = block.path();
-    m.arch_options_file = block.file();
-    m.arch_sources = block.sources();
+    YamlReader b = r.child(a);
+    if (a == m.arch) block = b;
   }
   r.reject_unknown_keys();
+  m.options = find_arch(m.arch).read_options(*block, m, data);
   return m;
 }
 
 OptimizerConfig read_optimizer(YamlReader r) {
   OptimizerConfig o;
-  o.type = r.get("type", o.type, one_of({"adamw", "sgd"}));
+  if (r.has("type") && r.get("type", std::string()) == "sgd")
+    r.fail("type", "sgd is not a training optimizer here: the trainer steps AdamW (adamw)");
+  o.type = get_enum(r, "type", o.type, kOptimizerKinds);
   o.lr = r.get("lr", o.lr, positive);
-  o.step_every = r.get("step_every", o.step_every, one_of({"batch", "segment"}));
+  o.step_every = get_enum(r, "step_every", o.step_every, kStepEvery);
   o.betas = r.get("betas", o.betas, in_range(0, 0.999999));
   if (o.betas.size() != 2) r.fail("betas", "must have 2 entries, got " + std::to_string(o.betas.size()));
   o.weight_decay = r.get("weight_decay", o.weight_decay, non_negative);
   o.eps = r.get("eps", o.eps, positive);
   o.no_decay = r.get("no_decay", o.no_decay);
-  o.momentum = r.get("momentum", o.momentum, in_range(0, 1));
   r.reject_unknown_keys();
   return o;
 }
 
 ScheduleConfig read_schedule(YamlReader r, const TrainConfig& t) {
   ScheduleConfig s;
-  s.kind = r.get("kind", s.kind, one_of({"constant", "warmup_cosine"}));
+  s.kind = get_enum(r, "kind", s.kind, kScheduleKinds);
   s.warmup_steps = r.get("warmup_steps", s.warmup_steps, non_negative);
   s.min_lr = r.get("min_lr", s.min_lr, non_negative);
   r.reject_unknown_keys();
-  if (s.kind == "warmup_cosine" && s.warmup_steps >= t.steps)
+  if (s.kind == ScheduleKind::warmup_cosine && s.warmup_steps >= t.steps)
     r.fail("warmup_steps", "must be < train.steps = " + std::to_string(t.steps) + " for warmup_cosine");
   if (s.min_lr > t.optimizer.lr) r.fail("min_lr", "must be <= train.optimizer.lr");
   return s;
@@ -116,12 +137,13 @@ std::map<std::string, double> read_memory_dropout(YamlReader r) {
 TrainConfig read_train(YamlReader r, const DataConfig& d) {
   TrainConfig t;
   t.steps = r.get("steps", t.steps, positive);
-  t.bptt = r.get("bptt", t.bptt, one_of({"truncated", "full", "replay"}));
+  t.bptt = get_enum(r, "bptt", t.bptt, kBpttKinds);
   t.window = r.get("window", t.window, positive);
   if (t.window > d.segments)
     r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
   t.replay_recompute = r.get("replay_recompute", t.replay_recompute);
-  if (t.replay_recompute && t.bptt != "replay") r.fail("replay_recompute", "needs bptt: replay, got " + t.bptt);
+  if (t.replay_recompute && t.bptt != BpttMode::replay)
+    r.fail("replay_recompute", std::string("needs bptt: replay, got ") + name_of(t.bptt));
   if (r.has("replay_snapshots") && !t.replay_recompute) r.fail("replay_snapshots", "needs replay_recompute: true");
   t.replay_snapshots = r.get("replay_snapshots", t.replay_snapshots, positive);
   if (t.replay_recompute && t.replay_snapshots < ReplaySchedule::least_slots(d.segments))
@@ -131,10 +153,10 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.grad_accum = r.get("grad_accum", t.grad_accum, positive);
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
-  if (t.optimizer.step_every == "segment" && (t.bptt != "truncated" || t.window != 1 || t.grad_accum != 1))
+  if (t.optimizer.step_every == StepEvery::segment && (t.bptt != BpttMode::truncated || t.window != 1 || t.grad_accum != 1))
     r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated, window: 1 and grad_accum: 1 (each "
                         "segment is its own update)");
-  if (t.optimizer.step_every == "segment" && !d.curriculum_segments.empty())
+  if (t.optimizer.step_every == StepEvery::segment && !d.curriculum_segments.empty())
     r.fail("optimizer", "optimizer.step_every: segment cannot follow a data.curriculum (its update count assumes "
                         "data.segments per batch)");
   t.schedule = read_schedule(r.child("schedule"), t);
@@ -177,7 +199,7 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   c.name = r.get("name", stem);
   c.seed = r.get("seed", c.seed);
   c.data = read_data(r.child("data"));
-  c.model = read_model(r.child("model"));
+  c.model = read_model(r.child("model"), c.data);
   c.train = read_train(r.child("train"), c.data);
   c.eval = read_eval(r.child("eval"));
   c.sweep = read_sweep(r.child("sweep"));
@@ -293,27 +315,10 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
 
 // ---- writing ------------------------------------------------------------------------------
 
-template <class T>
-void put(YAML::Emitter& e, const char* key, const T& v) {
-  e << YAML::Key << key << YAML::Value << v;
-}
-void put(YAML::Emitter& e, const char* key, double v) {  // shortest exact text, not 17 digits
-  e << YAML::Key << key << YAML::Value << yaml_detail::format_number(v);
-}
-void put(YAML::Emitter& e, const char* key, const std::vector<double>& v) {
-  e << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (double x : v) e << yaml_detail::format_number(x);
-  e << YAML::EndSeq;
-}
-void put(YAML::Emitter& e, const char* key, const std::vector<std::string>& v) {
-  e << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const auto& x : v) e << YAML::DoubleQuoted << x;  // globs start with '*', an alias in YAML
-  e << YAML::EndSeq;
-}
-
 void emit_data(YAML::Emitter& e, const DataConfig& d) {
   e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
-  put(e, "kind", d.kind), put(e, "path", d.path), put(e, "task", d.task), put(e, "total_len", d.total_len);
+  put(e, "kind", name_of(d.kind)), put(e, "path", d.path), put(e, "task", name_of(d.task));
+  put(e, "total_len", d.total_len);
   put(e, "segments", d.segments), put(e, "copy_len", d.copy_len), put(e, "num_pairs", d.num_pairs);
   if (!d.curriculum_segments.empty()) {
     e << YAML::Key << "curriculum" << YAML::Value << YAML::BeginMap;
@@ -325,27 +330,29 @@ void emit_data(YAML::Emitter& e, const DataConfig& d) {
   e << YAML::EndMap;
 }
 
-void emit_model(YAML::Emitter& e, const ModelConfig& m) {
+void emit_model(YAML::Emitter& e, const ExperimentConfig& cfg) {
+  const ModelConfig& m = cfg.model;
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   put(e, "arch", m.arch), put(e, "dim", m.dim), put(e, "depth", m.depth), put(e, "heads", m.heads);
   put(e, "vocab", m.vocab);
-  if (m.arch_options.IsDefined() && m.arch_options.size() > 0) put(e, m.arch.c_str(), m.arch_options);
+  e << YAML::Key << m.arch << YAML::Value;
+  options_or_defaults(cfg)->emit(e);
   e << YAML::EndMap;
 }
 
 void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   const OptimizerConfig& o = t.optimizer;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
-  put(e, "steps", t.steps), put(e, "bptt", t.bptt), put(e, "window", t.window);
+  put(e, "steps", t.steps), put(e, "bptt", name_of(t.bptt)), put(e, "window", t.window);
   put(e, "replay_recompute", t.replay_recompute);
   if (t.replay_recompute) put(e, "replay_snapshots", t.replay_snapshots);
   put(e, "grad_accum", t.grad_accum), put(e, "clip", t.clip);
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
-  put(e, "type", o.type), put(e, "lr", o.lr), put(e, "betas", o.betas), put(e, "weight_decay", o.weight_decay);
-  put(e, "eps", o.eps), put(e, "no_decay", o.no_decay), put(e, "momentum", o.momentum);
-  put(e, "step_every", o.step_every);
+  put(e, "type", name_of(o.type)), put(e, "lr", o.lr), put(e, "betas", o.betas);
+  put(e, "weight_decay", o.weight_decay), put(e, "eps", o.eps), put(e, "no_decay", o.no_decay);
+  put(e, "step_every", name_of(o.step_every));
   e << YAML::EndMap << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap;
-  put(e, "kind", t.schedule.kind), put(e, "warmup_steps", t.schedule.warmup_steps);
+  put(e, "kind", name_of(t.schedule.kind)), put(e, "warmup_steps", t.schedule.warmup_steps);
   put(e, "min_lr", t.schedule.min_lr);
   e << YAML::EndMap << YAML::Key << "memory_dropout" << YAML::Value << YAML::BeginMap;
   for (const auto& [name, p] : t.memory_dropout) put(e, name.c_str(), p);
@@ -376,7 +383,7 @@ std::string to_yaml(const ExperimentConfig& cfg) {
   YAML::Emitter e;
   e << YAML::BeginMap;
   put(e, "name", cfg.name), put(e, "seed", cfg.seed);
-  emit_data(e, cfg.data), emit_model(e, cfg.model), emit_train(e, cfg.train), emit_eval(e, cfg.eval);
+  emit_data(e, cfg.data), emit_model(e, cfg), emit_train(e, cfg.train), emit_eval(e, cfg.eval);
   if (!cfg.sweep.empty()) {
     e << YAML::Key << "sweep" << YAML::Value << YAML::BeginMap;
     for (const SweepAxis& a : cfg.sweep) {
@@ -391,16 +398,21 @@ std::string to_yaml(const ExperimentConfig& cfg) {
   return std::string(e.c_str()) + "\n";
 }
 
-YamlReader arch_options_reader(const ModelConfig& model) {
-  YAML::Node n = model.arch_options.IsDefined() ? model.arch_options : YAML::Node(YAML::NodeType::Map);
-  std::string path = model.arch_options_path.empty() ? "model." + model.arch : model.arch_options_path;
-  return YamlReader(n, model.arch_options_file, path, model.arch_sources);
-}
+const char* name_of(DataKind v) { return kDataKinds.at(size_t(v)); }
+const char* name_of(data::Task v) { return kTaskKinds.at(size_t(v)); }
+const char* name_of(OptimizerKind v) { return kOptimizerKinds.at(size_t(v)); }
+const char* name_of(StepEvery v) { return kStepEvery.at(size_t(v)); }
+const char* name_of(ScheduleKind v) { return kScheduleKinds.at(size_t(v)); }
+const char* name_of(BpttMode v) { return kBpttKinds.at(size_t(v)); }
 
 bool ModelConfig::operator==(const ModelConfig& o) const {
-  auto text = [](const YAML::Node& n) { return n.IsDefined() && n.size() > 0 ? YAML::Dump(n) : std::string(); };
+  const auto text = [](const ArchOptions& a) {
+    YAML::Emitter e;
+    a.emit(e);
+    return std::string(e.c_str());
+  };
   return arch == o.arch && dim == o.dim && depth == o.depth && heads == o.heads && vocab == o.vocab &&
-         text(arch_options) == text(o.arch_options);
+         (options == o.options || (options && o.options && text(*options) == text(*o.options)));
 }
 
 AdamWConfig adamw_config(const OptimizerConfig& opt) {
@@ -412,10 +424,10 @@ AdamWConfig adamw_config(const OptimizerConfig& opt) {
 
 Schedule schedule_of(const TrainConfig& train, int64_t segments) {
   Schedule s;
-  s.kind = train.schedule.kind == "warmup_cosine" ? Schedule::Kind::warmup_cosine : Schedule::Kind::constant;
+  s.kind = train.schedule.kind == ScheduleKind::warmup_cosine ? Schedule::Kind::warmup_cosine : Schedule::Kind::constant;
   s.base_lr = train.optimizer.lr;
   s.warmup_steps = train.schedule.warmup_steps;
-  s.total_steps = train.optimizer.step_every == "segment" ? train.steps * segments : train.steps;
+  s.total_steps = train.optimizer.step_every == StepEvery::segment ? train.steps * segments : train.steps;
   s.min_lr = train.schedule.min_lr;
   return s;
 }

@@ -1,7 +1,9 @@
 // ExperimentConfig: one run's whole description, read strictly from YAML (with `base:`
 // inheritance and `--set a.b=value` flags) into plain structs whose defaults are written
-// here. The architecture's own block (model.<arch>) stays unparsed: each architecture
-// reads and validates it with arch_options_reader(). to_yaml writes the resolved config.
+// here. The architecture's own block (model.<arch>) is read at load too, into the
+// architecture's typed config struct (experiments/models.h), and held behind ArchOptions.
+// Modes are enums. to_yaml writes every resolved field, so a run folder's config.yaml
+// rebuilds the same model even after a default changes.
 #pragma once
 
 #include <cstdint>
@@ -14,14 +16,29 @@
 
 #include "autograd/optim/adamw.h"
 #include "autograd/optim/schedule.h"
+#include "data/synthetic.h"
 #include "experiments/yaml_reader.h"
 
 namespace mnemo::experiments {
 
+enum class DataKind : uint8_t { text, enwik8, synthetic };
+enum class OptimizerKind : uint8_t { adamw };
+enum class StepEvery : uint8_t { batch, segment };
+enum class ScheduleKind : uint8_t { constant, warmup_cosine };
+enum class BpttMode : uint8_t { truncated, full, replay };  // experiments/bptt.h
+
+// The YAML spelling of each enum value, and back (an unknown name lists the known ones).
+const char* name_of(DataKind v);
+const char* name_of(data::Task v);
+const char* name_of(OptimizerKind v);
+const char* name_of(StepEvery v);
+const char* name_of(ScheduleKind v);
+const char* name_of(BpttMode v);
+
 struct DataConfig {
-  std::string kind = "synthetic";    // text | enwik8 | synthetic
+  DataKind kind = DataKind::synthetic;
   std::string path;                  // the corpus file (text, enwik8: raw or .gz); unused for synthetic
-  std::string task = "copy";         // synthetic: copy | reverse | assoc_recall | selective_copy | needle
+  data::Task task = data::Task::copy;  // synthetic only
   int64_t total_len = 0;             // synthetic: tokens per sample; 0 = segments * segment_len
   int64_t segments = 4;              // S: segments per sample (one BPTT sample = S * T tokens)
   // synthetic: train on curriculum.segments[k] segments for curriculum.steps batches each
@@ -39,37 +56,42 @@ struct DataConfig {
   bool operator==(const DataConfig&) const = default;
 };
 
+// model.<arch> read into the architecture's own config struct, every default resolved
+// (experiments/models.h makes one per architecture). Immutable once read.
+class ArchOptions {
+ public:
+  virtual ~ArchOptions() = default;
+  virtual void emit(YAML::Emitter& e) const = 0;  // every option as a YAML map
+};
+
 struct ModelConfig {
   std::string arch = "transformer";  // transformer | transformer_xl | rmt | brt | compressive | memxl
   int64_t dim = 128;                 // D: model width
   int64_t depth = 2;                 // layers
   int64_t heads = 4;                 // attention heads; must divide dim
   int64_t vocab = 256;               // bytes
-  YAML::Node arch_options;           // the map at model.<arch>, unparsed (empty map when absent)
-  std::string arch_options_path;     // "model.<arch>", for errors
-  std::string arch_options_file;     // the config file, for errors without a line
-  std::shared_ptr<const YamlSources> arch_sources;  // locations of arch_options' nodes
-  bool operator==(const ModelConfig& o) const;      // arch_options compared by content
+  // model.<arch>, typed and resolved; null until read (the model then gets the defaults)
+  std::shared_ptr<const ArchOptions> options;
+  bool operator==(const ModelConfig& o) const;  // options compared by their resolved values
 };
 
 struct OptimizerConfig {
-  std::string type = "adamw";                 // adamw | sgd
+  OptimizerKind type = OptimizerKind::adamw;  // the trainer steps AdamW
   double lr = 1e-3;                           // base learning rate (the schedule scales it)
   std::vector<double> betas = {0.9, 0.999};   // adamw: beta1, beta2
   double weight_decay = 0.01;                 // decoupled (adamw) or L2 (sgd)
   double eps = 1e-8;                          // adamw denominator
   std::vector<std::string> no_decay = {};     // globs over param names with weight_decay 0
-  double momentum = 0.0;                      // sgd only
   // batch: one update per batch of S segments (after every window's backward);
   // segment: an update after every segment, memory detached between them (TrXL-style
   // streaming, how the Compressive Transformer reference trains). The schedule then counts
   // updates: train.steps * data.segments of them.
-  std::string step_every = "batch";
+  StepEvery step_every = StepEvery::batch;
   bool operator==(const OptimizerConfig&) const = default;
 };
 
 struct ScheduleConfig {
-  std::string kind = "constant";  // constant | warmup_cosine
+  ScheduleKind kind = ScheduleKind::constant;
   int64_t warmup_steps = 0;       // linear warm-up from lr/W to lr
   double min_lr = 0.0;            // warmup_cosine: lr reached at train.steps; at most lr
   bool operator==(const ScheduleConfig&) const = default;
@@ -77,7 +99,7 @@ struct ScheduleConfig {
 
 struct TrainConfig {
   int64_t steps = 1000;               // optimizer steps
-  std::string bptt = "truncated";     // truncated | full | replay
+  BpttMode bptt = BpttMode::truncated;
   int64_t window = 1;                 // truncated: k segments per tape; at most data.segments
   // replay: keep only the first entering memory and recompute the others by re-running
   // forwards on the way back, instead of keeping all S
@@ -130,8 +152,6 @@ ExperimentConfig load_config(const std::string& path, const std::vector<std::str
 /// The fully resolved config as YAML; load_config of it gives the same config.
 std::string to_yaml(const ExperimentConfig& cfg);
 
-/// A reader over model.<arch>, for the architecture's own config (it calls reject_unknown_keys).
-YamlReader arch_options_reader(const ModelConfig& model);
 /// The optimizer and schedule structs of autograd/optim.
 AdamWConfig adamw_config(const OptimizerConfig& opt);
 /// The learning-rate schedule over optimizer updates (train.steps of them, or

@@ -71,6 +71,20 @@ NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tenso
   return out;
 }
 
+std::shared_ptr<const ArchOptions> options_or_defaults(const ExperimentConfig& cfg) {
+  if (cfg.model.options) return cfg.model.options;
+  return find_arch(cfg.model.arch).read_options(YamlReader(YAML::Node(YAML::NodeType::Map), "<defaults>",
+                                                           "model." + cfg.model.arch),
+                                                cfg.model, cfg.data);
+}
+
+void set_arch_options(ExperimentConfig& cfg, const std::string& yaml, const std::string& origin) {
+  YAML::Node node = YAML::Load(yaml);
+  if (node.IsNull()) node = YAML::Node(YAML::NodeType::Map);
+  cfg.model.options =
+      find_arch(cfg.model.arch).read_options(YamlReader(node, origin, "model." + cfg.model.arch), cfg.model, cfg.data);
+}
+
 std::unique_ptr<arch::SegmentModel> build_model(const ExperimentConfig& cfg, DType dtype) {
   nn::Init init(cfg.seed, dtype);
   auto model = find_arch(cfg.model.arch).build(cfg, init);

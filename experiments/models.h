@@ -1,8 +1,9 @@
-// The architecture registry: `model.arch` in a config names an entry here, and the entry
-// builds the SegmentModel from the config (reading and validating model.<arch> itself) and,
+// The architecture registry: `model.arch` in a config names an entry here. An entry reads
+// model.<arch> into the architecture's typed config struct when the config loads (defaults
+// and rules live with the struct, in architectures/), builds the SegmentModel from it and,
 // where a PyTorch reference implementation exists, maps that reference's state dict onto
 // the model's parameter names (`mnemo import`). Each architecture registers itself from its
-// own experiments/arch_<name>.cpp, so adding one touches no shared file.
+// own experiments/arch_<name>.cpp with arch_entry<Traits>(), so adding one touches no shared file.
 #pragma once
 
 #include <functional>
@@ -11,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "architectures/options.h"
 #include "architectures/segment_model.h"
 #include "experiments/checkpoint.h"
 #include "experiments/config.h"
+#include "experiments/yaml_emit.h"
 #include "layers/init.h"
 
 namespace mnemo::experiments {
@@ -21,6 +24,9 @@ namespace mnemo::experiments {
 struct ArchInfo {
   std::string name;
   std::string summary;  // one line for `mnemo train --help` and error messages
+  // model.<arch> (the map `r` reads; empty when absent) -> the typed, resolved options. Throws
+  // with file:line:col and the dotted key.
+  std::function<std::shared_ptr<const ArchOptions>(YamlReader r, const ModelConfig&, const DataConfig&)> read_options;
   std::function<std::unique_ptr<arch::SegmentModel>(const ExperimentConfig&, nn::Init&)> build;
   // Reference state dict (its names) -> the model's state dict (mnemo names). Empty when the
   // architecture has no reference implementation. Throws naming every missing/unused tensor.
@@ -48,6 +54,98 @@ std::vector<std::string> arch_names();
 
 // Builds model.arch with weights drawn from an Init seeded by cfg.seed.
 std::unique_ptr<arch::SegmentModel> build_model(const ExperimentConfig& cfg, DType dtype = DType::f32);
+
+// cfg.model.options, or model.arch's defaults for cfg when none were read (a config made in code).
+std::shared_ptr<const ArchOptions> options_or_defaults(const ExperimentConfig& cfg);
+// Reads `yaml` (a YAML map) as model.<arch> of cfg into cfg.model.options, as load_config
+// would; for configs made in code (tests, tools). Errors name `origin`.
+void set_arch_options(ExperimentConfig& cfg, const std::string& yaml, const std::string& origin = "<code>");
+
+// ---- typed options: one entry per architecture ---------------------------------------------
+//
+// Traits name an architecture's config struct and how it is visited and resolved:
+//   struct RmtTraits {
+//     using Config = arch::RmtConfig;
+//     template <class Self, class V> static void visit(Self& c, V&& v) { Config::visit_options(c, v); }
+//     static Config resolve(const Config& c) { return arch::resolved(c); }
+//   };
+// The config struct holds vocab, dim, depth, heads and seq_len besides its options; they come
+// from model.* and data.segment_len.
+
+// The resolved config struct behind ArchOptions.
+template <class Config>
+class ConfigOptions : public ArchOptions {
+ public:
+  explicit ConfigOptions(Config c) : config(std::move(c)) {}
+  const Config config;  // resolved: no sentinel left
+};
+
+template <class Traits>
+class TypedOptions final : public ConfigOptions<typename Traits::Config> {
+ public:
+  using ConfigOptions<typename Traits::Config>::ConfigOptions;
+  void emit(YAML::Emitter& e) const override {
+    e << YAML::BeginMap;
+    Traits::visit(this->config, [&](const char* key, const auto& v) { put(e, key, v); });
+    e << YAML::EndMap;
+  }
+};
+
+// cfg's model.<arch> as the architecture's config struct (arch::RmtConfig, ...), shaped by
+// model.* and data.segment_len; throws when model.arch keeps another struct or the options
+// were resolved for another shape.
+template <class Config>
+Config options_as(const ExperimentConfig& cfg) {
+  const auto options = options_or_defaults(cfg);
+  const auto* typed = dynamic_cast<const ConfigOptions<Config>*>(options.get());
+  MNEMO_CHECK(typed, "[models] model." << cfg.model.arch << " does not hold the options asked for");
+  const Config& c = typed->config;
+  MNEMO_CHECK(c.vocab == cfg.model.vocab && c.dim == cfg.model.dim && c.depth == cfg.model.depth &&
+                  c.heads == cfg.model.heads && c.seq_len == cfg.data.segment_len,
+              "[models] model." << cfg.model.arch << " was resolved for another model.* or data.segment_len: read the "
+                                   "config again after changing them");
+  return c;
+}
+
+template <class Config>
+Config with_shape(Config c, const ModelConfig& m, const DataConfig& d) {
+  c.vocab = m.vocab, c.dim = m.dim, c.depth = m.depth, c.heads = m.heads, c.seq_len = d.segment_len;
+  return c;
+}
+
+template <class Traits>
+std::shared_ptr<const ArchOptions> read_typed_options(YamlReader r, const ModelConfig& m, const DataConfig& d) {
+  using Config = typename Traits::Config;
+  Config c = with_shape(Config{}, m, d);
+  Traits::visit(c, [&]<class T>(const char* key, T& field) {
+    if constexpr (requires { typename T::value_type; field.has_value(); }) {
+      if (r.has(key)) field = r.get(key, typename T::value_type{});
+    } else {
+      field = r.get(key, field);
+    }
+  });
+  r.reject_unknown_keys();
+  try {
+    return std::make_shared<TypedOptions<Traits>>(Traits::resolve(c));
+  } catch (const arch::OptionError& e) {
+    r.fail(e.key(), e.what());
+  }
+}
+
+template <class Traits>
+ArchInfo arch_entry(
+    std::string name, std::string summary,
+    std::function<std::unique_ptr<arch::SegmentModel>(const typename Traits::Config&, nn::Init&)> build,
+    std::function<NamedTensors(const std::map<std::string, Tensor>&, const typename Traits::Config&)> import = {}) {
+  ArchInfo info{.name = std::move(name), .summary = std::move(summary), .read_options = read_typed_options<Traits>,
+                .build = {}, .import_reference = {}};
+  info.build = [build](const ExperimentConfig& cfg, nn::Init& init) { return build(options_as<typename Traits::Config>(cfg), init); };
+  if (import)
+    info.import_reference = [import](const std::map<std::string, Tensor>& ref, const ExperimentConfig& cfg) {
+      return import(ref, options_as<typename Traits::Config>(cfg));
+    };
+  return info;
+}
 
 }  // namespace mnemo::experiments
 

@@ -157,8 +157,6 @@ int64_t peak_resident_bytes() {
 RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
   ExperimentConfig cfg = cfg_in;
   cfg.sweep.clear();  // a run is one point of a sweep
-  MNEMO_CHECK(cfg.train.optimizer.type == "adamw",
-              "[run] train.optimizer.type '" << cfg.train.optimizer.type << "': the trainer steps AdamW only");
   RunResult res;
   res.dir = o.dir.empty() ? default_run_dir(cfg) : o.dir;
   const fs::path dir(res.dir);
@@ -178,7 +176,7 @@ RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
   RunData data = make_run_data(cfg);
   AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
   TrainerOptions topts;
-  topts.bptt.mode = parse_bptt_mode(cfg.train.bptt);
+  topts.bptt.mode = cfg.train.bptt;
   topts.bptt.window = cfg.train.window;
   topts.bptt.replay_recompute = cfg.train.replay_recompute;
   topts.bptt.replay_snapshots = cfg.train.replay_snapshots;
@@ -187,7 +185,7 @@ RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
   topts.grad_accum = cfg.train.grad_accum;
   topts.clip = cfg.train.clip;
   topts.schedule = schedule_of(cfg.train, cfg.data.segments);
-  topts.step_every_segment = cfg.train.optimizer.step_every == "segment";
+  topts.step_every_segment = cfg.train.optimizer.step_every == StepEvery::segment;
   topts.stateful = cfg.data.stateful && !cfg.data.random_crops;
   topts.seed = cfg.seed;
   Trainer trainer(*model, *data.train, opt, topts);

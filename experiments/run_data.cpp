@@ -12,7 +12,7 @@ data::SyntheticConfig synthetic_config(const ExperimentConfig& cfg, uint64_t see
               "[data] data.total_len " << d.total_len << " must equal data.segments * data.segment_len = " << length
                                        << " (or be 0)");
   data::SyntheticConfig s;
-  s.task = data::parse_task(d.task);
+  s.task = d.task;
   s.length = length;
   s.segments = d.segments;
   s.batch = d.batch_size;
@@ -32,7 +32,7 @@ RunData make_run_data(const ExperimentConfig& cfg) {
   out.tokens_per_batch = d.batch_size * d.segments * d.segment_len;
   const data::StreamShape shape{.batch = d.batch_size, .segments = d.segments, .seg_len = d.segment_len};
   const int64_t eval_batches = cfg.eval.batches;
-  if (d.kind == "synthetic") {
+  if (d.kind == DataKind::synthetic) {
     out.synthetic = true;
     out.train = std::make_unique<data::SyntheticTask>(synthetic_config(cfg, cfg.seed));
     data::SyntheticConfig eval_cfg = synthetic_config(cfg, kernels::mix64(cfg.seed ^ 0x5eed0fe7a1ULL));

@@ -202,7 +202,7 @@ std::string run_sweep(const std::string& config_path, const SweepOptions& o) {
   const SummaryTable t = summarize_runs(run_dirs, base.sweep);
   write_file_atomic((dir / "summary.csv").string(), t.csv);
   write_file_atomic((dir / "summary.md").string(), t.markdown);
-  const bool synthetic = base.data.kind == "synthetic";
+  const bool synthetic = base.data.kind == DataKind::synthetic;
   std::string why;
   if (!plot_runs(run_dirs, synthetic ? "val_accuracy" : "val_loss", (dir / "curves.png").string(), &why))
     std::cerr << "sweep: no plot: " << why << "\n";

@@ -1,14 +1,22 @@
 // Tests of experiments/config: defaults, every kind of config error with its message and
-// location, base: inheritance and --set precedence, and the to_yaml -> load round trip.
+// location, base: inheritance and --set precedence, typed architecture options, and the
+// to_yaml -> load round trip (every shipped config file, every option written).
 // Each test writes its YAML files into its own fresh temporary folder.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 
+#include "architectures/brt.h"
+#include "architectures/compressive.h"
+#include "architectures/memxl.h"
+#include "architectures/rmt.h"
+#include "architectures/transformer.h"
 #include "experiments/config.h"
+#include "experiments/models.h"
 
 namespace fs = std::filesystem;
 using namespace mnemo::experiments;
@@ -49,6 +57,33 @@ bool contains(const std::string& text, const std::string& part) {
   return false;
 }
 
+// The option names an architecture's config struct lists (its visit_options).
+template <class Config, class... Extra>
+std::vector<std::string> option_names(Extra... extra) {
+  std::vector<std::string> out;
+  Config c;
+  Config::visit_options(c, [&](const char* key, auto&) { out.push_back(key); }, extra...);
+  return out;
+}
+
+std::vector<std::string> option_names_of(const std::string& arch) {
+  using namespace mnemo::arch;
+  if (arch == "rmt") return option_names<RmtConfig>();
+  if (arch == "brt") return option_names<BrtConfig>();
+  if (arch == "compressive") return option_names<CompressiveConfig>();
+  if (arch == "memxl") return option_names<MemXLConfig>();
+  return option_names<TransformerConfig>(arch == "transformer_xl");
+}
+
+std::vector<std::string> shipped_configs() {
+  std::vector<std::string> out;
+  for (const char* folder : {"/experiments/configs", "/bench/configs"})
+    for (const auto& e : fs::directory_iterator(std::string(MNEMO_SOURCE_DIR) + folder))
+      if (e.path().extension() == ".yaml") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(config)
@@ -63,7 +98,7 @@ BOOST_AUTO_TEST_CASE(defaults_from_an_empty_file) {
   BOOST_TEST(c.model.vocab == 256);
   BOOST_TEST((c.train == TrainConfig{}));
   BOOST_TEST((c.eval == EvalConfig{}));
-  BOOST_TEST(arch_options_reader(c.model).node().size() == 0u);
+  BOOST_TEST(c.model.options != nullptr);  // the transformer's defaults, resolved
 }
 
 BOOST_AUTO_TEST_CASE(reads_every_section) {
@@ -87,17 +122,16 @@ eval: {top_k: 5, temperature: 0.8}
 )"));
   BOOST_TEST(c.name == "xl");
   BOOST_TEST(c.seed == 7u);
-  BOOST_TEST(c.data.kind == "text");
+  BOOST_TEST((c.data.kind == DataKind::text));
   BOOST_TEST(c.data.segments == 8);
   BOOST_TEST(c.model.dim == 64);
-  BOOST_TEST(c.train.bptt == "replay");
+  BOOST_TEST((c.train.bptt == BpttMode::replay));
   BOOST_TEST(c.train.optimizer.betas[1] == 0.98);
   BOOST_TEST(c.train.optimizer.no_decay.size() == 2u);
   BOOST_TEST(c.train.memory_dropout.at("xl") == 0.25);
   BOOST_TEST(c.eval.top_k == 5);
-  YamlReader arch = arch_options_reader(c.model);
-  BOOST_TEST(arch.path() == "model.transformer_xl");
-  BOOST_TEST(arch.get("mem_len", int64_t(0), positive) == 64);
+  BOOST_TEST(options_as<mnemo::arch::TransformerConfig>(c).mem_len == 64);
+  BOOST_TEST(options_as<mnemo::arch::TransformerConfig>(c).ff_mult == 4);
   auto adamw = adamw_config(c.train.optimizer);
   BOOST_TEST(adamw.beta2 == 0.98);
   BOOST_TEST(schedule_of(c.train).total_steps == 50);
@@ -184,10 +218,10 @@ BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {
 BOOST_AUTO_TEST_CASE(set_flags) {
   TempDir t;
   std::string f = t.write("a.yaml", "train: {steps: 10}\n");
-  ExperimentConfig c = load_config(f, {"train.steps=20", "--set train.optimizer.betas=[0.8, 0.9]", "model.arch=rmt"});
+  ExperimentConfig c = load_config(f, {"train.steps=20", "--set train.optimizer.betas=[0.8, 0.9]", "model.arch=transformer_xl"});
   BOOST_TEST(c.train.steps == 20);
   BOOST_TEST(c.train.optimizer.betas[0] == 0.8);
-  BOOST_TEST(c.model.arch == "rmt");
+  BOOST_TEST(c.model.arch == "transformer_xl");
   std::string msg = error_of([&] { load_config(f, {"train.stepz=5"}); });
   BOOST_TEST(contains(msg, "--set train.stepz=5: train.stepz: unknown key (did you mean steps?)"));
   msg = error_of([&] { load_config(f, {"trian.steps=5"}); });
@@ -233,10 +267,10 @@ BOOST_AUTO_TEST_CASE(round_trip) {
   TempDir t;
   ExperimentConfig c = load_config(t.write("a.yaml", R"(name: "yes"
 data: {kind: synthetic, task: needle, depth: 0.3, stateful: false, random_crops: true}
-model: {arch: compressive, compressive: {mem_len: 512, rates: [3, 2]}}
+model: {arch: compressive, compressive: {mem_len: 512, memory_layers: [2]}}
 train:
   clip: 0.1
-  optimizer: {type: sgd, lr: 0.1, momentum: 0.9, no_decay: ["*.b"]}
+  optimizer: {type: adamw, lr: 0.1, no_decay: ["*.b"]}
   memory_dropout: {mem: 0.1, cmem: 0.2}
 eval: {generate_every: 100}
 )"));
@@ -245,8 +279,98 @@ eval: {generate_every: 100}
   BOOST_TEST((back == c));
   BOOST_TEST(to_yaml(back) == text);
   BOOST_TEST(back.name == "yes");
-  BOOST_TEST(arch_options_reader(back.model).get("mem_len", int64_t(0)) == 512);
+  BOOST_TEST(options_as<mnemo::arch::CompressiveConfig>(back).mem_len == 512);
+  BOOST_TEST(options_as<mnemo::arch::CompressiveConfig>(back).cmem_len == 128);  // resolved: mem_len / 4
   BOOST_TEST(to_yaml(load_config(t.write("d.yaml", ""))) == to_yaml(load_config(t.write("d2.yaml", to_yaml(load_config(t.write("d.yaml", "")))))));
+}
+
+BOOST_AUTO_TEST_CASE(every_shipped_config_round_trips_whole) {
+  // load -> to_yaml -> load is the same config and the same text, for every file we ship; the
+  // written model.<arch> holds every option of the architecture, so a run folder's config.yaml
+  // never falls back on a default (which may change) when it is read again.
+  TempDir t;
+  const std::vector<std::string> files = shipped_configs();
+  BOOST_TEST(files.size() >= 20u);
+  for (const std::string& file : files) {
+    BOOST_TEST_CONTEXT(file) {
+      const ExperimentConfig c = load_config(file);
+      const std::string text = to_yaml(c);
+      const ExperimentConfig back = load_config(t.write("resolved.yaml", text));
+      BOOST_TEST((back == c));
+      BOOST_TEST(to_yaml(back) == text);
+      const YAML::Node written = YAML::Load(text)["model"][c.model.arch];
+      BOOST_TEST(written.IsMap());
+      for (const std::string& key : option_names_of(c.model.arch)) BOOST_TEST(written[key].IsDefined(), key);
+      BOOST_TEST(written.size() == option_names_of(c.model.arch).size());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(written_config_pins_derived_defaults) {
+  // A run folder rebuilt after a default changes still builds the model it trained: the
+  // resolved values are in the file, so reading it back with another segment length (what a
+  // derived default would follow) keeps them; only a fresh config follows the new value.
+  TempDir t;
+  const std::string file = t.write("r.yaml", R"(data: {segment_len: 16}
+model: {arch: rmt, dim: 32, heads: 4, rmt: {num_memory_tokens: 2}}
+)");
+  const ExperimentConfig c = load_config(file);
+  const mnemo::arch::RmtConfig rc = options_as<mnemo::arch::RmtConfig>(c);
+  BOOST_TEST(rc.dim_head == 8);      // dim / heads
+  BOOST_TEST(rc.xl_mem_len == 16);   // data.segment_len
+  const std::string run_config = t.write("run.yaml", to_yaml(c));
+  const ExperimentConfig later = load_config(run_config, {"data.segment_len=32", "model.heads=2"});
+  BOOST_TEST(options_as<mnemo::arch::RmtConfig>(later).xl_mem_len == 16);
+  BOOST_TEST(options_as<mnemo::arch::RmtConfig>(later).dim_head == 8);
+  const ExperimentConfig fresh = load_config(file, {"data.segment_len=32", "model.heads=2"});
+  BOOST_TEST(options_as<mnemo::arch::RmtConfig>(fresh).xl_mem_len == 32);
+  BOOST_TEST(options_as<mnemo::arch::RmtConfig>(fresh).dim_head == 16);
+  // the same weights fit: the model rebuilt from the written file has every parameter shape
+  const auto a = build_model(c), b = build_model(load_config(run_config));
+  const auto pa = mnemo::nn::named_params(*a), pb = mnemo::nn::named_params(*b);
+  BOOST_TEST(pa.size() == pb.size());
+  for (size_t i = 0; i < pa.size() && i < pb.size(); ++i) {
+    BOOST_TEST(pa[i].first == pb[i].first);
+    BOOST_TEST((pa[i].second->value.shape() == pb[i].second->value.shape()));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(arch_options_are_checked_at_load_with_their_location) {
+  TempDir t;
+  const std::string f = t.write("o.yaml", R"(data: {segment_len: 16}
+model:
+  arch: brt
+  dim: 32
+  heads: 4
+  brt:
+    block_width: 5
+)");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":7:18: model.brt.block_width: must divide data.segment_len = 16, got 5"));
+  const std::string g = t.write("p.yaml", "model: {arch: compressive, compressive: {cmem_ratio: 0}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(g); }), g + ":1:54: model.compressive.cmem_ratio: must be >= 1, got 0"));
+  BOOST_TEST(contains(error_of([&] { load_config(g, {"model.arch=memxl"}); }), ""));  // other blocks are ignored
+  const std::string h = t.write("q.yaml", "model: {arch: memxl, memxl: {lmem_len: yes}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(h); }), "model.memxl.lmem_len: expected an integer"));
+  // compressive's parity-dependent defaults resolve at load and are written out
+  const ExperimentConfig p = load_config(g, {"model.compressive.cmem_ratio=2", "model.compressive.reference_parity=true"});
+  BOOST_TEST(!options_as<mnemo::arch::CompressiveConfig>(p).final_norm.value());
+  BOOST_TEST(contains(to_yaml(p), "gate_bias_init: 0"));
+}
+
+BOOST_AUTO_TEST_CASE(modes_are_enums_and_unsupported_ones_are_refused_at_load) {
+  TempDir t;
+  const std::string f = t.write("m.yaml", "train:\n  optimizer: {type: sgd}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":2:21: train.optimizer.type: sgd is not a training optimizer"));
+  const ExperimentConfig c = load_config(t.write("n.yaml", R"(data: {kind: synthetic, task: needle}
+train: {bptt: full, optimizer: {step_every: batch}, schedule: {kind: warmup_cosine, warmup_steps: 2}}
+)"));
+  BOOST_TEST((c.data.task == mnemo::data::Task::needle));
+  BOOST_TEST((c.train.bptt == BpttMode::full));
+  BOOST_TEST((c.train.schedule.kind == ScheduleKind::warmup_cosine));
+  BOOST_TEST(contains(to_yaml(c), "task: needle"));
+  BOOST_TEST(contains(to_yaml(c), "bptt: full"));
+  BOOST_TEST(contains(error_of([&] { load_config(f, {"train.optimizer.type=adam"}); }),
+                      "train.optimizer.type: must be one of adamw (did you mean adamw?), got adam"));
 }
 
 BOOST_AUTO_TEST_CASE(reader_validators) {

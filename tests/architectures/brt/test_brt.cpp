@@ -324,25 +324,30 @@ BOOST_AUTO_TEST_CASE(qk_norm_scale_is_honoured_P1) {
 }
 
 BOOST_AUTO_TEST_CASE(config_errors) {
+  // Each rule names the option it is about, so the config loader can point at its line.
   nn::Init init(0);
-  const auto fails = [&](BrtConfig c, const std::string& what) {
+  const auto fails = [&](BrtConfig c, const std::string& key, const std::string& what) {
     try {
       BlockRecurrentTransformer m(init, c);
-    } catch (const Error& e) {
+    } catch (const arch::OptionError& e) {
+      BOOST_TEST(e.key() == key);
       return std::string(e.what()).find(what) != std::string::npos;
     }
     return false;
   };
   BrtConfig c = test::brt_small();
   c.seq_len = 6;
-  BOOST_TEST(fails(c, "multiple of block_width"));
+  BOOST_TEST(fails(c, "block_width", "must divide data.segment_len = 6, got 4"));
   c = test::brt_small();
   c.read_recurrent_layers = {3};
-  BOOST_TEST(fails(c, "recurrent layers are 1-based"));
+  BOOST_TEST(fails(c, "read_recurrent_layers", "layers are 1-based in 1..2, got 3"));
   c = test::brt_small();
   c.recurrent_layers = {1};
   c.read_recurrent_layers = {2};
-  BOOST_TEST(fails(c, "read at or below"));
+  BOOST_TEST(fails(c, "read_recurrent_layers", "read at or below"));
+  c = test::brt_small();
+  c.block_width = 0;  // derived: seq_len / 2
+  BOOST_TEST(arch::resolved(c).block_width == 4);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

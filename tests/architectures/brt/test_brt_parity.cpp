@@ -28,8 +28,7 @@ ExperimentConfig fixture_config() {
   c.model.arch = "brt";
   c.model.dim = 32, c.model.depth = 2, c.model.heads = 2, c.model.vocab = 256;
   c.data.segment_len = kT;
-  c.model.arch_options =
-      YAML::Load("{block_width: 8, num_state_vectors: 8, recurrent_layers: [2], reference_parity: true}");
+  set_arch_options(c, "{block_width: 8, num_state_vectors: 8, recurrent_layers: [2], reference_parity: true}");
   return c;
 }
 
@@ -170,7 +169,7 @@ BOOST_AUTO_TEST_CASE(default_mode_differs_by_P1_only_where_qk_norm_is) {
   // the same weights then give clearly different logits.
   const Safetensors f = read_safetensors(kFixture);
   ExperimentConfig cfg = fixture_config();
-  cfg.model.arch_options["reference_parity"] = false;
+  set_arch_options(cfg, "{block_width: 8, num_state_vectors: 8, recurrent_layers: [2], reference_parity: false}");
   std::unique_ptr<SegmentModel> m = build_model(cfg);
   for (auto& [name, t] : find_arch("brt").import_reference(state_dict(f), cfg)) nn::find_param(*m, name).value = t;
   Tape tape;

@@ -318,13 +318,13 @@ BOOST_AUTO_TEST_CASE(final_norm_and_gate_bias_init) {
   cfg.model.arch = "compressive";
   cfg.model.dim = 8, cfg.model.depth = 1, cfg.model.heads = 2, cfg.model.vocab = 13;
   cfg.data.segment_len = 4;
-  cfg.model.arch_options = YAML::Load("{reference_parity: true}");
+  experiments::set_arch_options(cfg, "{reference_parity: true}");
   nn::Init i3(4);
   auto parity = experiments::find_arch("compressive").build(cfg, i3);
   for (auto& [name, p] : nn::named_params(*parity)) BOOST_TEST(name.rfind("norm.", 0) != 0);
   const auto& pc = dynamic_cast<CompressiveTransformer&>(*parity).cfg;
-  BOOST_TEST(!pc.final_norm);
-  BOOST_TEST(pc.gate_bias_init == 0.0);
+  BOOST_TEST(!pc.final_norm.value());
+  BOOST_TEST(pc.gate_bias_init.value() == 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(options_names_and_dropouts) {
@@ -365,7 +365,7 @@ BOOST_AUTO_TEST_CASE(config_errors) {
     cfg.model.arch = "compressive";
     cfg.model.dim = 8, cfg.model.depth = 2, cfg.model.heads = 2;
     cfg.data.segment_len = 8;
-    cfg.model.arch_options = YAML::Load(yaml);
+    experiments::set_arch_options(cfg, yaml);
     nn::Init init(1);
     return experiments::find_arch("compressive").build(cfg, init);
   };
@@ -484,8 +484,7 @@ struct Fixture {
     cfg.model.arch = "compressive";
     cfg.model.dim = 32, cfg.model.depth = 2, cfg.model.heads = 2, cfg.model.vocab = 256;
     cfg.data.segment_len = 16;
-    cfg.model.arch_options =
-        YAML::Load("{mem_len: 16, cmem_len: 4, cmem_ratio: 4, memory_layers: [1, 2], reference_parity: true}");
+    experiments::set_arch_options(cfg, "{mem_len: 16, cmem_len: 4, cmem_ratio: 4, memory_layers: [1, 2], reference_parity: true}");
     const experiments::ArchInfo& info = experiments::find_arch("compressive");
     nn::Init init(0);
     model = info.build(cfg, init);
@@ -575,7 +574,7 @@ BOOST_AUTO_TEST_CASE(import_lists_every_missing_and_unused_name) {
     BOOST_TEST(w.find("unused: extra.weight") != std::string::npos);
   }
   // the default (intended) model has a final norm the reference lacks: import says so
-  f.cfg.model.arch_options = YAML::Load("{mem_len: 16, cmem_len: 4, memory_layers: [1, 2]}");
+  experiments::set_arch_options(f.cfg, "{mem_len: 16, cmem_len: 4, memory_layers: [1, 2]}");
   try {
     experiments::find_arch("compressive").import_reference(f.file.tensors, f.cfg);
     BOOST_TEST(false, "import accepted a model with a final norm");

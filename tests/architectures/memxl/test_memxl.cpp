@@ -459,11 +459,9 @@ BOOST_AUTO_TEST_CASE(experiment_configs_load_and_build) {
   experiments::ExperimentConfig cfg;
   cfg.model.arch = "memxl", cfg.model.dim = 16, cfg.model.heads = 2, cfg.model.depth = 2;
   cfg.data.segment_len = 4;
-  cfg.model.arch_options = YAML::Load("{mem_len: 4, lmem_lenn: 2}");
-  BOOST_CHECK_THROW(experiments::build_model(cfg), Error);
-  cfg.model.arch_options = YAML::Load("{memory_layers: [3]}");  // depth 2
-  BOOST_CHECK_THROW(experiments::build_model(cfg), Error);
-  cfg.model.arch_options = YAML::Load("{reference_parity: true, num_mem_kv: 2, detach_hiddens: false}");
+  BOOST_CHECK_THROW(experiments::set_arch_options(cfg, "{mem_len: 4, lmem_lenn: 2}"), Error);
+  BOOST_CHECK_THROW(experiments::set_arch_options(cfg, "{memory_layers: [3]}"), Error);  // depth 2
+  experiments::set_arch_options(cfg, "{reference_parity: true, num_mem_kv: 2, detach_hiddens: false}");
   auto built = experiments::build_model(cfg);
   auto& mx = dynamic_cast<MemoryTransformerXL&>(*built);
   BOOST_TEST(mx.cfg.reference_parity);

@@ -32,8 +32,8 @@ experiments::ExperimentConfig fixture_config(bool parity) {
   cfg.model.arch = "memxl";
   cfg.model.dim = 32, cfg.model.depth = 2, cfg.model.heads = 2, cfg.model.vocab = 256;
   cfg.data.segment_len = kT;
-  cfg.model.arch_options = YAML::Load(std::string("{mem_len: 16, lmem_len: 8, reference_parity: ") +
-                                      (parity ? "true" : "false") + "}");
+  experiments::set_arch_options(cfg, std::string("{mem_len: 16, lmem_len: 8, reference_parity: ") +
+                                         (parity ? "true" : "false") + "}");
   return cfg;
 }
 
@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(import_names_every_missing_and_unused_tensor) {
   }
   // a model of another shape: lmem_len 4 cannot take the fixture's (1, 8, 32) positions
   experiments::ExperimentConfig other = cfg;
-  other.model.arch_options = YAML::Load("{mem_len: 16, lmem_len: 4}");
+  experiments::set_arch_options(other, "{mem_len: 16, lmem_len: 4}");
   BOOST_CHECK_THROW(experiments::find_arch("memxl").import_reference(f.file.tensors, other), Error);
 }
 

@@ -30,7 +30,7 @@ ExperimentConfig fixture_config() {
   cfg.model.heads = 2;
   cfg.model.vocab = 256;
   cfg.data.segment_len = kT;
-  cfg.model.arch_options = YAML::Load("{num_memory_tokens: 4, dim_head: 16, xl_mem_len: 8, reference_parity: true}");
+  set_arch_options(cfg, "{num_memory_tokens: 4, dim_head: 16, xl_mem_len: 8, reference_parity: true}");
   return cfg;
 }
 

@@ -83,8 +83,8 @@ struct Probe : arch::SegmentModel {
   }
 };
 
-ExperimentConfig config_file(const std::string& name) {
-  return load_config(std::string(MNEMO_SOURCE_DIR) + "/experiments/configs/" + name);
+ExperimentConfig config_file(const std::string& name, const std::vector<std::string>& sets = {}) {
+  return load_config(std::string(MNEMO_SOURCE_DIR) + "/experiments/configs/" + name, sets);
 }
 
 }  // namespace
@@ -165,16 +165,22 @@ BOOST_AUTO_TEST_CASE(experiment_files_load_and_build) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(unknown_and_invalid_options_are_rejected) {
+BOOST_AUTO_TEST_CASE(unknown_and_invalid_options_are_rejected_at_load) {
+  // Each names the flag and the key: model.rmt is read when the config loads, not at build.
+  const auto fails_with = [](const std::vector<std::string>& sets, const std::string& what) {
+    try {
+      config_file("rmt_copy.yaml", sets);
+      BOOST_TEST(false, "accepted " << sets.front());
+    } catch (const Error& e) {
+      BOOST_TEST(std::string(e.what()).find(what) != std::string::npos, e.what());
+    }
+  };
+  fails_with({"model.rmt.xl_mem_length=4"}, "--set model.rmt.xl_mem_length=4: model.rmt.xl_mem_length: unknown key");
+  const int64_t T = config_file("rmt_copy.yaml").data.segment_len;
+  fails_with({"model.rmt.xl_mem_len=" + std::to_string(T + 1)}, "model.rmt.xl_mem_len: must be in [1, data.segment_len");
+  fails_with({"model.rmt.num_memory_tokens=-2"}, "--set model.rmt.num_memory_tokens=-2: model.rmt.num_memory_tokens: must be > 0");
   ExperimentConfig cfg = config_file("rmt_copy.yaml");
-  cfg.model.arch_options["xl_mem_length"] = 4;  // a typo
-  BOOST_CHECK_THROW(build_model(cfg), Error);
-  cfg = config_file("rmt_copy.yaml");
-  cfg.model.arch_options["xl_mem_len"] = cfg.data.segment_len + 1;
-  BOOST_CHECK_THROW(build_model(cfg), Error);
-  cfg = config_file("rmt_copy.yaml");
-  cfg.model.arch_options.remove("num_memory_tokens");
-  BOOST_CHECK_THROW(build_model(cfg), Error);
+  BOOST_CHECK_THROW(set_arch_options(cfg, "{dim_head: 16}"), Error);  // num_memory_tokens is required
 }
 
 BOOST_AUTO_TEST_CASE(short_training_run_learns_through_memory) {

@@ -1,0 +1,36 @@
+// Architecture options: each architecture's config struct holds its defaults (a 0 or -1
+// sentinel where the default follows from other fields) and one `resolved()` that fills
+// those and checks every rule. A rule names the option it is about, so the config loader
+// can report the broken key at its file:line:col instead of a bare message.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "autograd/error.h"
+
+namespace mnemo::arch {
+
+// An option of model.<arch> breaks a rule. `key` is the option's name as written in YAML;
+// what() is the message without the key.
+class OptionError : public Error {
+ public:
+  OptionError(std::string key, const std::string& message) : Error(message), key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+}  // namespace mnemo::arch
+
+// MNEMO_OPTION_CHECK(cond, "key", "must be ... , got " << v): throws OptionError naming the key.
+#define MNEMO_OPTION_CHECK(cond, key, msg)                      \
+  do {                                                          \
+    if (!(cond)) {                                              \
+      std::ostringstream mnemo_option_os_;                      \
+      mnemo_option_os_ << msg;                                  \
+      throw ::mnemo::arch::OptionError(key, mnemo_option_os_.str()); \
+    }                                                           \
+  } while (0)
