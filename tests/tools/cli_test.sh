@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The `mnemo` command end to end on a tiny experiment: every subcommand's --help, train into
 # a folder, a stop and --resume, eval on held-out data and on a token file with
-# --dump-logits, generate, plot, and the errors a user meets (file:line:column for a
+# --dump-logits, generate, and the errors a user meets (file:line:column for a
 # misspelt key, a refused overwrite) with exit code 1. Usage: cli_test.sh MNEMO
 set -euo pipefail
 MNEMO=$1
@@ -44,12 +44,6 @@ expect "segment 2: tokens \[16, 20)" "$tmp/out.txt"
 "$MNEMO" generate "$tmp/run" --prompt "abc" --length 10 --seed 1 > "$tmp/gen1.txt" || fail "generate"
 "$MNEMO" generate "$tmp/run" --prompt "abc" --length 10 --seed 1 > "$tmp/gen2.txt"
 cmp -s "$tmp/gen1.txt" "$tmp/gen2.txt" || fail "generation with one seed differs between calls"
-if command -v gnuplot > /dev/null; then
-  "$MNEMO" plot "$tmp/run" --metric val_loss --out "$tmp/curves.png" > /dev/null 2>&1 || fail "plot"
-  [ -s "$tmp/curves.png" ] || fail "no PNG"
-else
-  echo "skipped plot: no gnuplot"
-fi
 
 # Errors: exit code 1, a message naming the file, line and column, and nothing overwritten.
 printf 'name: bad\ntrain:\n  stpes: 3\n' > "$tmp/bad.yaml"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `mnemo plot` end to end: a PNG of a tiny run's validation loss. It needs gnuplot: without
+# it the test exits 77, which meson counts as SKIP. Usage: plot_test.sh MNEMO
+set -euo pipefail
+MNEMO=$1
+command -v gnuplot > /dev/null || { echo "SKIP: gnuplot is not installed"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cat > "$tmp/tiny.yaml" <<'YAML'
+name: tiny
+data: {kind: synthetic, task: copy, copy_len: 3, segments: 2, segment_len: 8, batch_size: 2}
+model: {arch: transformer_xl, dim: 16, depth: 1, heads: 2}
+train: {steps: 4, log_every: 2, eval_every: 2, threads: 1, optimizer: {lr: 0.01}}
+eval: {batches: 1}
+YAML
+"$MNEMO" train "$tmp/tiny.yaml" --out "$tmp/run" --quiet > /dev/null 2>&1 || fail "train"
+"$MNEMO" plot "$tmp/run" --metric val_loss --out "$tmp/curves.png" > /dev/null 2>&1 || fail "plot"
+[ "$(stat -c %s "$tmp/curves.png")" -gt 1000 ] || fail "curves.png is missing or empty"
+if "$MNEMO" plot "$tmp/run" --metric no_such_metric --out "$tmp/x.png" > "$tmp/err.txt" 2>&1; then
+  fail "an unknown metric was plotted"
+fi
+echo "plot: ok"
