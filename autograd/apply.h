@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,10 +18,12 @@ namespace mnemo {
 
 using Grads = std::vector<Tensor>;
 
+// What an op's forward keeps for its backward, by name: ctx.save("lse", lse) in forward,
+// ctx.saved("lse") in backward (an unknown name is an internal error naming the op's save).
 class Ctx {
  public:
-  void save(Tensor t) { saved_.push_back(std::move(t)); }
-  const Tensor& saved(size_t i) const { return saved_[i]; }
+  void save(const char* name, Tensor t) { saved_.emplace_back(name, std::move(t)); }
+  const Tensor& saved(std::string_view name) const;
   bool needs_grad(size_t i) const { return needs_[i]; }
   const Shape& input_shape(size_t i) const { return shapes_[i]; }
   size_t num_inputs() const { return shapes_.size(); }
@@ -34,7 +37,7 @@ class Ctx {
     needs_.push_back(v.requires_grad());
     shapes_.push_back(v.shape());
   }
-  std::vector<Tensor> saved_;
+  std::vector<std::pair<std::string_view, Tensor>> saved_;  // names are string literals
   std::vector<bool> needs_;
   std::vector<Shape> shapes_;
 };

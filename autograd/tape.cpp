@@ -178,4 +178,10 @@ Tape& common_tape(const char* op, std::span<const Var> xs) {
   return *tape;
 }
 
+const Tensor& Ctx::saved(std::string_view name) const {
+  for (const auto& [n, t] : saved_)
+    if (n == name) return t;
+  MNEMO_FAIL("[internal] backward asks for a saved tensor '" << name << "' its forward did not save");
+}
+
 }  // namespace mnemo

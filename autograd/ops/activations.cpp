@@ -45,14 +45,14 @@ struct UnaryOp {
   Tensor forward(Ctx& ctx, const Tensor& x) const {
     tm::check_float_same(name, {&x});
     Tensor y = tm::unary(kind, x, alpha, beta);
-    ctx.save(needs_x(kind) ? x : Tensor{});
-    ctx.save(needs_y(kind) ? y : Tensor{});
+    ctx.save("x", needs_x(kind) ? x : Tensor{});
+    ctx.save("y", needs_y(kind) ? y : Tensor{});
     return y;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     Tensor dx = dy.empty_like();
-    launch(kernels::unary_backward, dy, kind, dx, dy, ctx.saved(0), ctx.saved(1), dy.numel(), alpha, beta);
+    launch(kernels::unary_backward, dy, kind, dx, dy, ctx.saved("x"), ctx.saved("y"), dy.numel(), alpha, beta);
     return {dx};
   }
 };
@@ -71,11 +71,11 @@ struct GegluOp {
     const int64_t I = x.dim(-1) / 2, rows = I ? x.numel() / (2 * I) : 0;
     Tensor y = Tensor::empty(x.shape().with(-1, I), x.dtype(), x.device());
     if (y.numel() > 0) launch(kernels::geglu_forward, x, y, x, rows, I, activate_first);
-    ctx.save(x);
+    ctx.save("x", x);
     return y;
   }
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor& x = ctx.saved(0);
+    const Tensor& x = ctx.saved("x");
     const int64_t I = x.dim(-1) / 2, rows = I ? x.numel() / (2 * I) : 0;
     Tensor dx = x.empty_like();
     if (dx.numel() > 0) launch(kernels::geglu_backward, x, dx, dy, x, rows, I, activate_first);

@@ -42,12 +42,13 @@ struct AttentionOp {
     Tensor lse = Tensor::empty({desc.B, desc.H, desc.Tq}, q.dtype());
     const Tensor bias = has_bias ? in[3] : Tensor{};
     if (o.numel() > 0) launch(kernels::attention_forward, q, desc, o, lse, q, k, v, bias);
-    for (const Tensor& t : {q, k, v, bias, o, lse}) ctx.save(t);
+    ctx.save("q", q), ctx.save("k", k), ctx.save("v", v), ctx.save("bias", bias), ctx.save("o", o);
+    ctx.save("lse", lse);
     return o;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor &q = ctx.saved(0), &k = ctx.saved(1), &v = ctx.saved(2), &bias = ctx.saved(3);
+    const Tensor &q = ctx.saved("q"), &k = ctx.saved("k"), &v = ctx.saved("v"), &bias = ctx.saved("bias");
     Grads g(ctx.num_inputs());
     g[0] = q.empty_like();
     g[1] = k.empty_like();
@@ -56,7 +57,7 @@ struct AttentionOp {
     g_attention_flops += 12 * desc.B * desc.H * desc.d * visible_pairs(desc);
     if (q.numel() > 0)
       launch(kernels::attention_backward, q, desc, g[0], g[1], g[2], has_bias ? g[3] : Tensor{}, dy, q, k, v, bias,
-             ctx.saved(4), ctx.saved(5));
+             ctx.saved("o"), ctx.saved("lse"));
     for (size_t i = 0; i < g.size(); ++i)
       if (!ctx.needs_grad(i)) g[i] = Tensor{};
     return g;

@@ -23,11 +23,11 @@ struct BinaryOp {
     tm::check_float_same(name, {&a, &b});
     Tensor y = tm::binary(kind, a, b, name);
     if (kind == Binary::mul) {
-      ctx.save(a);
-      ctx.save(b);
+      ctx.save("a", a);
+      ctx.save("b", b);
     } else if (kind == Binary::div) {
-      ctx.save(b);
-      ctx.save(y);
+      ctx.save("b", b);
+      ctx.save("y", y);
     }
     return y;
   }
@@ -46,13 +46,13 @@ struct BinaryOp {
         if (ctx.needs_grad(1)) g[1] = tm::sum_to(tm::scale(dy, -1.0), sb);
         break;
       case Binary::mul:
-        if (ctx.needs_grad(0)) g[0] = tm::sum_to(tm::binary(Binary::mul, dy, ctx.saved(1)), sa);
-        if (ctx.needs_grad(1)) g[1] = tm::sum_to(tm::binary(Binary::mul, dy, ctx.saved(0)), sb);
+        if (ctx.needs_grad(0)) g[0] = tm::sum_to(tm::binary(Binary::mul, dy, ctx.saved("b")), sa);
+        if (ctx.needs_grad(1)) g[1] = tm::sum_to(tm::binary(Binary::mul, dy, ctx.saved("a")), sb);
         break;
       case Binary::div: {
-        const Tensor dy_b = tm::binary(Binary::div, dy, ctx.saved(0));
+        const Tensor dy_b = tm::binary(Binary::div, dy, ctx.saved("b"));
         if (ctx.needs_grad(0)) g[0] = tm::sum_to(dy_b, sa);
-        if (ctx.needs_grad(1)) g[1] = tm::sum_to(tm::scale(tm::binary(Binary::mul, dy_b, ctx.saved(1)), -1.0), sb);
+        if (ctx.needs_grad(1)) g[1] = tm::sum_to(tm::scale(tm::binary(Binary::mul, dy_b, ctx.saved("y")), -1.0), sb);
         break;
       }
     }

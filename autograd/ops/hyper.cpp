@@ -34,17 +34,18 @@ struct HyperWidthOp {
     Tensor out = Tensor::empty({R, D + S * C}, H.dtype()), z = Tensor::empty({R, S, C}, H.dtype()),
            norm = Tensor::empty({R, S}, H.dtype());
     if (R > 0) launch(kernels::hyper_width_forward, H, out, z, norm, H, G, base, scale, R, S, D, eps);
-    for (const Tensor& t : {H, G, scale, out, z, norm}) ctx.save(t);
+    ctx.save("H", H), ctx.save("G", G), ctx.save("scale", scale), ctx.save("out", out), ctx.save("z", z);
+    ctx.save("norm", norm);
     return out;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor &H = ctx.saved(0), &G = ctx.saved(1), &scale = ctx.saved(2);
+    const Tensor &H = ctx.saved("H"), &G = ctx.saved("G"), &scale = ctx.saved("scale");
     const int64_t R = H.dim(0), S = H.dim(1), D = H.dim(2);
     Grads g = wanted_grads(ctx, H.dtype());
     // R = 0 runs too: the parameter gradients are then the kernel's empty sums, zeros.
-    launch(kernels::hyper_width_backward, H, g[0], g[1], g[2], g[3], dy, H, G, scale, ctx.saved(3), ctx.saved(4),
-           ctx.saved(5), R, S, D, eps);
+    launch(kernels::hyper_width_backward, H, g[0], g[1], g[2], g[3], dy, H, G, scale, ctx.saved("out"), ctx.saved("z"),
+           ctx.saved("norm"), R, S, D, eps);
     return g;
   }
 };
@@ -64,12 +65,12 @@ struct HyperDepthOp {
                                              << coef.shape() << " and " << b.shape());
     Tensor out = H.empty_like();
     if (R > 0) launch(kernels::hyper_depth_forward, H, out, H, coef, b, R, S, D, mix);
-    for (const Tensor& t : {H, coef, b}) ctx.save(t);
+    ctx.save("H", H), ctx.save("coef", coef), ctx.save("b", b);
     return out;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor &H = ctx.saved(0), &coef = ctx.saved(1), &b = ctx.saved(2);
+    const Tensor &H = ctx.saved("H"), &coef = ctx.saved("coef"), &b = ctx.saved("b");
     const int64_t R = H.dim(0), S = H.dim(1), D = H.dim(2);
     Grads g = wanted_grads(ctx, H.dtype());
     if (R > 0) launch(kernels::hyper_depth_backward, H, g[0], g[1], g[2], dy, H, coef, b, R, S, D, mix);

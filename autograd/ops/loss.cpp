@@ -35,9 +35,9 @@ struct CrossEntropyOp {
     Tensor loss = Tensor::empty(targets.shape(), logits.dtype());
     Tensor lse = Tensor::empty(targets.shape(), logits.dtype());
     if (rows > 0) launch(kernels::cross_entropy_forward, logits, loss, lse, logits, t, rows, V, ignore_index);
-    ctx.save(logits);
-    ctx.save(lse);
-    ctx.save(Tensor::scalar(double(valid), DType::f64));
+    ctx.save("logits", logits);
+    ctx.save("lse", lse);
+    ctx.save("valid_rows", Tensor::scalar(double(valid), DType::f64));
     if (reduction == Reduction::none) return loss;
     double total = 0;
     for (double v : loss.to_vector()) total += v;
@@ -46,17 +46,17 @@ struct CrossEntropyOp {
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor& logits = ctx.saved(0);
+    const Tensor& logits = ctx.saved("logits");
     const int64_t V = logits.dim(-1), rows = targets.numel();
     Tensor row_grad = dy;  // (rows) share of the upstream gradient
     if (reduction != Reduction::none) {
-      const double valid = ctx.saved(2).item();
+      const double valid = ctx.saved("valid_rows").item();
       const double g = dy.item() * (reduction == Reduction::mean ? (valid > 0 ? 1.0 / valid : 0.0) : 1.0);
       row_grad = Tensor::full(targets.shape(), g, dy.dtype());
     }
     Tensor dlogits = logits.empty_like();
     if (rows > 0)
-      launch(kernels::cross_entropy_backward, logits, dlogits, row_grad, logits, ctx.saved(1),
+      launch(kernels::cross_entropy_backward, logits, dlogits, row_grad, logits, ctx.saved("lse"),
              targets.data<int32_t>(), rows, V, ignore_index);
     return {dlogits};
   }

@@ -69,13 +69,13 @@ struct MatmulOp {
     Shape out = lead;
     out[-2] = M;
     out[-1] = N;
-    ctx.save(a);
-    ctx.save(b);
+    ctx.save("a", a);
+    ctx.save("b", b);
     return gemm_t(as3(a), o.trans_a, as3(b), o.trans_b).reshape(out);
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor A = as3(ctx.saved(0)), B = as3(ctx.saved(1)), G = as3(dy);
+    const Tensor A = as3(ctx.saved("a")), B = as3(ctx.saved("b")), G = as3(dy);
     const Shape &sa = ctx.input_shape(0), &sb = ctx.input_shape(1);
     Grads g(2);
     if (ctx.needs_grad(0)) {

@@ -35,12 +35,12 @@ struct LayerNormOp {
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     Tensor y = x.empty_like(), mu = Tensor::empty({rows}, x.dtype()), rstd = Tensor::empty({rows}, x.dtype());
     if (x.numel() > 0) launch(kernels::layer_norm_forward, x, y, mu, rstd, x, gain, bias, rows, D, eps);
-    for (const Tensor& t : {x, mu, rstd, gain}) ctx.save(t);
+    ctx.save("x", x), ctx.save("mean", mu), ctx.save("rstd", rstd), ctx.save("gain", gain);
     return y;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor &x = ctx.saved(0), &gain = ctx.saved(3);
+    const Tensor &x = ctx.saved("x"), &gain = ctx.saved("gain");
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     Grads g(ctx.num_inputs());
     const size_t ib = has_gain ? 2 : 1;
@@ -48,7 +48,7 @@ struct LayerNormOp {
     if (has_gain && ctx.needs_grad(1)) g[1] = Tensor::empty({D}, x.dtype());
     if (has_bias && ctx.needs_grad(ib)) g[ib] = Tensor::empty({D}, x.dtype());
     const Tensor dgain = has_gain ? g[1] : Tensor{}, dbias = has_bias ? g[ib] : Tensor{};
-    launch(kernels::layer_norm_backward, x, g[0], dgain, dbias, dy, x, ctx.saved(1), ctx.saved(2), gain, rows, D);
+    launch(kernels::layer_norm_backward, x, g[0], dgain, dbias, dy, x, ctx.saved("mean"), ctx.saved("rstd"), gain, rows, D);
     return g;
   }
 };
@@ -67,17 +67,17 @@ struct RmsNormOp {
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     Tensor y = x.empty_like(), rstd = Tensor::empty({rows}, x.dtype());
     if (x.numel() > 0) launch(kernels::rms_norm_forward, x, y, rstd, x, gain, rows, D, eps);
-    for (const Tensor& t : {x, rstd, gain}) ctx.save(t);
+    ctx.save("x", x), ctx.save("rstd", rstd), ctx.save("gain", gain);
     return y;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor& x = ctx.saved(0);
+    const Tensor& x = ctx.saved("x");
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     Grads g(ctx.num_inputs());
     if (ctx.needs_grad(0)) g[0] = x.empty_like();
     if (has_gain && ctx.needs_grad(1)) g[1] = Tensor::empty({D}, x.dtype());
-    launch(kernels::rms_norm_backward, x, g[0], has_gain ? g[1] : Tensor{}, dy, x, ctx.saved(1), ctx.saved(2), rows, D);
+    launch(kernels::rms_norm_backward, x, g[0], has_gain ? g[1] : Tensor{}, dy, x, ctx.saved("rstd"), ctx.saved("gain"), rows, D);
     return g;
   }
 };
@@ -92,16 +92,16 @@ struct L2NormalizeOp {
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     Tensor y = x.empty_like(), norm = Tensor::empty({rows}, x.dtype());
     if (x.numel() > 0) launch(kernels::l2_norm_forward, x, y, norm, x, rows, D, eps);
-    ctx.save(y);
-    ctx.save(norm);
+    ctx.save("y", y);
+    ctx.save("norm", norm);
     return y;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor& y = ctx.saved(0);
+    const Tensor& y = ctx.saved("y");
     const int64_t D = y.dim(-1), rows = y.numel() / std::max<int64_t>(D, 1);
     Tensor dx = dy.empty_like();
-    if (dx.numel() > 0) launch(kernels::l2_norm_backward, dy, dx, dy, y, ctx.saved(1), rows, D, eps);
+    if (dx.numel() > 0) launch(kernels::l2_norm_backward, dy, dx, dy, y, ctx.saved("norm"), rows, D, eps);
     return {dx};
   }
 };

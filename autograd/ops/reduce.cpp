@@ -27,8 +27,8 @@ struct ReduceOp {
     Tensor y = Tensor::empty(reduced_shape(s, a, keepdim), x.dtype(), x.device());
     launch(kernels::reduce, x, kind, y, x, s.outer(a), s[a], s.inner(a));
     if (kind == kernels::Reduce::max) {
-      ctx.save(x);
-      ctx.save(y);
+      ctx.save("x", x);
+      ctx.save("max", y);
     }
     return y;
   }
@@ -38,7 +38,7 @@ struct ReduceOp {
     const int a = s.axis(axis);
     if (kind == kernels::Reduce::sum) return {tm::expand(dy.reshape(s.with(a, 1)), s)};
     Tensor dx = Tensor::empty(s, dy.dtype(), dy.device());
-    launch(kernels::reduce_max_backward, dy, dx, dy, ctx.saved(0), ctx.saved(1), s.outer(a), s[a], s.inner(a));
+    launch(kernels::reduce_max_backward, dy, dx, dy, ctx.saved("x"), ctx.saved("max"), s.outer(a), s[a], s.inner(a));
     return {dx};
   }
 };

@@ -29,12 +29,12 @@ struct SoftmaxOp {
     Tensor y = x.empty_like();
     const int64_t n = x.dim(-1);
     if (y.numel() > 0) launch(kernels::softmax_forward, x, y, in, x.numel() / n, n, log);
-    ctx.save(y);
+    ctx.save("y", y);
     return y;
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor& y = ctx.saved(0);
+    const Tensor& y = ctx.saved("y");
     Tensor dx = dy.empty_like();
     const int64_t n = dy.dim(-1);
     if (dx.numel() > 0) launch(kernels::softmax_backward, dy, dx, dy, y, dy.numel() / n, n, log);

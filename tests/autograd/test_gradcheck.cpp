@@ -26,11 +26,11 @@ struct PlantedTanh {
   double factor;
   Tensor forward(Ctx& ctx, const Tensor& x) const {
     Tensor y = tm::unary(kernels::Unary::tanh, x);
-    ctx.save(y);
+    ctx.save("y", y);
     return y;
   }
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor one_minus_y2 = tm::unary(kernels::Unary::affine, tm::unary(kernels::Unary::square, ctx.saved(0)), -1, 1);
+    const Tensor one_minus_y2 = tm::unary(kernels::Unary::affine, tm::unary(kernels::Unary::square, ctx.saved("y")), -1, 1);
     return {tm::scale(tm::binary(kernels::Binary::mul, dy, one_minus_y2), factor)};
   }
 };
@@ -39,10 +39,10 @@ struct PlantedTanh {
 struct PlantedMulMissingB {
   const char* name = "planted_mul";
   Tensor forward(Ctx& ctx, const Tensor& a, const Tensor& b) const {
-    ctx.save(b);
+    ctx.save("b", b);
     return tm::binary(kernels::Binary::mul, a, b);
   }
-  Grads backward(Ctx& ctx, const Tensor& dy) const { return {tm::binary(kernels::Binary::mul, dy, ctx.saved(0)), Tensor{}}; }
+  Grads backward(Ctx& ctx, const Tensor& dy) const { return {tm::binary(kernels::Binary::mul, dy, ctx.saved("b")), Tensor{}}; }
 };
 
 }  // namespace
