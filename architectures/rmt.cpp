@@ -171,125 +171,153 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> RecurrentMemoryTransformer
   return {q, k};
 }
 
-SegmentOut RecurrentMemoryTransformer::forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const {
-  MNEMO_CHECK(tokens.rank() == 2 && tokens.dim(1) >= 1 && tokens.dim(1) <= cfg.seq_len,
-              "[rmt] expected tokens (B, 1.." << cfg.seq_len << "), got " << tokens.shape());
-  const int64_t B = tokens.dim(0), n = tokens.dim(1), D = cfg.dim, m = cfg.num_memory_tokens;
-  const int64_t H = cfg.heads, d = cfg.dim_head, S = cfg.num_residual_streams;
+namespace {
 
-  const Var prev = find_memory(memory, kWrite);  // M_tau (B, m, D), or (B, 0, D): no read slots
-  MNEMO_CHECK(!prev.defined() || (prev.rank() == 3 && prev.dim(0) == B && prev.dim(2) == D &&
-                                  (prev.dim(1) == m || prev.dim(1) == 0)),
-              "[rmt] expected memory 'write' (" << B << ", " << m << " or 0, " << D << "), got " << prev.shape());
-  const bool has_prev = prev.defined() && prev.dim(1) == m;
-
-  // Step 1: token (+ position) embeddings; only a fraction f of their gradient comes back.
-  Var x = token_emb(tape, tokens);  // (B, n, D)
-  if (pos_emb) x = x + broadcast_to(reshape((*pos_emb)(tape, n), {1, n, D}), {B, n, D});
+// Step 1: token (+ position) embeddings; only a fraction f of their gradient comes back.
+Var embed_tokens(const RecurrentMemoryTransformer& model, Tape& tape, const Tensor& tokens) {
+  const RmtConfig& cfg = model.cfg;
+  const int64_t B = tokens.dim(0), n = tokens.dim(1), D = cfg.dim;
+  Var x = model.token_emb(tape, tokens);  // (B, n, D)
+  if (model.pos_emb) x = x + broadcast_to(reshape((*model.pos_emb)(tape, n), {1, n, D}), {B, n, D});
   if (cfg.emb_gradient_frac != 1) x = scale_gradient(x, cfg.emb_gradient_frac);
+  return x;
+}
 
-  // Step 2: write slots start from the learned memory tokens (plus the last memory).
-  Var Wm = broadcast_to(reshape(tape.param(memory_tokens), {1, m, D}), {B, m, D});  // (B, m, D)
+struct MemorySlots {
+  Var read;   // Rm (B, m, D), or undefined: no read slots this segment
+  Var write;  // Wm (B, m, D)
+};
+
+// Steps 2-3 from the carried memory M_tau (undefined on a first segment; (B, 0, D) when the
+// model runs without read slots).
+MemorySlots memory_slots(const RecurrentMemoryTransformer& model, Tape& tape, const Var& prev, int64_t B) {
+  const RmtConfig& cfg = model.cfg;
+  const int64_t m = cfg.num_memory_tokens, D = cfg.dim;
+  const bool has_prev = prev.defined() && prev.dim(1) == m;
+  // Write slots start from the learned memory tokens (plus the last memory).
+  Var Wm = broadcast_to(reshape(tape.param(model.memory_tokens), {1, m, D}), {B, m, D});
   if (cfg.add_write_to_next_write_mem && has_prev) Wm = Wm + (cfg.next_write_mem_stop_grad ? stop_gradient(prev) : prev);
-
-  // Step 3: read slots = the carried memory plus a learned per-slot position, so that slots
-  // stay distinguishable (reference issue #14).
-  Var R_emb = broadcast_to(reshape(tape.param(read_memory_emb), {1, m, D}), {B, m, D});  // (B, m, D)
+  // Read slots = the carried memory plus a learned per-slot position, so that slots stay
+  // distinguishable (reference issue #14).
+  Var R_emb = broadcast_to(reshape(tape.param(model.read_memory_emb), {1, m, D}), {B, m, D});
   Var Rm = has_prev ? prev + R_emb : (!prev.defined() && cfg.always_have_read_memories) ? R_emb : Var{};
-  const int64_t r = Rm.defined() ? m : 0;
+  return {Rm, Wm};
+}
 
-  // Step 4: [read ; tokens ; write].
-  Var h = r > 0 ? concat({Rm, x, Wm}, 1) : concat({x, Wm}, 1);  // (B, N, D), N = r + n + m
-  const int64_t N = r + n + m;
-
-  // The XL caches entering, per layer (undefined when empty or absent).
+// The XL caches entering, per layer (undefined when empty or absent).
+std::vector<Var> entering_caches(const RecurrentMemoryTransformer& model, const MemoryVars& memory, int64_t B) {
+  const RmtConfig& cfg = model.cfg;
   std::vector<Var> xl_in(size_t(cfg.depth));
-  if (cfg.use_xl_memories)
-    for (int64_t l = 0; l < cfg.depth; ++l) {
-      const Var c = find_memory(memory, xl_name(l));
-      MNEMO_CHECK(!c.defined() || (c.rank() == 5 && c.dim(0) == B && c.dim(1) == 2 && c.dim(2) == H && c.dim(4) == d),
-                  "[rmt] expected memory '" << xl_name(l) << "' (" << B << ", 2, " << H << ", L, " << d << "), got "
-                                            << c.shape());
-      if (c.defined() && c.dim(3) > 0) xl_in[size_t(l)] = c;
-    }
+  if (!cfg.use_xl_memories) return xl_in;
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const Var c = find_memory(memory, RecurrentMemoryTransformer::xl_name(l));
+    MNEMO_CHECK(!c.defined() || (c.rank() == 5 && c.dim(0) == B && c.dim(1) == 2 && c.dim(2) == cfg.heads &&
+                                 c.dim(4) == cfg.dim_head),
+                "[rmt] expected memory '" << RecurrentMemoryTransformer::xl_name(l) << "' (" << B << ", 2, " << cfg.heads
+                                          << ", L, " << cfg.dim_head << "), got " << c.shape());
+    if (c.defined() && c.dim(3) > 0) xl_in[size_t(l)] = c;
+  }
+  return xl_in;
+}
 
-  // P7 fixed: hide the read columns from every row, whatever else the mask says.
-  const auto key_padding = [&](int64_t prefix) {
+// The learned null key and value of a layer, (B, H, 1, d) each; undefined without null_kv.
+std::pair<Var, Var> null_kv(const RmtLayer& layer, Tape& tape, int64_t B, int64_t H, int64_t d) {
+  if (!layer.null_kv.value.defined()) return {};
+  Var nkv = tape.param(layer.null_kv);  // (2, H, d)
+  return {broadcast_to(reshape(slice(nkv, 0, 0, 1), {1, H, 1, d}), {B, H, 1, d}),
+          broadcast_to(reshape(slice(nkv, 0, 1, 1), {1, H, 1, d}), {B, H, 1, d})};
+}
+
+// Steps 5-6 for one layer: keys [xl ; null ; read ; tokens ; write] (the first two seen by
+// every row), the read columns hidden under mask_out_read_memories (P7 fixed), rotary.
+nn::AttentionContext layer_context(const RecurrentMemoryTransformer& model, const Var& xl, const Var& nk, const Var& nv,
+                                   int64_t B, int64_t r, int64_t n, const Var& v_first) {
+  const RmtConfig& cfg = model.cfg;
+  const int64_t m = cfg.num_memory_tokens, N = r + n + m, L = xl.defined() ? xl.dim(3) : 0;
+  nn::AttentionContext ctx = model.mask_context(r, m);
+  if (L > 0) {
+    ctx.xl_k = nk.defined() ? concat({unstack_kv(xl, 0), nk}, 2) : unstack_kv(xl, 0);  // (B, H, L + 1, d)
+    ctx.xl_v = nv.defined() ? concat({unstack_kv(xl, 1), nv}, 2) : unstack_kv(xl, 1);
+  } else {
+    ctx.xl_k = nk;
+    ctx.xl_v = nv;
+  }
+  const int64_t prefix = L + (nk.defined() ? 1 : 0);
+  if (cfg.mask_out_read_memories && r > 0) {
     Tensor kp = Tensor::full({B, prefix + N}, 1.0, DType::u8);
     uint8_t* p = kp.data<uint8_t>();
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < r; ++j) p[b * (prefix + N) + prefix + j] = 0;
-    return kp;
-  };
+    ctx.key_padding = kp;
+  }
+  ctx.v_first = v_first;
+  if (model.rotary) {
+    ctx.rotate = [&model, r, n, m, L](Var q, Var k) -> std::pair<Var, Var> {
+      const RmtConfig& c = model.cfg;
+      const auto [q_pos, k_pos] = model.rotary_positions(r, n, m, L);
+      if (c.reference_parity) {
+        auto [qc, qs] = f32_rotary_tables(q_pos, c.dim_head, c.rotary_theta, q.dtype());
+        auto [kc, ks] = f32_rotary_tables(k_pos, c.dim_head, c.rotary_theta, k.dtype());
+        return {nn::apply_rotary(q, qc, qs), nn::apply_rotary(k, kc, ks)};
+      }
+      return (*model.rotary)(q, k, q_pos, k_pos);
+    };
+  }
+  return ctx;
+}
+
+// Step 9's cache, stop-gradient as in Transformer-XL: keys/values (value-mixed, before
+// rotary) of the last xl_mem_len tokens, fed by the layer's own previous cache `own`.
+Var next_cache(const RmtConfig& cfg, const nn::AttentionOutput& a, const Var& nk, const Var& nv, const Var& own,
+               int64_t r, int64_t n) {
+  if (cfg.reference_parity) {  // P8: the last slots of [null, read, tokens, write]
+    Var k_all = nk.defined() ? concat({nk, a.k}, 2) : a.k;  // (B, H, N + 1, d)
+    Var v_all = nv.defined() ? concat({nv, a.v}, 2) : a.v;
+    return stop_gradient(last_slots(stack_kv(k_all, v_all), cfg.xl_mem_len));
+  }
+  Var fresh = stack_kv(slice(a.k, 2, r, n), slice(a.v, 2, r, n));  // (B, 2, H, n, d)
+  return stop_gradient(last_slots(own.defined() ? concat({own, fresh}, 3) : fresh, cfg.xl_mem_len));
+}
+
+}  // namespace
+
+SegmentOut RecurrentMemoryTransformer::forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const {
+  MNEMO_CHECK(tokens.rank() == 2 && tokens.dim(1) >= 1 && tokens.dim(1) <= cfg.seq_len,
+              "[rmt] expected tokens (B, 1.." << cfg.seq_len << "), got " << tokens.shape());
+  const int64_t B = tokens.dim(0), n = tokens.dim(1), D = cfg.dim, m = cfg.num_memory_tokens;
+  const Var prev = find_memory(memory, kWrite);  // M_tau (B, m, D), or (B, 0, D): no read slots
+  MNEMO_CHECK(!prev.defined() || (prev.rank() == 3 && prev.dim(0) == B && prev.dim(2) == D &&
+                                  (prev.dim(1) == m || prev.dim(1) == 0)),
+              "[rmt] expected memory 'write' (" << B << ", " << m << " or 0, " << D << "), got " << prev.shape());
+
+  const Var x = embed_tokens(*this, tape, tokens);                  // step 1: (B, n, D)
+  const MemorySlots slots = memory_slots(*this, tape, prev, B);     // steps 2-3
+  const int64_t r = slots.read.defined() ? m : 0;
+  const Var h = r > 0 ? concat({slots.read, x, slots.write}, 1) : concat({x, slots.write}, 1);  // step 4: (B, N, D)
+  const std::vector<Var> xl_in = entering_caches(*this, memory, B);
 
   SegmentOut out;
-  Var Hs = nn::expand_streams(h, S);  // (B, N, S, D)
-  Var v_first;                        // (B, H, N, d) layer 0's values
+  Var Hs = nn::expand_streams(h, cfg.num_residual_streams);  // (B, N, S, D)
+  Var v_first;                                               // (B, H, N, d) layer 0's values
   for (int64_t l = 0; l < cfg.depth; ++l) {
     const RmtLayer& layer = layers[size_t(l)];
-    const Var xl = xl_in[size_t(xl_source(l))];  // (B, 2, H, L, d) or undefined
-    const int64_t L = xl.defined() ? xl.dim(3) : 0;
+    const auto [nk, nv] = null_kv(layer, tape, B, cfg.heads, cfg.dim_head);
+    const nn::AttentionContext ctx = layer_context(*this, xl_in[size_t(xl_source(l))], nk, nv, B, r, n, v_first);
 
-    // Step 5: keys [xl ; null ; read ; tokens ; write]; the first two are seen by every row.
-    nn::AttentionContext ctx = mask_context(r, m);
-    Var nk, nv;  // (B, H, 1, d)
-    if (layer.null_kv.value.defined()) {
-      Var nkv = tape.param(layer.null_kv);  // (2, H, d)
-      nk = broadcast_to(reshape(slice(nkv, 0, 0, 1), {1, H, 1, d}), {B, H, 1, d});
-      nv = broadcast_to(reshape(slice(nkv, 0, 1, 1), {1, H, 1, d}), {B, H, 1, d});
-    }
-    if (L > 0) {
-      ctx.xl_k = nk.defined() ? concat({unstack_kv(xl, 0), nk}, 2) : unstack_kv(xl, 0);  // (B, H, L + 1, d)
-      ctx.xl_v = nv.defined() ? concat({unstack_kv(xl, 1), nv}, 2) : unstack_kv(xl, 1);
-    } else {
-      ctx.xl_k = nk;
-      ctx.xl_v = nv;
-    }
-    const int64_t prefix = L + (nk.defined() ? 1 : 0);
-    if (cfg.mask_out_read_memories && r > 0) ctx.key_padding = key_padding(prefix);
-    ctx.v_first = v_first;
-    if (rotary) {  // Step 6
-      ctx.rotate = [this, r, n, m, L](Var q, Var k) -> std::pair<Var, Var> {
-        const auto [q_pos, k_pos] = rotary_positions(r, n, m, L);
-        if (cfg.reference_parity) {
-          auto [qc, qs] = f32_rotary_tables(q_pos, cfg.dim_head, cfg.rotary_theta, q.dtype());
-          auto [kc, ks] = f32_rotary_tables(k_pos, cfg.dim_head, cfg.rotary_theta, k.dtype());
-          return {nn::apply_rotary(q, qc, qs), nn::apply_rotary(k, kc, ks)};
-        }
-        return (*rotary)(q, k, q_pos, k_pos);
-      };
-    }
-
-    // Step 7: the hyper-connected attention branch.
+    // Step 7: the hyper-connected attention branch, then the feed-forward branch.
     const nn::HyperConnections::Width w = layer.attn_hc.width(Hs);
     const nn::AttentionOutput a = layer.attn(layer.attn_norm(w.branch_input), ctx);
     if (l == 0) v_first = a.v_raw;
     Hs = layer.attn_hc.depth(w, a.out);  // (B, N, S, D)
-
-    // Step 9's cache, stop-gradient as in Transformer-XL: keys/values (value-mixed, before
-    // rotary) of the last xl_mem_len tokens, fed by this layer's own previous cache.
-    if (cfg.use_xl_memories) {
-      Var next;  // (B, 2, H, <= xl_mem_len, d)
-      if (cfg.reference_parity) {  // P8: the last slots of [null, read, tokens, write]
-        Var k_all = nk.defined() ? concat({nk, a.k}, 2) : a.k;  // (B, H, N + 1, d)
-        Var v_all = nv.defined() ? concat({nv, a.v}, 2) : a.v;
-        next = last_slots(stack_kv(k_all, v_all), cfg.xl_mem_len);
-      } else {
-        Var fresh = stack_kv(slice(a.k, 2, r, n), slice(a.v, 2, r, n));  // (B, 2, H, n, d)
-        const Var own = xl_in[size_t(l)];
-        next = last_slots(own.defined() ? concat({own, fresh}, 3) : fresh, cfg.xl_mem_len);
-      }
-      out.memory[xl_name(l)] = stop_gradient(next);
-    }
-
+    if (cfg.use_xl_memories) out.memory[xl_name(l)] = next_cache(cfg, a, nk, nv, xl_in[size_t(l)], r, n);
     const nn::HyperConnections::Width f = layer.ff_hc.width(Hs);
     Hs = layer.ff_hc.depth(f, layer.ff(f.branch_input));  // (B, N, S, D)
   }
 
   // Step 8: sum the streams, normalise, unpack. Step 9: logits and the next memory.
-  Var y = norm(nn::reduce_streams(Hs, S));                  // (B, N, D)
-  out.logits = to_logits(slice(y, 1, r, n));                // (B, n, V)
-  out.memory[kWrite] = slice(y, 1, r + n, m);               // (B, m, D), keeps its graph
+  Var y = norm(nn::reduce_streams(Hs, cfg.num_residual_streams));  // (B, N, D)
+  out.logits = to_logits(slice(y, 1, r, n));                       // (B, n, V)
+  out.memory[kWrite] = slice(y, 1, r + n, m);                      // (B, m, D), keeps its graph
   return out;
 }
 
