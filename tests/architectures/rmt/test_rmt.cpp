@@ -245,6 +245,14 @@ BOOST_AUTO_TEST_CASE(enhanced_xl_recurrence_reads_the_layer_above) {
   BOOST_TEST(max_abs_diff(logits_with(enhanced, "xl.1"), logits_with(enhanced, nullptr)) > 1e-4);
   BOOST_TEST(max_abs_diff(logits_with(plain, "xl.0"), logits_with(plain, nullptr)) > 1e-4);
   BOOST_TEST(max_abs_diff(logits_with(enhanced, nullptr), logits_with(plain, nullptr)) > 1e-4);
+  // Oracle: the enhanced model equals the plain one (same weights) fed every layer the cache
+  // of the layer above, to the bit.
+  {
+    const Memory mem = run(enhanced, {h}).memory[0];
+    Memory shifted = mem;
+    shifted["xl.0"] = mem.at("xl.1");
+    BOOST_TEST(max_abs_diff(run(enhanced, {x}, mem).logits[0], run(plain, {x}, shifted).logits[0]) == 0.0);
+  }
   const RecurrentMemoryTransformer parity = with([](RmtConfig& c) {
     c.reference_parity = true;
     c.enhanced_xl_recurrence = true;
@@ -295,6 +303,21 @@ BOOST_AUTO_TEST_CASE(recurrent_write_adds_the_last_memory) {
   const RecurrentMemoryTransformer off = nudged(tiny_config());
   const RecurrentMemoryTransformer on = with([](RmtConfig& c) { c.add_write_to_next_write_mem = true; });
   BOOST_TEST(max_abs_diff(write_of(on), write_of(off)) > 1e-4);
+  // Oracle, one stream: the recurrent write is the plain model whose memory tokens are
+  // memory_tokens + M_tau (one sum either way, so equal to the bit).
+  {
+    const Tensor h1 = random_tokens(1, 5, 11, 1), x1 = random_tokens(1, 5, 11, 2);
+    const Memory m1 = run(on, {h1}).memory[0];
+    RecurrentMemoryTransformer shifted = nudged(tiny_config());
+    const Tensor M = m1.at("write").reshape({3, 16});
+    std::vector<double> sum = shifted.memory_tokens.value.to_vector();
+    const std::vector<double> add = M.to_vector();
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = double(float(sum[i]) + float(add[i]));
+    shifted.memory_tokens.value = Tensor::from({3, 16}, sum);
+    const Run a = run(on, {x1}, m1), b = run(shifted, {x1}, m1);
+    BOOST_TEST(max_abs_diff(a.memory[0].at("write"), b.memory[0].at("write")) == 0.0);
+    BOOST_TEST(max_abs_diff(a.logits[0], b.logits[0]) == 0.0);
+  }
   // The first segment has no memory to add: identical.
   BOOST_TEST(max_abs_diff(run(on, {h}).memory[0].at("write"), run(off, {h}).memory[0].at("write")) == 0.0);
 
