@@ -16,6 +16,8 @@ CompressiveConfig resolved(CompressiveConfig c) {
   if (c.emb_dim == 0) c.emb_dim = c.dim;
   if (c.mem_len == 0) c.mem_len = c.seq_len;
   MNEMO_OPTION_CHECK(c.cmem_ratio >= 1, "cmem_ratio", "must be >= 1, got " << c.cmem_ratio);
+  MNEMO_OPTION_CHECK(c.cmem_ratio <= c.mem_len, "cmem_ratio",
+                     "must be <= mem_len = " << c.mem_len << " (a larger ratio compresses nothing), got " << c.cmem_ratio);
   if (c.cmem_len < 0) c.cmem_len = c.mem_len / c.cmem_ratio;
   if (!c.final_norm) c.final_norm = !c.reference_parity;
   if (!c.gate_bias_init) c.gate_bias_init = c.reference_parity ? 0.0 : 2.0;

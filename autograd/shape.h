@@ -20,13 +20,21 @@ class Shape {
   Shape(std::initializer_list<int64_t> dims) : Shape(std::span<const int64_t>(dims.begin(), dims.size())) {}
   explicit Shape(std::span<const int64_t> dims) {
     MNEMO_CHECK(dims.size() <= size_t(kMaxDims), "[shape] at most " << kMaxDims << " dims, got " << dims.size());
+    int64_t n = 1;  // the element count must fit, with room for 8-byte elements
     for (int64_t d : dims) {
       MNEMO_CHECK(d >= 0, "[shape] negative extent " << d);
+      MNEMO_CHECK(!__builtin_mul_overflow(n, d, &n) && n <= (int64_t(1) << 59),
+                  "[shape] " << describe(dims) << " has too many elements");
       dims_[rank_++] = d;
     }
   }
 
   int rank() const { return rank_; }
+  static std::string describe(std::span<const int64_t> dims) {
+    std::string s = "(";
+    for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+    return s + ")";
+  }
   int64_t operator[](int i) const { return dims_[axis(i)]; }
   int64_t& operator[](int i) { return dims_[axis(i)]; }
   int64_t numel() const {

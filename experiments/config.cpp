@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <vector>
 
 #include "experiments/models.h"
 #include "experiments/replay_schedule.h"
+#include "experiments/run_data.h"
 #include "experiments/yaml_emit.h"
 
 namespace mnemo::experiments {
@@ -19,6 +21,10 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string> kArchs = {"transformer", "transformer_xl", "rmt", "brt", "compressive", "memxl"};
+
+// A size key: positive and at most `most`, so that products of sizes (tokens per batch,
+// parameters, activations) stay far from overflow; allocation checks the rest (autograd/shape.h).
+InRange size_in(int64_t most) { return in_range(1, double(most)); }
 
 // ---- enums: one table of YAML names each, in declaration order --------------------------
 
@@ -42,8 +48,8 @@ E get_enum(YamlReader& r, const std::string& key, E def, const std::array<const 
 void read_task(YamlReader& r, DataConfig& d) {
   d.task = get_enum(r, "task", d.task, kTaskKinds);
   d.total_len = r.get("total_len", d.total_len, non_negative);
-  d.copy_len = r.get("copy_len", d.copy_len, positive);
-  d.num_pairs = r.get("num_pairs", d.num_pairs, positive);
+  d.copy_len = r.get("copy_len", d.copy_len, size_in(1 << 20));
+  d.num_pairs = r.get("num_pairs", d.num_pairs, size_in(1 << 20));
   d.depth = r.get("depth", d.depth, in_range(0, 1));
 }
 
@@ -52,10 +58,10 @@ DataConfig read_data(YamlReader r) {
   d.kind = get_enum(r, "kind", d.kind, kDataKinds);
   d.path = r.get("path", d.path);
   read_task(r, d);
-  d.segments = r.get("segments", d.segments, positive);
+  d.segments = r.get("segments", d.segments, size_in(1 << 16));
   {
     YamlReader c = r.child("curriculum");
-    d.curriculum_segments = c.get("segments", d.curriculum_segments, positive);
+    d.curriculum_segments = c.get("segments", d.curriculum_segments, size_in(1 << 16));
     d.curriculum_steps = c.get("steps", d.curriculum_steps, positive);
     c.reject_unknown_keys();
     if (!d.curriculum_segments.empty() && d.kind != DataKind::synthetic)
@@ -67,8 +73,12 @@ DataConfig read_data(YamlReader r) {
         c.fail("segments", "stages must not exceed data.segments = " + std::to_string(d.segments) + ", got " +
                                std::to_string(s));
   }
-  d.segment_len = r.get("segment_len", d.segment_len, positive);
-  d.batch_size = r.get("batch_size", d.batch_size, positive);
+  d.segment_len = r.get("segment_len", d.segment_len, size_in(1 << 20));
+  d.batch_size = r.get("batch_size", d.batch_size, size_in(1 << 16));
+  if (d.batch_size * d.segments * d.segment_len > (int64_t(1) << 31))
+    r.fail("segment_len", "batch_size * segments * segment_len = " +
+                              std::to_string(d.batch_size * d.segments * d.segment_len) +
+                              " tokens per batch is more than 2^31");
   d.stateful = r.get("stateful", d.stateful);
   d.random_crops = r.get("random_crops", d.random_crops);
   d.val_fraction = r.get("val_fraction", d.val_fraction, in_range(0, 0.5));
@@ -83,10 +93,10 @@ DataConfig read_data(YamlReader r) {
 ModelConfig read_model(YamlReader r, const DataConfig& data) {
   ModelConfig m;
   m.arch = r.get("arch", m.arch, one_of(kArchs));
-  m.dim = r.get("dim", m.dim, positive);
-  m.depth = r.get("depth", m.depth, positive);
-  m.heads = r.get("heads", m.heads, positive);
-  m.vocab = r.get("vocab", m.vocab, positive);
+  m.dim = r.get("dim", m.dim, size_in(1 << 16));
+  m.depth = r.get("depth", m.depth, size_in(1 << 12));
+  m.heads = r.get("heads", m.heads, size_in(1 << 12));
+  m.vocab = r.get("vocab", m.vocab, size_in(1 << 24));
   if (m.dim % m.heads != 0)
     r.fail("heads", "must divide model.dim = " + std::to_string(m.dim) + ", got " + std::to_string(m.heads));
   // Blocks of other architectures are ignored, so a sweep over model.arch can keep them all.
@@ -138,7 +148,7 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   TrainConfig t;
   t.steps = r.get("steps", t.steps, positive);
   t.bptt = get_enum(r, "bptt", t.bptt, kBpttKinds);
-  t.window = r.get("window", t.window, positive);
+  t.window = r.get("window", t.window, size_in(1 << 16));
   if (t.window > d.segments)
     r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
   t.replay_recompute = r.get("replay_recompute", t.replay_recompute);
@@ -150,7 +160,7 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
     r.fail("replay_snapshots", "replaying " + std::to_string(d.segments) + " segments needs at least " +
                                    std::to_string(ReplaySchedule::least_slots(d.segments)) + ", got " +
                                    std::to_string(t.replay_snapshots));
-  t.grad_accum = r.get("grad_accum", t.grad_accum, positive);
+  t.grad_accum = r.get("grad_accum", t.grad_accum, size_in(1 << 16));
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
   if (t.optimizer.step_every == StepEvery::segment && (t.bptt != BpttMode::truncated || t.window != 1 || t.grad_accum != 1))
@@ -173,7 +183,7 @@ EvalConfig read_eval(YamlReader r) {
   EvalConfig e;
   e.batches = r.get("batches", e.batches, non_negative);
   e.generate_every = r.get("generate_every", e.generate_every, non_negative);
-  e.generate_len = r.get("generate_len", e.generate_len, positive);
+  e.generate_len = r.get("generate_len", e.generate_len, size_in(1 << 30));
   e.temperature = r.get("temperature", e.temperature, positive);
   e.top_k = r.get("top_k", e.top_k, non_negative);
   r.reject_unknown_keys();
@@ -194,12 +204,39 @@ std::vector<SweepAxis> read_sweep(YamlReader r) {
   return out;
 }
 
+// A synthetic task's sizes must fit its sequence, and its letters the vocabulary: checked at
+// load (by building the task, which generates nothing yet) so the error carries a location.
+void check_synthetic(YamlReader& r, const ExperimentConfig& c) {
+  YamlReader d = r.child("data");
+  const int64_t length = c.data.segments * c.data.segment_len;
+  if (c.data.total_len != 0 && c.data.total_len != length)
+    d.fail("total_len", "must equal data.segments * data.segment_len = " + std::to_string(length) + " (or be 0), got " +
+                            std::to_string(c.data.total_len));
+  try {
+    data::SyntheticTask probe(synthetic_config(c, c.seed));
+  } catch (const Error& e) {
+    d.fail(c.data.task == data::Task::assoc_recall ? "num_pairs" : "copy_len", e.what());
+  }
+  constexpr int64_t kLargestToken = 'z';  // the tasks' letters and markers are ASCII up to 'z'
+  if (c.model.vocab <= kLargestToken)
+    r.child("model").fail("vocab", "synthetic tasks use byte values up to " + std::to_string(kLargestToken) +
+                                       ": must be > " + std::to_string(kLargestToken) + ", got " +
+                                       std::to_string(c.model.vocab));
+}
+
 ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   ExperimentConfig c;
-  c.name = r.get("name", stem);
+  // The name is a folder under runs/: a plain file name, so that it cannot escape runs/ or be runs/ itself.
+  c.name = r.get("name", stem, [](const std::string& v) -> std::string {
+    if (v.empty() || v == "." || v == "..") return "must be a plain file name (not empty, . or ..)";
+    if (v.find_first_of("/\\") != std::string::npos) return "must be a plain file name, without / or \\";
+    if (v.find('\0') != std::string::npos || v.size() > 200) return "must be a plain file name of at most 200 bytes";
+    return "";
+  });
   c.seed = r.get("seed", c.seed);
   c.data = read_data(r.child("data"));
   c.model = read_model(r.child("model"), c.data);
+  if (c.data.kind == DataKind::synthetic) check_synthetic(r, c);
   c.train = read_train(r.child("train"), c.data);
   c.eval = read_eval(r.child("eval"));
   c.sweep = read_sweep(r.child("sweep"));
@@ -209,7 +246,31 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
 
 // ---- files, base: and --set -------------------------------------------------------------
 
+// An alias may refer to a node that contains it (`x: &a [*a]`): yaml-cpp then builds a
+// cyclic graph that every later walk would follow until the stack overflows. Refused here,
+// with the location of the node that closes the cycle; so is nesting deeper than any config needs.
+void check_acyclic(const YAML::Node& n, std::vector<YAML::Node>& ancestors, const std::string& file) {
+  const auto where = [&](const YAML::Node& at) {
+    return file + ":" + std::to_string(at.Mark().line + 1) + ":" + std::to_string(at.Mark().column + 1);
+  };
+  for (const YAML::Node& a : ancestors)
+    MNEMO_CHECK(!a.is(n), where(n) << ": an alias refers to a node that contains it (a cycle)");
+  MNEMO_CHECK(ancestors.size() < 64, where(n) << ": nested deeper than 64 levels");
+  if (!n.IsMap() && !n.IsSequence()) return;
+  ancestors.push_back(n);
+  for (const auto& item : n) {
+    if (n.IsMap()) {
+      check_acyclic(item.first, ancestors, file);
+      check_acyclic(item.second, ancestors, file);
+    } else {
+      check_acyclic(item, ancestors, file);
+    }
+  }
+  ancestors.pop_back();
+}
+
 YAML::Node parse_file(const fs::path& file) {
+  MNEMO_CHECK(!fs::is_directory(file), "[config] " << file.string() << " is a directory, not a config file");
   std::ifstream in(file);
   MNEMO_CHECK(in, "[config] cannot open " << file.string());
   YAML::Node root;
@@ -217,7 +278,11 @@ YAML::Node parse_file(const fs::path& file) {
     root = YAML::Load(in);
   } catch (const YAML::ParserException& e) {
     MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: " << e.msg);
+  } catch (const YAML::Exception& e) {  // e.g. nesting too deep for the parser
+    MNEMO_FAIL(file.string() << ": unreadable YAML: " << e.what());
   }
+  std::vector<YAML::Node> ancestors;
+  check_acyclic(root, ancestors, file.string());
   return root.IsNull() ? YAML::Node(YAML::NodeType::Map) : root;
 }
 
@@ -309,6 +374,8 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
   } catch (const YAML::ParserException& e) {
     MNEMO_FAIL(flag << ": malformed YAML value: " << e.msg);
   }
+  std::vector<YAML::Node> ancestors;
+  check_acyclic(value, ancestors, flag);
   sources.add_flag(value, flag);
   set_path(root, keys, 0, value, flag, sources);
 }

@@ -4,6 +4,7 @@
 // language: the structs of experiments/config.h are the schema.
 #pragma once
 
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <limits>
@@ -157,6 +158,7 @@ T YamlReader::read_as(const YAML::Node& n, const std::string& path) const {
   } else if constexpr (std::is_floating_point_v<T>) {
     double v = 0;
     if (!n.IsScalar() || !decode(n, v)) fail_type(n, path, "a number");
+    if (!std::isfinite(v)) fail_at(n, path, "must be a finite number, got " + describe(n));
     return T(v);
   } else {
     static_assert(std::is_same_v<T, void>, "YamlReader::get: unsupported type");

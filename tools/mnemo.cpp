@@ -1,7 +1,11 @@
-// The one `mnemo` command. Subcommands register themselves here; errors from the
-// library (mnemo::Error) become a message and exit code 1, never a crash.
+// The one `mnemo` command. Subcommands register themselves here. Every failure ends as one
+// line `mnemo: error: ...` and exit code 1 (2 for a usage error): library errors
+// (mnemo::Error), the standard library's (a filesystem error, running out of memory) and
+// anything else thrown; none escapes as an abort.
 #include <CLI/CLI.hpp>
+#include <exception>
 #include <iostream>
+#include <new>
 
 #include "autograd/error.h"
 #include "bench/bench.h"
@@ -20,10 +24,22 @@ int main(int argc, char** argv) {
   mnemo::bench::add_bench_command(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a subcommand's own exit code
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints help, the version or the usage error
+    return code == 0 ? 0 : 2;
   } catch (const mnemo::Error& e) {
-    std::cerr << "mnemo: " << e.what() << "\n";
+    std::cerr << "mnemo: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mnemo: error: out of memory (a size in the config or the input may be too large)\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "mnemo: error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "mnemo: error: an unknown exception\n";
     return 1;
   }
   return 0;

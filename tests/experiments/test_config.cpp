@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(wrong_type) {
 BOOST_AUTO_TEST_CASE(out_of_range_values) {
   TempDir t;
   std::string f = t.write("a.yaml", "model:\n  dim: -3\n");
-  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":2:8: model.dim: must be > 0, got -3"));
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), f + ":2:8: model.dim: must be in [1, 65536], got -3"));
   f = t.write("b.yaml", "train: {bptt: ful}\n");
   BOOST_TEST(contains(error_of([&] { load_config(f); }),
                       "train.bptt: must be one of truncated, full, replay (did you mean full?), got ful"));
@@ -371,6 +371,35 @@ train: {bptt: full, optimizer: {step_every: batch}, schedule: {kind: warmup_cosi
   BOOST_TEST(contains(to_yaml(c), "bptt: full"));
   BOOST_TEST(contains(error_of([&] { load_config(f, {"train.optimizer.type=adam"}); }),
                       "train.optimizer.type: must be one of adamw (did you mean adamw?), got adam"));
+}
+
+BOOST_AUTO_TEST_CASE(hostile_inputs_are_refused_with_their_location) {
+  TempDir t;
+  const auto refused = [&](const std::string& name, const std::string& yaml, const std::string& what) {
+    const std::string f = t.write(name, yaml);
+    return contains(error_of([&] { load_config(f); }), what);
+  };
+  // an alias that contains itself would recurse until the stack overflows
+  BOOST_TEST(refused("alias.yaml", "x: &a [*a]\n", "alias.yaml:1:4: an alias refers to a node that contains it"));
+  BOOST_TEST(refused("alias2.yaml", "seed: 1\nsweep: &a {seed: [*a]}\n", "a cycle"));
+  BOOST_TEST(contains(error_of([&] { load_config(t.write("ok.yaml", ""), {"sweep=&a [*a]"}); }), "a cycle"));
+  BOOST_TEST(contains(error_of([&] { load_config(t.dir.string()); }), "is a directory, not a config file"));
+  // non-finite numbers, oversized and overflowing sizes
+  BOOST_TEST(refused("nan.yaml", "train: {optimizer: {lr: .nan}}\n", "train.optimizer.lr: must be a finite number, got .nan"));
+  BOOST_TEST(refused("inf.yaml", "train: {clip: .inf}\n", "train.clip: must be a finite number"));
+  BOOST_TEST(refused("big.yaml", "model: {dim: 4611686018427387904}\n", "model.dim: must be in [1, 65536]"));
+  BOOST_TEST(refused("tok.yaml", "data: {batch_size: 65536, segments: 65536, segment_len: 65536}\n",
+                     "tokens per batch is more than 2^31"));
+  // the run name is a folder under runs/
+  BOOST_TEST(refused("up.yaml", "name: ../..\n", "name: must be a plain file name, without / or \\"));
+  BOOST_TEST(refused("dot.yaml", "name: '.'\n", "name: must be a plain file name (not empty, . or ..)"));
+  // synthetic tasks: sizes that do not fit the sequence, a vocabulary without the task's letters
+  BOOST_TEST(refused("cl.yaml", "data: {copy_len: 200}\n", "cl.yaml:1:18: data.copy_len: [data] copy: content_len 200"));
+  BOOST_TEST(refused("tl.yaml", "data: {total_len: 7}\n", "data.total_len: must equal data.segments * data.segment_len"));
+  BOOST_TEST(refused("v.yaml", "model: {vocab: 100}\n", "model.vocab: synthetic tasks use byte values up to 122"));
+  // an option whose value would silently degenerate
+  BOOST_TEST(refused("cr.yaml", "model: {arch: compressive, compressive: {cmem_ratio: 1000}}\n",
+                     "model.compressive.cmem_ratio: must be <= mem_len = 64"));
 }
 
 BOOST_AUTO_TEST_CASE(reader_validators) {
