@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <iostream>
 
-#include "architectures/brt_generate.h"
 #include "autograd/ops/ops.h"
 #include "data/byte_corpus.h"
 #include "experiments/checkpoint.h"
@@ -186,20 +185,7 @@ int generate_cmd(const GenerateArgs& a) {
   const Target t = resolve(a.target, a.sets, a.weights);
   auto model = load_model(t);
   const std::vector<int32_t> prompt(a.prompt.begin(), a.prompt.end());
-  std::vector<int32_t> out;
-  if (const auto* brt = dynamic_cast<const arch::BlockRecurrentTransformer*>(model.get())) {
-    // BRT keeps a per-block key/value cache: O(W) work per token instead of a re-run.
-    const std::vector<int32_t> prime = prompt.empty() ? std::vector<int32_t>{'\n'} : prompt;
-    const int64_t V = t.cfg.model.vocab;
-    const double thres = a.opts.top_k > 0 && a.opts.top_k < V ? 1.0 - (double(a.opts.top_k) - 0.5) / double(V) : 0.0;
-    const arch::BrtGenerated g = arch::brt_generate(
-        *brt, Tensor::from_ints({1, int64_t(prime.size())}, prime), {},
-        {.length = a.opts.length, .temperature = a.opts.temperature, .filter_thres = thres, .seed = a.opts.seed});
-    out.assign(g.tokens.data<int32_t>(), g.tokens.data<int32_t>() + g.tokens.numel());
-  } else {
-    out = generate(*model, t.cfg.data.segment_len, prompt, a.opts);
-  }
-  std::cout << a.prompt << printable(out) << "\n";
+  std::cout << a.prompt << printable(generate(*model, t.cfg.data.segment_len, prompt, a.opts)) << "\n";
   return 0;
 }
 
