@@ -191,7 +191,7 @@ void add_train_commands(CLI::App& app) {
     c->add_option("target", a->target, "Run folder or experiment YAML file")->required();
     c->add_option("--set", a->sets, "Override a config key (experiment files only)");
     c->add_option("--weights", a->weights, "Checkpoint to load (default: the run's last)");
-    c->add_option("--tokens", a->tokens, "Token file: .safetensors with input.tokens (B, N) [input.labels], or raw bytes");
+    c->add_option("--tokens", a->tokens, "Token file: .safetensors with input.tokens (B, N) [input.labels], or raw bytes (read as a stream, any length)");
     c->add_option("--dump-logits", a->dump, "Write every segment's logits and memories to this .safetensors file");
     c->callback([a] { throw CLI::RuntimeError(eval(*a)); });
   }
