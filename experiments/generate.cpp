@@ -8,6 +8,8 @@
 namespace mnemo::experiments {
 namespace {
 
+// The generic decoder: forward() over the partial segment so far, computed only when logits
+// are asked for; a complete segment commits its memory.
 class RerunGenerator : public arch::Generator {
  public:
   RerunGenerator(const arch::SegmentModel& model, arch::Memory memory, int64_t B, int64_t seg_len)
@@ -57,13 +59,7 @@ class RerunGenerator : public arch::Generator {
   Tensor logits_;                           // (B, V), or undefined until asked for
 };
 
-}  // namespace
-
-std::unique_ptr<arch::Generator> rerun_generator(const arch::SegmentModel& model, const arch::Memory& memory,
-                                                 int64_t batch, int64_t seg_len) {
-  return std::make_unique<RerunGenerator>(model, memory.empty() ? model.initial_memory(batch) : memory, batch, seg_len);
-}
-
+// The sampler: logits (B, V) -> tokens (B) i32, one draw per row from `rng`.
 Tensor sample(const Tensor& logits, const GenerateOptions& o, Rng& rng) {
   if (o.temperature <= 0) return nn::argmax_sample(logits);
   Tensor l = logits;
@@ -73,6 +69,8 @@ Tensor sample(const Tensor& logits, const GenerateOptions& o, Rng& rng) {
   return nn::multinomial_sample(l, o.temperature, rng);
 }
 
+}  // namespace
+
 Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tensor& prime, arch::Memory memory,
                    const GenerateOptions& o) {
   MNEMO_CHECK(seg_len > 0 && o.length >= 0, "[generate] seg_len must be > 0 and length >= 0");
@@ -81,7 +79,7 @@ Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tenso
   const int64_t B = prime.dim(0);
   if (memory.empty()) memory = model.initial_memory(B);
   std::unique_ptr<arch::Generator> g = o.use_cache ? model.cached_generator(memory, B, seg_len) : nullptr;
-  if (!g) g = rerun_generator(model, memory, B, seg_len);
+  if (!g) g = std::make_unique<RerunGenerator>(model, memory, B, seg_len);
   Rng rng(o.seed);
   g->feed(prime);
   std::vector<int32_t> out(size_t(B * o.length));  // (B, length)

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "architectures/segment_model.h"
-#include "autograd/random.h"
 
 namespace mnemo::experiments {
 
@@ -35,14 +34,6 @@ Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tenso
 // One stream from the initial memory; an empty prompt starts from a newline.
 std::vector<int32_t> generate(const arch::SegmentModel& model, int64_t seg_len, const std::vector<int32_t>& prompt,
                               const GenerateOptions& opts);
-
-// The generic decoder: forward() over the partial segment so far, computed only when logits
-// are asked for; a complete segment commits its memory.
-std::unique_ptr<arch::Generator> rerun_generator(const arch::SegmentModel& model, const arch::Memory& memory,
-                                                 int64_t batch, int64_t seg_len);
-
-// The sampler: logits (B, V) -> tokens (B) i32, one draw per row from `rng`.
-Tensor sample(const Tensor& logits, const GenerateOptions& opts, Rng& rng);
 
 // Bytes -> text with non-printable bytes escaped as \xNN (samples go into logs and JSON).
 std::string printable(const std::vector<int32_t>& tokens);
