@@ -1,73 +1,52 @@
-#include "architectures/brt_generate.h"
-
+// BRT's cached decoder (SegmentModel::cached_generator, SPEC 1.4): one pass over the stream
+// with, per layer, the current block's unrotated keys/values. A token attends to [memory;
+// cached block keys; itself] and reads the block-start states; when a block fills, states are
+// written and the XL memories pushed through the same end_block as forward(), and every
+// T / W blocks the segment's memory is taken. O(W) work per token instead of re-running the
+// partial segment (O(T)); the default positions make a block's prefix compute what the full
+// block does (brt.cpp, P3), so the logits equal forward()'s. The sampler is the caller's
+// (experiments/generate.cpp).
 #include <algorithm>
 
-#include "layers/sampling.h"
+#include "architectures/brt.h"
 
 namespace mnemo::arch {
 namespace {
 
-// The last step's logits of (B, n, V) as (B, V).
-Tensor last_logits(Var logits) {
-  const int64_t B = logits.dim(0), n = logits.dim(1), V = logits.dim(2);
-  return reshape(slice(logits, 1, n - 1, 1), {B, V}).value();
+// Columns [start, start + n) of tokens (B, N) i32.
+Tensor columns(const Tensor& t, int64_t start, int64_t n) {
+  const int64_t B = t.dim(0), N = t.dim(1);
+  std::vector<int32_t> v;
+  for (int64_t b = 0; b < B; ++b) v.insert(v.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + n);
+  return Tensor::from_ints({B, n}, v);
 }
 
-// The growing stream (B, prime + new), one column appended per sample.
-struct Stream {
-  int64_t B;
-  std::vector<std::vector<int32_t>> rows;
-  Tensor range(int64_t t0, int64_t n) const {
-    std::vector<int32_t> v;
-    for (const auto& r : rows) v.insert(v.end(), r.begin() + t0, r.begin() + t0 + n);
-    return Tensor::from_ints({B, n}, v);
-  }
-  int64_t len() const { return int64_t(rows[0].size()); }
-  void push(const Tensor& sample) {
-    for (int64_t b = 0; b < B; ++b) rows[size_t(b)].push_back(sample.data<int32_t>()[b]);
-  }
-};
-
-Tensor draw(const Tensor& logits, const BrtGenerateOptions& o, Rng& rng) {
-  return nn::gumbel_sample(nn::top_k_filter(logits, o.filter_thres, nn::TopKRounding::ceil), o.temperature, rng);
-}
-
-// The reference's way: a full forward over the segment so far for every token.
-void generate_uncached(const BlockRecurrentTransformer& m, Stream& s, Memory& mem, int64_t P,
-                       const BrtGenerateOptions& o, Rng& rng) {
-  const int64_t T = m.cfg.seq_len;
-  int64_t seg_start = 0;
-  for (int64_t p = P; p < P + o.length; ++p) {  // sample stream position p from tokens [0, p)
-    while (p - seg_start > T) {                  // a complete segment: its memory moves on
-      Tape tape;
-      Tape::NoRecord nr(tape);
-      mem = values(m.forward(tape, s.range(seg_start, T), constants(tape, mem)).memory);
-      seg_start += T;
-    }
-    Tape tape;
-    Tape::NoRecord nr(tape);
-    SegmentOut out = m.forward(tape, s.range(seg_start, p - seg_start), constants(tape, mem));
-    s.push(draw(last_logits(out.logits), o, rng));
-  }
-  const int64_t end = s.len();
-  while (end - seg_start >= T) {
-    Tape tape;
-    Tape::NoRecord nr(tape);
-    mem = values(m.forward(tape, s.range(seg_start, T), constants(tape, mem)).memory);
-    seg_start += T;
-  }
-}
-
-// One pass with a per-block key/value cache per layer.
-class CachedRun {
+class BrtGenerator : public Generator {
  public:
-  CachedRun(const BlockRecurrentTransformer& m, Tape& tape, const Memory& mem, int64_t B)
-      : m_(m), tape_(tape), B_(B), c_(m.carry_in(tape, constants(tape, mem), B)), cache_(size_t(m.cfg.depth)) {
+  BrtGenerator(const BlockRecurrentTransformer& m, const Memory& memory, int64_t B)
+      : m_(m), B_(B), c_(m.carry_in(tape_, constants(tape_, memory), B)), cache_(size_t(m.cfg.depth)),
+        segment_memory_(memory) {
     prep_ = m_.prepare_states(c_, B_);
   }
 
-  // Feeds tokens (B, n) that fit in the current block; returns the logits (B, n, V).
-  Var feed(const Tensor& tokens) {
+  void feed(const Tensor& tokens) override {
+    MNEMO_CHECK(tokens.rank() == 2 && tokens.dim(0) == B_ && tokens.dim(1) >= 1 && tokens.dtype() == DType::i32,
+                "[brt generator] expected tokens (" << B_ << ", n >= 1) i32, got " << tokens.shape());
+    for (int64_t t = 0; t < tokens.dim(1);) {  // a block's worth at a time
+      const int64_t n = std::min(m_.cfg.block_width - j_, tokens.dim(1) - t);
+      feed_block_part(n == tokens.dim(1) ? tokens : columns(tokens, t, n));
+      t += n;
+    }
+  }
+  Tensor next_logits() override {
+    MNEMO_CHECK(last_.defined(), "[brt generator] feed at least one token before asking for logits");
+    return last_;
+  }
+  Memory memory() const override { return segment_memory_; }
+
+ private:
+  // Tokens (B, n) that fit in the current block.
+  void feed_block_part(const Tensor& tokens) {
     Var x = m_.token_emb(tape_, tokens);  // (B, n, D)
     for (int64_t l = 0; l < m_.cfg.depth; ++l) {
       Var kv;
@@ -83,60 +62,29 @@ class CachedRun {
       prep_ = m_.prepare_states(c_, B_);
       if (++blocks_ % (m_.cfg.seq_len / m_.cfg.block_width) == 0) segment_memory_ = values(m_.carry_out(tape_, c_, B_));
     }
-    return m_.logits(x);
+    const int64_t n = x.dim(1);
+    Var h = n == 1 ? x : slice(x, 1, n - 1, 1);                   // (B, 1, D)
+    last_ = reshape(m_.logits(h), {B_, m_.cfg.vocab}).value();   // (B, V)
   }
-  // Tokens the current block can still take.
-  int64_t room() const { return m_.cfg.block_width - j_; }
-  Memory& segment_memory() { return segment_memory_; }
 
- private:
   const BlockRecurrentTransformer& m_;
-  Tape& tape_;
   int64_t B_;
+  Tape tape_;
+  Tape::NoRecord no_record_{tape_};
   BlockRecurrentTransformer::Carry c_;
-  std::vector<Var> cache_;  // per layer (B, j, 2d)
+  std::vector<Var> cache_;  // per layer (B, j, 2d): the current block's keys | values so far
   std::vector<BrtStateContainer::Prepared> prep_;
-  int64_t j_ = 0, blocks_ = 0;
-  Memory segment_memory_;
+  int64_t j_ = 0, blocks_ = 0;  // tokens in the current block, blocks completed
+  Memory segment_memory_;       // after the last complete segment
+  Tensor last_;                 // (B, V)
 };
-
-void generate_cached(const BlockRecurrentTransformer& m, Stream& s, Memory& mem, int64_t P,
-                     const BrtGenerateOptions& o, Rng& rng) {
-  Tape tape;
-  Tape::NoRecord nr(tape);
-  CachedRun run(m, tape, mem, s.B);
-  run.segment_memory() = mem;
-  Var logits;
-  for (int64_t t = 0; t < P;) {  // the prime, a block's worth at a time
-    const int64_t n = std::min(run.room(), P - t);
-    logits = run.feed(s.range(t, n));
-    t += n;
-  }
-  for (int64_t i = 0; i < o.length; ++i) {
-    s.push(draw(last_logits(logits), o, rng));
-    if (i + 1 < o.length || (s.len()) % m.cfg.seq_len == 0) logits = run.feed(s.range(s.len() - 1, 1));
-  }
-  mem = run.segment_memory();
-}
 
 }  // namespace
 
-BrtGenerated brt_generate(const BlockRecurrentTransformer& m, const Tensor& prime, Memory memory,
-                          const BrtGenerateOptions& o) {
-  MNEMO_CHECK(prime.rank() == 2 && prime.dim(1) >= 1 && prime.dtype() == DType::i32,
-              "[brt_generate] expected a prime (B, P >= 1) i32, got " << prime.shape());
-  MNEMO_CHECK(o.length >= 0, "[brt_generate] expected length >= 0, got " << o.length);
-  const int64_t B = prime.dim(0), P = prime.dim(1);
-  if (memory.empty()) memory = m.initial_memory(B);
-  Stream s{B, std::vector<std::vector<int32_t>>(size_t(B))};
-  for (int64_t b = 0; b < B; ++b)
-    s.rows[size_t(b)].assign(prime.data<int32_t>() + b * P, prime.data<int32_t>() + (b + 1) * P);
-  Rng rng(o.seed);
-  if (o.cache)
-    generate_cached(m, s, memory, P, o, rng);
-  else
-    generate_uncached(m, s, memory, P, o, rng);
-  return {s.range(P, o.length), memory};
+std::unique_ptr<Generator> BlockRecurrentTransformer::cached_generator(const Memory& memory, int64_t batch,
+                                                                       int64_t seg_len) const {
+  if (seg_len != cfg.seq_len) return nullptr;  // the cache follows the model's own segments
+  return std::make_unique<BrtGenerator>(*this, memory.empty() ? initial_memory(batch) : memory, batch);
 }
 
 }  // namespace mnemo::arch

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "autograd/tape.h"
@@ -33,6 +34,18 @@ inline Memory values(const MemoryVars& m) {
   return out;
 }
 
+// Incremental decoding over one stream of tokens cut into segments from its first token:
+// tokens go in as they are chosen, the logits for the next one come out. An architecture
+// with a per-token cache implements it; experiments/generate.cpp has the generic one that
+// re-runs forward() and owns the sampler for both. No tape is recorded.
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  virtual void feed(const Tensor& tokens) = 0;  // (B, n) i32, n >= 1: appended to the stream
+  virtual Tensor next_logits() = 0;             // (B, V) for the token after those fed
+  virtual Memory memory() const = 0;            // after the last complete segment fed
+};
+
 class SegmentModel : public nn::Module {
  public:
   virtual Memory initial_memory(int64_t batch) const = 0;
@@ -41,6 +54,13 @@ class SegmentModel : public nn::Module {
   // key/value cache): replay then feeds it as a constant and never computes or carries a
   // gradient for it, which the previous segment would only drop. Replay checks the claim.
   virtual bool memory_takes_gradient(const std::string& /*name*/) const { return true; }
+  // A cached decoder for `batch` streams cut into segments of seg_len, `memory` entering the
+  // first; null when the model has none for that segment length (generation then re-runs
+  // forward() over the partial segment for every token). Same logits either way.
+  virtual std::unique_ptr<Generator> cached_generator(const Memory& /*memory*/, int64_t /*batch*/,
+                                                      int64_t /*seg_len*/) const {
+    return nullptr;
+  }
 };
 
 }  // namespace mnemo::arch

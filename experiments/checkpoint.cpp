@@ -266,7 +266,11 @@ std::map<std::string, Tensor> by_name(const NamedTensors& v, const char* what) {
 
 // ---- safetensors ----
 
-std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+namespace {
+
+// The header's pieces, shared by the one-shot encoder and the streaming writer so that both
+// write the same bytes: "{" + metadata, then one entry per tensor in order, then "}" padded.
+std::string header_start(const std::map<std::string, std::string>& metadata) {
   std::string header = "{";
   if (!metadata.empty()) {
     header += "\"__metadata__\":{";
@@ -281,31 +285,46 @@ std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::
     }
     header += "}";
   }
+  return header;
+}
+
+// Appends t's entry at data offset `offset`, after checking it can be saved under `name`.
+void header_add(std::string& header, std::set<std::string>& seen, const std::string& name, const Tensor& t,
+                uint64_t offset) {
+  MNEMO_CHECK(!name.empty() && name != "__metadata__" && valid_utf8(name),
+              "[safetensors] bad tensor name \"" << name << "\" (empty, reserved or not UTF-8)");
+  MNEMO_CHECK(seen.insert(name).second, "[safetensors] tensor '" << name << "' given twice");
+  MNEMO_CHECK(t.defined(), "[safetensors] tensor '" << name << "' is undefined");
+  MNEMO_CHECK(t.dtype() != DType::bf16, "[safetensors] tensor '" << name << "' is bf16, which mnemo cannot save yet");
+  MNEMO_CHECK(t.device() == Device::cpu, "[safetensors] tensor '" << name << "' is on " << t.device()
+                                                                  << "; copy it to the CPU before saving");
+  if (header.size() > 1) header += ',';  // after metadata or a previous tensor
+  json_string(header, name);
+  header += ":{\"dtype\":\"" + std::string(st_dtype(t.dtype())) + "\",\"shape\":" + shape_json(t.shape()) +
+            ",\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.nbytes()) + "]}";
+}
+
+// The 8-byte length and the closed header, padded with spaces (allowed by the format) so the
+// data starts 8-byte aligned.
+std::string header_finish(std::string header) {
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  const uint64_t n = header.size();
+  return std::string(reinterpret_cast<const char*>(&n), 8) + header;
+}
+
+}  // namespace
+
+std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
+  std::string header = header_start(metadata);
   std::set<std::string> seen;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    MNEMO_CHECK(!name.empty() && name != "__metadata__" && valid_utf8(name),
-                "[safetensors] bad tensor name \"" << name << "\" (empty, reserved or not UTF-8)");
-    MNEMO_CHECK(seen.insert(name).second, "[safetensors] tensor '" << name << "' given twice");
-    MNEMO_CHECK(t.defined(), "[safetensors] tensor '" << name << "' is undefined");
-    MNEMO_CHECK(t.dtype() != DType::bf16, "[safetensors] tensor '" << name << "' is bf16, which mnemo cannot save yet");
-    MNEMO_CHECK(t.device() == Device::cpu, "[safetensors] tensor '" << name << "' is on " << t.device()
-                                                                    << "; copy it to the CPU before saving");
-    if (header.size() > 1) header += ',';  // after metadata or a previous tensor
-    json_string(header, name);
-    header += ":{\"dtype\":\"" + std::string(st_dtype(t.dtype())) + "\",\"shape\":" + shape_json(t.shape()) +
-              ",\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.nbytes()) + "]}";
+    header_add(header, seen, name, t, offset);
     offset += t.nbytes();
   }
-  header += "}";
-  // Pad with spaces (allowed by the format) so the data starts 8-byte aligned.
-  header.append((8 - header.size() % 8) % 8, ' ');
-
-  std::string out;
-  out.reserve(8 + header.size() + offset);
-  const uint64_t n = header.size();
-  out.append(reinterpret_cast<const char*>(&n), 8);
-  out += header;
+  std::string out = header_finish(std::move(header));
+  out.reserve(out.size() + offset);
   for (const auto& [name, t] : tensors)
     if (t.nbytes() > 0) out.append(static_cast<const char*>(t.raw()), t.nbytes());
   return out;
@@ -378,6 +397,61 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
 }
 
 Safetensors read_safetensors(const std::string& path) { return decode_safetensors(read_file(path), path); }
+
+SafetensorsWriter::SafetensorsWriter(std::string path, const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), data_path_(temp_path_for(path_) + ".data"), header_(header_start(metadata)) {
+  fd_ = ::open(data_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CKPT_CHECK(fd_ >= 0, path_, "cannot create the temporary file '" << data_path_ << "': " << errno_text());
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!finished_) ::unlink(data_path_.c_str());
+}
+
+void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
+  MNEMO_CHECK(!finished_, "[safetensors] '" << path_ << "' is finished; cannot add '" << name << "'");
+  header_add(header_, seen_, name, t, offset_);
+  if (t.nbytes() > 0) write_all(fd_, static_cast<const char*>(t.raw()), t.nbytes(), data_path_);
+  offset_ += t.nbytes();
+}
+
+void SafetensorsWriter::finish() {
+  MNEMO_CHECK(!finished_, "[safetensors] '" << path_ << "' is already finished");
+  const int closed = ::close(fd_);
+  fd_ = -1;
+  CKPT_CHECK(closed == 0, data_path_, "close failed: " << errno_text());
+  const std::string tmp = temp_path_for(path_);
+  int in = ::open(data_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  CKPT_CHECK(in >= 0, data_path_, "cannot reopen: " << errno_text());
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  try {
+    CKPT_CHECK(out >= 0, path_, "cannot create the temporary file '" << tmp << "': " << errno_text());
+    const std::string head = header_finish(header_);
+    write_all(out, head.data(), head.size(), tmp);
+    std::vector<char> buf(size_t(1) << 20);  // the data, a MiB at a time
+    for (uint64_t copied = 0; copied < offset_;) {
+      const ssize_t r = ::read(in, buf.data(), buf.size());
+      CKPT_CHECK(r > 0, data_path_, "read failed after " << copied << " of " << offset_ << " bytes: " << errno_text());
+      write_all(out, buf.data(), size_t(r), tmp);
+      copied += uint64_t(r);
+    }
+    CKPT_CHECK(::fsync(out) == 0, tmp, "fsync failed: " << errno_text());
+    const int rc = ::close(out);
+    out = -1;
+    CKPT_CHECK(rc == 0, tmp, "close failed: " << errno_text());
+    CKPT_CHECK(::rename(tmp.c_str(), path_.c_str()) == 0, path_, "cannot rename '" << tmp << "' over it: " << errno_text());
+  } catch (...) {
+    if (out >= 0) ::close(out);
+    ::close(in);
+    ::unlink(tmp.c_str());  // the previous file at path_ was never touched
+    throw;
+  }
+  ::close(in);
+  ::unlink(data_path_.c_str());
+  finished_ = true;
+  fsync_directory(path_);
+}
 
 // ---- training state ----
 

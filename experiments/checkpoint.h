@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,27 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
 // Refuses (mnemo::Error naming the file and the problem) truncated files, bad JSON, unknown
 // dtypes, offsets out of range / overlapping / leaving holes, and size != dtype * shape.
 Safetensors read_safetensors(const std::string& path);
+
+// A safetensors file written one tensor at a time, none of them kept: the data goes to a
+// temporary file as tensors come, and finish() writes the header (known only then) and that
+// data to path's temporary file and renames it over `path`. The bytes equal write_safetensors'
+// for the same tensors and metadata; unfinished, the previous file at `path` is untouched.
+class SafetensorsWriter {
+ public:
+  explicit SafetensorsWriter(std::string path, const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();  // removes the temporary file unless finished
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  void add(const std::string& name, const Tensor& t);
+  void finish();
+
+ private:
+  std::string path_, data_path_, header_;  // header_: the JSON so far, small
+  std::set<std::string> seen_;
+  uint64_t offset_ = 0;                     // data bytes written
+  int fd_ = -1;
+  bool finished_ = false;
+};
 
 // The same, in memory (the file functions are these plus I/O). `what` names the source in
 // error messages.

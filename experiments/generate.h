@@ -1,9 +1,9 @@
-// Sampling text from any SegmentModel, segment by segment: full segments of the prompt
-// advance the memory; inside the current partial segment every new token re-runs the
-// segment so far (the model sees a segment shorter than seq_len) and keeps nothing from it;
-// when the segment fills, one full forward commits its memory. Memories therefore advance
-// exactly as in training and evaluation. Architectures with a per-token cache may offer a
-// faster path; this one needs nothing but the SegmentModel interface.
+// Sampling from any SegmentModel, memory carried across segments. The stream (prime, then
+// the new tokens) is cut into segments of seg_len from its first token; a complete segment
+// commits its memory exactly as in training and evaluation. The logits come from the model's
+// cached decoder when it has one (SegmentModel::cached_generator: BRT's per-block cache),
+// else from the generic one here, which re-runs forward() over the partial segment for each
+// new token. Both feed the one sampler: temperature (0 = greedy), top-k, multinomial.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +19,19 @@ struct GenerateOptions {
   double temperature = 1.0;    // 0: greedy (argmax)
   int64_t top_k = 0;           // sample among the k likeliest; 0 = all
   uint64_t seed = 0;
+  bool use_cache = true;       // false: the generic re-run even where the model has a cache
 };
 
-// Generates `length` tokens after `prompt` (an empty prompt starts from a newline) with a
-// batch of one. The model is used as it is: call nn::eval(model) first for inference.
+struct Generated {
+  Tensor tokens;        // (B, length) i32, the new tokens
+  arch::Memory memory;  // after the last complete segment of prime + new tokens
+};
+
+// prime (B, P >= 1) i32; memory: entering the prime's first segment (empty: initial_memory).
+// The model is used as it is: call nn::eval(model) first for inference.
+Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tensor& prime, arch::Memory memory,
+                   const GenerateOptions& opts);
+// One stream from the initial memory; an empty prompt starts from a newline.
 std::vector<int32_t> generate(const arch::SegmentModel& model, int64_t seg_len, const std::vector<int32_t>& prompt,
                               const GenerateOptions& opts);
 

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "experiments/config.h"
+#include "experiments/evaluate.h"
 #include "experiments/trainer.h"
 
 namespace mnemo::experiments {

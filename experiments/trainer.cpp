@@ -78,42 +78,4 @@ StepMetrics Trainer::step() {
   return m;
 }
 
-EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Batch>& batches) {
-  EvalResult res;
-  arch::Memory memory;
-  double nats = 0;
-  int64_t correct = 0;
-  for (const data::Batch& batch : batches) {
-    if (batch.reset_memory || memory.empty()) memory = model.initial_memory(batch.batch_size());
-    for (int64_t s = 0; s < batch.segments(); ++s) {
-      Tape tape;
-      Tape::NoRecord no_record(tape);
-      arch::SegmentOut out = model.forward(tape, batch.inputs[size_t(s)], arch::constants(tape, memory));
-      const Tensor targets = masked_targets(batch, s);
-      const Tensor losses = cross_entropy(out.logits, targets, kIgnoreIndex, Reduction::none).value();
-      const Tensor logits = out.logits.value().to(DType::f64);
-      const int64_t V = logits.dim(-1);
-      const double* l = logits.data<double>();
-      const int32_t* t = targets.data<int32_t>();
-      const std::vector<double> per_token = losses.to_vector();
-      for (int64_t i = 0; i < targets.numel(); ++i) {
-        if (t[i] == kIgnoreIndex) continue;
-        nats += per_token[size_t(i)];
-        int64_t best = 0;
-        for (int64_t v = 1; v < V; ++v)
-          if (l[i * V + v] > l[i * V + best]) best = v;
-        correct += best == t[i];
-        ++res.tokens;
-      }
-      memory = arch::values(out.memory);
-    }
-  }
-  if (res.tokens > 0) {
-    res.loss = nats / double(res.tokens);
-    res.bits_per_byte = res.loss / std::log(2.0);
-    res.accuracy = double(correct) / double(res.tokens);
-  }
-  return res;
-}
-
 }  // namespace mnemo::experiments

@@ -4,7 +4,7 @@
 // of the step is gone. Memory carries from batch to batch when training is stateful.
 // With step_every_segment a step is one batch whose S segments each get their own tape,
 // backward and update (memory detached between them), the schedule indexed by updates.
-// Evaluation walks held-out batches with memory carried throughout and records nothing.
+// Evaluation is experiments/evaluate.h.
 #pragma once
 
 #include <optional>
@@ -53,16 +53,5 @@ class Trainer {
   arch::Memory memory_;
   int64_t steps_ = 0;
 };
-
-struct EvalResult {
-  double loss = 0;            // mean token cross-entropy (nats)
-  double bits_per_byte = 0;   // loss / ln 2: a token is a byte
-  double accuracy = 0;        // argmax == target over the counted tokens
-  int64_t tokens = 0;
-};
-
-// Runs the model over `batches` in order, memory carried from one to the next (reset
-// where a batch says so), nothing recorded. Counts the targets the loss masks allow.
-EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Batch>& batches);
 
 }  // namespace mnemo::experiments

@@ -2,15 +2,13 @@
 // and checkpoints/last.safetensors); --set overrides apply to a file's config.
 #include "tools/train_cmd.h"
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
-#include "architectures/brt_generate.h"
-#include "autograd/ops/ops.h"
-#include "data/byte_corpus.h"
 #include "experiments/checkpoint.h"
+#include "experiments/evaluate.h"
 #include "experiments/generate.h"
 #include "experiments/models.h"
 #include "experiments/run.h"
@@ -85,78 +83,27 @@ struct EvalArgs {
   std::vector<std::string> sets;
 };
 
-// Token rows (B, N) from a safetensors file ("input.tokens", optional "input.labels") or a
-// raw byte file (one row; each byte's label is the next byte).
-struct TokenRows {
-  Tensor tokens, labels;  // labels undefined when unknown
-};
-
-TokenRows read_tokens(const std::string& path) {
-  TokenRows r;
-  if (path.size() > 12 && path.substr(path.size() - 12) == ".safetensors") {
-    const Safetensors st = read_safetensors(path);
-    auto it = st.tensors.find("input.tokens");
-    MNEMO_CHECK(it != st.tensors.end(), "'" << path << "' has no tensor 'input.tokens'");
-    r.tokens = it->second;
-    MNEMO_CHECK(r.tokens.rank() == 2 && r.tokens.dtype() == DType::i32,
-                "'" << path << "': input.tokens must be (B, N) integers, got " << r.tokens.dtype() << " " << r.tokens.shape());
-    if (auto l = st.tensors.find("input.labels"); l != st.tensors.end()) {
-      r.labels = l->second;
-      MNEMO_CHECK(r.labels.shape() == r.tokens.shape(), "'" << path << "': input.labels " << r.labels.shape()
-                                                            << " must match input.tokens " << r.tokens.shape());
-    }
-    return r;
-  }
-  const std::vector<uint8_t> bytes = data::read_file_bytes(path);
-  MNEMO_CHECK(bytes.size() >= 2, "'" << path << "' needs at least 2 bytes");
-  const int64_t n = int64_t(bytes.size()) - 1;
-  std::vector<int32_t> in(bytes.begin(), bytes.end() - 1), out(bytes.begin() + 1, bytes.end());
-  r.tokens = Tensor::from_ints({1, n}, in), r.labels = Tensor::from_ints({1, n}, out);
-  return r;
-}
-
-// Columns [start, start + len) of an i32 (B, N) tensor.
-Tensor columns(const Tensor& t, int64_t start, int64_t len) {
-  const int64_t B = t.dim(0), N = t.dim(1);
-  std::vector<int32_t> out;
-  for (int64_t b = 0; b < B; ++b)
-    out.insert(out.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + len);
-  return Tensor::from_ints({B, len}, out);
-}
-
+// Every segment's line; with --dump-logits its logits and memory go to the file as they come.
 int eval_tokens(const arch::SegmentModel& model, const ExperimentConfig& cfg, const EvalArgs& a) {
-  const TokenRows rows = read_tokens(a.tokens);
-  const int64_t B = rows.tokens.dim(0), N = rows.tokens.dim(1), T = cfg.data.segment_len;
-  NamedTensors dump;
-  arch::Memory memory = model.initial_memory(B);
-  double nats = 0;
-  int64_t counted = 0;
-  for (int64_t s = 0, start = 0; start < N; ++s, start += T) {
-    const int64_t len = std::min(T, N - start);
-    Tape tape;
-    Tape::NoRecord no_record(tape);
-    const Tensor seg = columns(rows.tokens, start, len);
-    arch::SegmentOut out = model.forward(tape, seg, arch::constants(tape, memory));
-    dump.emplace_back("logits.seg" + std::to_string(s), out.logits.value());
-    std::printf("segment %ld: tokens [%ld, %ld)", long(s), long(start), long(start + len));
-    if (rows.labels.defined()) {
-      const Tensor labels = columns(rows.labels, start, len);
-      const double loss = cross_entropy(out.logits, labels).value().item();
-      nats += loss * double(B * len), counted += B * len;
-      std::printf("  loss %.6f", loss);
-    }
+  const std::unique_ptr<SegmentSource> source = open_token_file(a.tokens, cfg.data.segment_len);
+  std::optional<SafetensorsWriter> dump;
+  if (!a.dump.empty()) dump.emplace(a.dump, std::map<std::string, std::string>{{"format", "mnemo.logits/1"},
+                                                                             {"arch", cfg.model.arch}});
+  const SegmentObserver write = dump ? dump_segments(*dump) : SegmentObserver{};
+  int64_t start = 0;
+  const EvalResult e = evaluate(model, *source, [&](const SegmentReport& r) {
+    const int64_t len = r.logits.dim(1);
+    std::printf("segment %ld: tokens [%ld, %ld)", long(r.index), long(start), long(start + len));
+    if (r.tokens > 0) std::printf("  loss %.6f", r.loss);
     std::printf("\n");
-    memory.clear();
-    for (const auto& [name, v] : out.memory) {
-      memory.emplace(name, v.value());
-      dump.emplace_back("mem.seg" + std::to_string(s) + "." + name, v.value());
-    }
-    if (len < T) break;  // a partial last segment: its memory is not carried anywhere
-  }
-  if (counted > 0) std::printf("mean loss %.6f (%.6f bits/byte) over %ld tokens\n", nats / double(counted),
-                               nats / double(counted) / std::log(2.0), long(counted));
-  if (!a.dump.empty()) {
-    write_safetensors(a.dump, dump, {{"format", "mnemo.logits/1"}, {"arch", cfg.model.arch}});
+    start += len;
+    if (write) write(r);
+  });
+  if (e.tokens > 0)
+    std::printf("mean loss %.6f (%.6f bits/byte, accuracy %.6f) over %ld tokens\n", e.loss, e.bits_per_byte,
+                e.accuracy, long(e.tokens));
+  if (dump) {
+    dump->finish();
     std::printf("logits and memories of every segment written to %s\n", a.dump.c_str());
   }
   return 0;
@@ -186,20 +133,7 @@ int generate_cmd(const GenerateArgs& a) {
   const Target t = resolve(a.target, a.sets, a.weights);
   auto model = load_model(t);
   const std::vector<int32_t> prompt(a.prompt.begin(), a.prompt.end());
-  std::vector<int32_t> out;
-  if (const auto* brt = dynamic_cast<const arch::BlockRecurrentTransformer*>(model.get())) {
-    // BRT keeps a per-block key/value cache: O(W) work per token instead of a re-run.
-    const std::vector<int32_t> prime = prompt.empty() ? std::vector<int32_t>{'\n'} : prompt;
-    const int64_t V = t.cfg.model.vocab;
-    const double thres = a.opts.top_k > 0 && a.opts.top_k < V ? 1.0 - (double(a.opts.top_k) - 0.5) / double(V) : 0.0;
-    const arch::BrtGenerated g = arch::brt_generate(
-        *brt, Tensor::from_ints({1, int64_t(prime.size())}, prime), {},
-        {.length = a.opts.length, .temperature = a.opts.temperature, .filter_thres = thres, .seed = a.opts.seed});
-    out.assign(g.tokens.data<int32_t>(), g.tokens.data<int32_t>() + g.tokens.numel());
-  } else {
-    out = generate(*model, t.cfg.data.segment_len, prompt, a.opts);
-  }
-  std::cout << a.prompt << printable(out) << "\n";
+  std::cout << a.prompt << printable(generate(*model, t.cfg.data.segment_len, prompt, a.opts)) << "\n";
   return 0;
 }
 
@@ -257,7 +191,7 @@ void add_train_commands(CLI::App& app) {
     c->add_option("target", a->target, "Run folder or experiment YAML file")->required();
     c->add_option("--set", a->sets, "Override a config key (experiment files only)");
     c->add_option("--weights", a->weights, "Checkpoint to load (default: the run's last)");
-    c->add_option("--tokens", a->tokens, "Token file: .safetensors with input.tokens (B, N) [input.labels], or raw bytes");
+    c->add_option("--tokens", a->tokens, "Token file: .safetensors with input.tokens (B, N) [input.labels], or raw bytes (read as a stream, any length)");
     c->add_option("--dump-logits", a->dump, "Write every segment's logits and memories to this .safetensors file");
     c->callback([a] { throw CLI::RuntimeError(eval(*a)); });
   }

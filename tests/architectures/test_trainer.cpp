@@ -7,6 +7,7 @@
 
 #include "architectures/transformer.h"
 #include "data/streams.h"
+#include "experiments/evaluate.h"
 #include "experiments/trainer.h"
 #include "layers/init.h"
 

@@ -1,6 +1,7 @@
-// Checkpoints: safetensors round trips of every dtype; the exact header layout; bit-exact
-// resume of a tiny model with AdamW; corrupt and truncated files refused with messages;
-// failed writes and a process killed mid-write leave the previous checkpoint loadable.
+// Checkpoints: safetensors round trips of every dtype; the exact header layout; the streaming
+// writer's bytes equal the encoder's; bit-exact resume of a tiny model with AdamW; corrupt and
+// truncated files refused with messages; failed writes and a process killed mid-write leave
+// the previous checkpoint loadable.
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
@@ -134,6 +135,40 @@ BOOST_AUTO_TEST_CASE(header_follows_the_safetensors_layout) {
   std::memcpy(x, bytes.data() + 8 + n, 8);
   BOOST_TEST(x[0] == 1.0f);
   BOOST_TEST(x[1] == 2.0f);
+}
+
+BOOST_AUTO_TEST_CASE(the_streaming_writer_writes_the_same_bytes) {
+  // SafetensorsWriter (--dump-logits) against the one-shot encoder: same tensors and
+  // metadata, same file; unfinished or refused, it leaves the previous file and no temp file.
+  TempDir tmp;
+  const NamedTensors in = {
+      {"logits.seg0", Tensor::from({1, 2, 3}, {1.5, -2.25, 3e-30, 1e30, -0.0, 7.0})},
+      {"f64", Tensor::from({3}, {1.0 / 3.0, -1e-300, 2.5}, DType::f64)},
+      {"tokens", Tensor::from_ints({2, 2}, {-7, 0, 2147483647, -2147483647})},
+      {"empty", Tensor::empty({0, 4})},
+      {"mask", Tensor::from({5}, {0, 1, 1, 0, 255}, DType::u8)},
+  };
+  const std::map<std::string, std::string> meta = {{"format", "mnemo.logits/1"}, {"arch", "x"}};
+  for (const auto& m : {meta, std::map<std::string, std::string>{}}) {
+    const std::string path = tmp / "streamed.safetensors";
+    {
+      SafetensorsWriter w(path, m);
+      for (const auto& [name, t] : in) w.add(name, t);
+      w.finish();
+      BOOST_CHECK_THROW(w.add("late", Tensor::scalar(1)), Error);
+    }
+    BOOST_TEST(read_bytes(path) == encode_safetensors(in, m));
+    BOOST_TEST(no_temp_files(tmp.dir));
+  }
+  const std::string before = read_bytes(tmp / "streamed.safetensors");
+  {
+    SafetensorsWriter w(tmp / "streamed.safetensors", meta);
+    w.add("a", in[0].second);
+    BOOST_CHECK_THROW(w.add("a", in[1].second), Error);  // a name given twice
+    BOOST_CHECK_THROW(w.add("", in[1].second), Error);
+  }  // never finished
+  BOOST_TEST(read_bytes(tmp / "streamed.safetensors") == before);
+  BOOST_TEST(no_temp_files(tmp.dir));
 }
 
 BOOST_AUTO_TEST_CASE(training_state_round_trips_through_a_file) {

@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "architectures/brt.h"
-#include "architectures/brt_generate.h"
 #include "architectures/brt_memory.h"
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/optim/adamw.h"

@@ -1,16 +1,16 @@
 // Block-Recurrent Transformer: the whole-model gradient checks, gradient across segments under
 // the trainer's BPTT modes, state dropout through the trainer's memory dropout, a short
-// training run, and cached generation against the reference's uncached re-runs.
+// training run, and cached generation against the generic re-runs of forward().
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cmath>
 
 #include "architectures/brt.h"
-#include "architectures/brt_generate.h"
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
 #include "experiments/config.h"
+#include "experiments/generate.h"
 #include "experiments/models.h"
 #include "tests/architectures/brt/brt_small.h"
 #include "tests/support/periodic_batch.h"
@@ -115,6 +115,9 @@ BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
 }
 
 BOOST_AUTO_TEST_CASE(cached_generation_equals_uncached) {
+  // experiments::generate through BRT's per-block cache and through the generic re-runs of
+  // forward(): the same sampler, seed and logits, so the same tokens and memories
+  using experiments::generate;
   for (bool compressed : {false, true}) {
     BrtConfig c = test::brt_small();
     c.use_compressed_mem = compressed;
@@ -122,35 +125,77 @@ BOOST_AUTO_TEST_CASE(cached_generation_equals_uncached) {
     nn::Init init(14);
     BlockRecurrentTransformer m(init, c);
     nn::eval(m);
+    BOOST_TEST_REQUIRE(m.cached_generator({}, 2, c.seq_len) != nullptr);
+    BOOST_TEST(m.cached_generator({}, 2, c.seq_len / 2) == nullptr);  // not the model's own segments
     const Tensor prime = Tensor::from_ints({2, 3}, {1, 2, 3, 4, 5, 6});
     // 3 + 29 = 32 tokens = 4 segments: blocks, segments and the compressed stage all turn over
-    BrtGenerateOptions o{.length = 29, .temperature = 1.0, .filter_thres = 0.5, .seed = 5};
-    o.cache = true;
-    const BrtGenerated cached = brt_generate(m, prime, {}, o);
-    o.cache = false;
-    const BrtGenerated uncached = brt_generate(m, prime, {}, o);
-    BOOST_TEST(cached.tokens.shape() == (Shape{2, 29}));
-    BOOST_TEST(cached.tokens.to_vector() == uncached.tokens.to_vector());
-    for (const auto& [name, t] : uncached.memory) BOOST_TEST(max_abs_diff(cached.memory.at(name), t) < 1e-5, name);
-    BOOST_TEST(cached.memory.at("xl.0").dim(1) == 4);  // a complete final segment was carried out
-    // History bug (upstream issue #6): generate reset the memories it was given.
-    Memory given = cached.memory;
-    o.cache = true;
-    const BrtGenerated from_given = brt_generate(m, prime, given, o);
-    BOOST_TEST(from_given.tokens.to_vector() != cached.tokens.to_vector());
-    o.cache = false;
-    BOOST_TEST(brt_generate(m, prime, given, o).tokens.to_vector() == from_given.tokens.to_vector());
-    // a prime longer than a segment and ending inside a block
-    std::vector<int32_t> long_prime;
-    for (int32_t i = 0; i < 22; ++i) long_prime.push_back(i % 11);
-    const Tensor p2 = Tensor::from_ints({2, 11}, long_prime);
-    o.length = 6;
-    const BrtGenerated u2 = brt_generate(m, p2, {}, o);
-    o.cache = true;
-    const BrtGenerated c2 = brt_generate(m, p2, {}, o);
-    BOOST_TEST(c2.tokens.to_vector() == u2.tokens.to_vector());
-    BOOST_TEST(max_abs_diff(c2.memory.at("state.0"), u2.memory.at("state.0")) < 1e-5);
+    for (const double temperature : {0.0, 1.0}) {
+      BOOST_TEST_CONTEXT("compressed " << compressed << ", temperature " << temperature) {
+        experiments::GenerateOptions o{.length = 29, .temperature = temperature, .top_k = 4, .seed = 5};
+        o.use_cache = true;
+        const experiments::Generated cached = generate(m, c.seq_len, prime, {}, o);
+        o.use_cache = false;
+        const experiments::Generated uncached = generate(m, c.seq_len, prime, {}, o);
+        BOOST_TEST(cached.tokens.shape() == (Shape{2, 29}));
+        BOOST_TEST(cached.tokens.to_vector() == uncached.tokens.to_vector());
+        for (const auto& [name, t] : uncached.memory) BOOST_TEST(max_abs_diff(cached.memory.at(name), t) < 1e-5, name);
+        BOOST_TEST(cached.memory.at("xl.0").dim(1) == 4);  // a complete final segment was carried out
+        // History bug (upstream issue #6): generate reset the memories it was given.
+        const Memory given = cached.memory;
+        o.use_cache = true;
+        const experiments::Generated from_given = generate(m, c.seq_len, prime, given, o);
+        BOOST_TEST(from_given.tokens.to_vector() != cached.tokens.to_vector());
+        o.use_cache = false;
+        BOOST_TEST(generate(m, c.seq_len, prime, given, o).tokens.to_vector() == from_given.tokens.to_vector());
+        // a prime longer than a segment and ending inside a block
+        std::vector<int32_t> long_prime;
+        for (int32_t i = 0; i < 22; ++i) long_prime.push_back(i % 11);
+        const Tensor p2 = Tensor::from_ints({2, 11}, long_prime);
+        o.length = 6;
+        const experiments::Generated u2 = generate(m, c.seq_len, p2, {}, o);
+        o.use_cache = true;
+        const experiments::Generated c2 = generate(m, c.seq_len, p2, {}, o);
+        BOOST_TEST(c2.tokens.to_vector() == u2.tokens.to_vector());
+        BOOST_TEST(max_abs_diff(c2.memory.at("state.0"), u2.memory.at("state.0")) < 1e-5);
+      }
+    }
   }
+}
+
+BOOST_AUTO_TEST_CASE(cached_logits_equal_forward) {
+  // the cache's logits for every position of a stream fed one token at a time, against
+  // forward() over each segment from the memory the previous one left
+  const BrtConfig c = test::brt_small();
+  nn::Init init(15);
+  BlockRecurrentTransformer m(init, c);
+  nn::eval(m);
+  const int64_t B = 2, N = 2 * c.seq_len + 3;
+  std::vector<int32_t> rows;
+  for (int64_t i = 0; i < B * N; ++i) rows.push_back(int32_t((i * 7 + 3) % c.vocab));
+  const auto column = [&](int64_t i) {
+    return Tensor::from_ints({B, 1}, {rows[size_t(i)], rows[size_t(N + i)]});
+  };
+  std::unique_ptr<Generator> g = m.cached_generator({}, B, c.seq_len);
+  Memory memory = m.initial_memory(B);
+  double worst = 0;
+  for (int64_t start = 0; start < N; start += c.seq_len) {
+    const int64_t n = std::min(c.seq_len, N - start);
+    std::vector<int32_t> seg;
+    for (int64_t b = 0; b < B; ++b) seg.insert(seg.end(), rows.begin() + b * N + start, rows.begin() + b * N + start + n);
+    Tape tape;
+    Tape::NoRecord nr(tape);
+    const SegmentOut out = m.forward(tape, Tensor::from_ints({B, n}, seg), constants(tape, memory));
+    for (int64_t j = 0; j < n; ++j) {
+      g->feed(column(start + j));
+      const Tensor want = reshape(slice(out.logits, 1, j, 1), {B, c.vocab}).value();
+      worst = std::max(worst, max_abs_diff(g->next_logits(), want));
+    }
+    memory = values(out.memory);
+    if (n == c.seq_len)
+      for (const auto& [name, t] : memory) BOOST_TEST(max_abs_diff(g->memory().at(name), t) < 1e-5, name);
+  }
+  BOOST_TEST_MESSAGE("brt cached logits: max |diff| " << worst << " over " << N << " positions");
+  BOOST_TEST(worst < 1e-4);
 }
 
 BOOST_AUTO_TEST_CASE(experiment_files_load_and_build) {

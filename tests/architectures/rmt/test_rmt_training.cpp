@@ -10,6 +10,7 @@
 #include "data/synthetic.h"
 #include "experiments/bptt.h"
 #include "experiments/models.h"
+#include "experiments/evaluate.h"
 #include "experiments/trainer.h"
 #include "tests/architectures/rmt/rmt_test_util.h"
 

@@ -1,0 +1,192 @@
+#include "experiments/evaluate.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "autograd/ops/ops.h"
+#include "experiments/bptt.h"
+#include "experiments/checkpoint.h"
+
+namespace mnemo::experiments {
+namespace {
+
+// Columns [start, start + n) of an i32 (B, N) tensor.
+Tensor columns(const Tensor& t, int64_t start, int64_t n) {
+  const int64_t B = t.dim(0), N = t.dim(1);
+  std::vector<int32_t> out;
+  out.reserve(size_t(B * n));
+  for (int64_t b = 0; b < B; ++b)
+    out.insert(out.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + n);
+  return Tensor::from_ints({B, n}, out);
+}
+
+struct Score {
+  double nats = 0;
+  int64_t correct = 0, tokens = 0;
+};
+
+// Summed loss and argmax hits over the counted targets, read straight from the logits.
+template <class T>
+Score score_rows(const T* logits, int64_t V, const int32_t* targets, const std::vector<double>& losses) {
+  Score s;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    if (targets[i] == kIgnoreIndex) continue;
+    const T* row = logits + int64_t(i) * V;
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (row[v] > row[best]) best = v;  // the first maximum, as argmax_sample
+    s.nats += losses[i];
+    s.correct += best == targets[i];
+    ++s.tokens;
+  }
+  return s;
+}
+
+Score score(Var logits, const Tensor& targets) {  // logits (B, n, V), targets (B, n)
+  const std::vector<double> losses = cross_entropy(logits, targets, kIgnoreIndex, Reduction::none).value().to_vector();
+  const Tensor& l = logits.value();
+  const int64_t V = l.dim(-1);
+  if (l.dtype() == DType::f64) return score_rows(l.data<double>(), V, targets.data<int32_t>(), losses);
+  return score_rows(l.data<float>(), V, targets.data<int32_t>(), losses);
+}
+
+}  // namespace
+
+// ---- sources ----
+
+BatchSegments::BatchSegments(std::function<std::optional<data::Batch>()> next_batch)
+    : next_batch_(std::move(next_batch)) {}
+
+BatchSegments::BatchSegments(const std::vector<data::Batch>& batches)
+    : BatchSegments([&batches, i = size_t(0)]() mutable -> std::optional<data::Batch> {
+        if (i == batches.size()) return std::nullopt;
+        return batches[i++];  // a shallow copy: tensors share their storage
+      }) {}
+
+std::optional<EvalSegment> BatchSegments::next() {
+  while (s_ >= batch_.segments()) {
+    std::optional<data::Batch> b = next_batch_();
+    if (!b) return std::nullopt;
+    batch_ = std::move(*b);
+    s_ = 0;
+  }
+  EvalSegment seg{.tokens = batch_.inputs[size_t(s_)], .targets = masked_targets(batch_, s_),
+                  .reset_memory = s_ == 0 && batch_.reset_memory};
+  ++s_;
+  return seg;
+}
+
+ByteFileSegments::ByteFileSegments(const std::string& path, int64_t seg_len) : path_(path), seg_len_(seg_len) {
+  MNEMO_CHECK(seg_len > 0, "[eval] segment length must be > 0, got " << seg_len);
+  file_ = std::fopen(path.c_str(), "rb");
+  MNEMO_CHECK(file_, "cannot open '" << path << "': " << std::strerror(errno));
+  next_byte_ = std::fgetc(file_);
+  const int second = std::fgetc(file_);
+  if (second != EOF) std::ungetc(second, file_);
+  if (next_byte_ == EOF || second == EOF) {
+    std::fclose(file_);
+    file_ = nullptr;
+    MNEMO_CHECK(false, "'" << path << "' needs at least 2 bytes");
+  }
+}
+
+ByteFileSegments::~ByteFileSegments() {
+  if (file_) std::fclose(file_);
+}
+
+std::optional<EvalSegment> ByteFileSegments::next() {
+  if (!file_) return std::nullopt;
+  std::vector<uint8_t> bytes(size_t(seg_len_) + 1);  // the lookahead, then up to seg_len more
+  bytes[0] = uint8_t(next_byte_);
+  const size_t got = std::fread(bytes.data() + 1, 1, size_t(seg_len_), file_);
+  MNEMO_CHECK(!std::ferror(file_), "cannot read '" << path_ << "': " << std::strerror(errno));
+  if (got < size_t(seg_len_)) {  // the end: nothing follows this segment
+    std::fclose(file_);
+    file_ = nullptr;
+    if (got == 0) return std::nullopt;
+  }
+  next_byte_ = bytes[got];
+  const int64_t n = int64_t(got);
+  EvalSegment seg;
+  seg.tokens = Tensor::from_ints({1, n}, std::vector<int32_t>(bytes.begin(), bytes.begin() + n));
+  seg.targets = Tensor::from_ints({1, n}, std::vector<int32_t>(bytes.begin() + 1, bytes.begin() + n + 1));
+  return seg;
+}
+
+TokenFileSegments::TokenFileSegments(const std::string& path, int64_t seg_len) : seg_len_(seg_len) {
+  MNEMO_CHECK(seg_len > 0, "[eval] segment length must be > 0, got " << seg_len);
+  const Safetensors st = read_safetensors(path);
+  auto it = st.tensors.find("input.tokens");
+  MNEMO_CHECK(it != st.tensors.end(), "'" << path << "' has no tensor 'input.tokens'");
+  tokens_ = it->second;
+  MNEMO_CHECK(tokens_.rank() == 2 && tokens_.dim(1) >= 1 && tokens_.dtype() == DType::i32,
+              "'" << path << "': input.tokens must be (B, N >= 1) integers, got " << tokens_.dtype() << " "
+                  << tokens_.shape());
+  if (auto l = st.tensors.find("input.labels"); l != st.tensors.end()) {
+    labels_ = l->second;
+    MNEMO_CHECK(labels_.shape() == tokens_.shape() && labels_.dtype() == DType::i32,
+                "'" << path << "': input.labels " << labels_.dtype() << " " << labels_.shape()
+                    << " must be integers shaped like input.tokens " << tokens_.shape());
+  }
+}
+
+std::optional<EvalSegment> TokenFileSegments::next() {
+  const int64_t N = tokens_.dim(1);
+  if (start_ >= N) return std::nullopt;
+  const int64_t n = std::min(seg_len_, N - start_);
+  EvalSegment seg;
+  seg.tokens = columns(tokens_, start_, n);
+  if (labels_.defined()) seg.targets = columns(labels_, start_, n);
+  start_ += n;
+  return seg;
+}
+
+std::unique_ptr<SegmentSource> open_token_file(const std::string& path, int64_t seg_len) {
+  if (path.ends_with(".safetensors")) return std::make_unique<TokenFileSegments>(path, seg_len);
+  return std::make_unique<ByteFileSegments>(path, seg_len);
+}
+
+// ---- evaluation ----
+
+SegmentObserver dump_segments(SafetensorsWriter& out) {
+  return [&out](const SegmentReport& r) {
+    const std::string seg = "seg" + std::to_string(r.index);
+    out.add("logits." + seg, r.logits);
+    for (const auto& [name, t] : r.memory) out.add("mem." + seg + "." + name, t);
+  };
+}
+
+EvalResult evaluate(const arch::SegmentModel& model, SegmentSource& source, const SegmentObserver& observe) {
+  EvalResult res;
+  arch::Memory memory;
+  double nats = 0;
+  int64_t correct = 0;
+  for (int64_t index = 0;; ++index) {
+    const std::optional<EvalSegment> seg = source.next();
+    if (!seg) break;
+    if (seg->reset_memory || memory.empty()) memory = model.initial_memory(seg->tokens.dim(0));
+    Tape tape;
+    Tape::NoRecord no_record(tape);
+    const arch::SegmentOut out = model.forward(tape, seg->tokens, arch::constants(tape, memory));
+    memory = arch::values(out.memory);
+    const Score s = seg->targets.defined() ? score(out.logits, seg->targets) : Score{};
+    nats += s.nats, correct += s.correct, res.tokens += s.tokens;
+    if (observe)
+      observe({.index = index, .logits = out.logits.value(), .memory = memory,
+               .loss = s.tokens > 0 ? s.nats / double(s.tokens) : 0.0, .tokens = s.tokens});
+  }
+  if (res.tokens > 0) {
+    res.loss = nats / double(res.tokens);
+    res.bits_per_byte = res.loss / std::log(2.0);
+    res.accuracy = double(correct) / double(res.tokens);
+  }
+  return res;
+}
+
+EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Batch>& batches) {
+  BatchSegments source(batches);
+  return evaluate(model, source);
+}
+
+}  // namespace mnemo::experiments
