@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "kernels/memory.h"
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
-#include "kernels/reference/vec.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/vec.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 constexpr int64_t kBlockQ = 64, kBlockK = 64;
@@ -284,4 +284,4 @@ MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

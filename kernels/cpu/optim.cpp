@@ -1,10 +1,10 @@
 // Reference optimizer updates, in the same order of operations as PyTorch's AdamW and SGD.
 #include <cmath>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 // w <- w (1 - lr wd);  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
 // w <- w - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
@@ -46,4 +46,4 @@ template void adamw_step<double>(double*, const double*, double*, double*, int64
 template void sgd_step<float>(float*, const float*, float*, int64_t, const SgdHyper&);
 template void sgd_step<double>(double*, const double*, double*, int64_t, const SgdHyper&);
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

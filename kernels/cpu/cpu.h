@@ -5,7 +5,7 @@
 
 #include "kernels/kernels.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 // elementwise.cpp
 template <class T> void fill(T* y, int64_t n, T value);
@@ -62,4 +62,4 @@ template <class T> void attention_backward(const AttentionDesc& a, T* dq, T* dk,
 template <class T> void adamw_step(T* w, const T* g, T* m, T* v, int64_t n, const AdamWHyper& h);
 template <class T> void sgd_step(T* w, const T* g, T* buf, int64_t n, const SgdHyper& h);
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

@@ -5,10 +5,10 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 // Runs body(r, acc0, acc1) for every row, where acc0/acc1 are this thread's D-wide
@@ -179,4 +179,4 @@ MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
-#include "kernels/reference/vec.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/vec.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 // y += a x
@@ -191,4 +191,4 @@ MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <omp.h>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 template <class T>
@@ -115,4 +115,4 @@ void gemm(const GemmDesc& d, const T* a, const T* b, T* c) {
 template void gemm<float>(const GemmDesc&, const float*, const float*, float*);
 template void gemm<double>(const GemmDesc&, const double*, const double*, double*);
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

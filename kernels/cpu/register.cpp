@@ -1,11 +1,11 @@
 // The reference backend's coverage table: every slot, float and double.
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/cpu.h"
 
 namespace mnemo::kernels {
 
 #define MNEMO_REF(slot)                                 \
-  slot.set(Backend::reference, &ref::slot<float>); \
-  slot.set_f64(&ref::slot<double>)
+  slot.set(Backend::reference, &cpu::slot<float>); \
+  slot.set_f64(&cpu::slot<double>)
 
 void register_reference_kernels() {
   MNEMO_REF(fill);

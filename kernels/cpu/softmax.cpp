@@ -4,11 +4,11 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
-#include "kernels/reference/vec.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/vec.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 template <class T>
@@ -123,4 +123,4 @@ MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

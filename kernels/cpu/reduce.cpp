@@ -3,10 +3,10 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 template <class T>
 void reduce(Reduce op, T* y, const T* x, int64_t outer, int64_t n, int64_t inner) {
@@ -67,4 +67,4 @@ MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

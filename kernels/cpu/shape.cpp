@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 template <class T>
 void copy_axis(T* dst, const T* src, const AxisCopy& d) {
@@ -68,4 +68,4 @@ MNEMO_INSTANTIATE(float)
 MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu
