@@ -281,7 +281,6 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
   template void attention_backward<T>(const AttentionDesc&, T*, T*, T*, T*, const T*, const T*, const T*,    \
                                       const T*, const T*, const T*, const T*);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu

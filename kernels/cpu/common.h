@@ -1,4 +1,4 @@
-// Loop helpers shared by the reference kernels: OpenMP thresholds and the strided walk.
+// Loop helpers shared by the fast CPU kernels: OpenMP thresholds and the strided walk.
 #pragma once
 
 #include <algorithm>

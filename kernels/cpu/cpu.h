@@ -1,6 +1,7 @@
-// The reference backend: plain loops with OpenMP, Eigen maps for GEMM. Declared here,
-// explicitly instantiated for float and double in each family's .cpp, and registered in
-// register.cpp. Every other backend is tested against these.
+// The fast CPU backend (float): loops written for the vectoriser, fused kernels (tiled
+// attention with an online softmax, hyper-connection mixing, GEGLU), OpenMP, Eigen maps for
+// GEMM. Declared here, explicitly instantiated for float in each family's .cpp, registered
+// in register.cpp, and tested against the reference backend (kernels/reference/).
 #pragma once
 
 #include "kernels/kernels.h"

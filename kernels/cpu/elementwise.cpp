@@ -1,4 +1,4 @@
-// Reference elementwise kernels: fill/axpy, unary maps and their derivatives, broadcasting
+// Fast elementwise kernels: fill/axpy, unary maps and their derivatives, broadcasting
 // binary ops, where, strided copies (permute, expand) and their adjoint sum_to.
 #include <algorithm>
 #include <cmath>
@@ -403,7 +403,6 @@ void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, boo
   template void geglu_forward<T>(T*, const T*, int64_t, int64_t, bool);                             \
   template void geglu_backward<T>(T*, const T*, const T*, int64_t, int64_t, bool);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu

@@ -188,7 +188,6 @@ void hyper_depth_backward(T* dH, T* dcoef, T* db, const T* dout, const T* H, con
   template void hyper_depth_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t,  \
                                         int64_t, bool);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu

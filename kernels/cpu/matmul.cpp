@@ -1,4 +1,4 @@
-// Reference GEMM through Eigen maps (row-major, leading dimensions honoured). Small
+// CPU GEMM through Eigen maps (row-major, leading dimensions honoured). Small
 // batched products run one matrix per thread; large ones let Eigen thread each product;
 // batches of tiny ones (hyper-connection mixing: 4 x 4 by 4 x 256 per token) take direct loops.
 #include <Eigen/Core>
@@ -113,6 +113,5 @@ void gemm(const GemmDesc& d, const T* a, const T* b, T* c) {
 }
 
 template void gemm<float>(const GemmDesc&, const float*, const float*, float*);
-template void gemm<double>(const GemmDesc&, const double*, const double*, double*);
 
 }  // namespace mnemo::kernels::cpu

@@ -176,7 +176,6 @@ void l2_norm_backward(T* dx, const T* dy, const T* y, const T* norm, int64_t row
   template void l2_norm_forward<T>(T*, T*, const T*, int64_t, int64_t, T);                                     \
   template void l2_norm_backward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, T);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu

@@ -1,4 +1,4 @@
-// Reference optimizer updates, in the same order of operations as PyTorch's AdamW and SGD.
+// CPU optimizer updates, in the same order of operations as PyTorch's AdamW and SGD.
 #include <cmath>
 
 #include "kernels/cpu/common.h"
@@ -42,8 +42,6 @@ void sgd_step(T* w, const T* g, T* buf, int64_t n, const SgdHyper& h) {
 }
 
 template void adamw_step<float>(float*, const float*, float*, float*, int64_t, const AdamWHyper&);
-template void adamw_step<double>(double*, const double*, double*, double*, int64_t, const AdamWHyper&);
 template void sgd_step<float>(float*, const float*, float*, int64_t, const SgdHyper&);
-template void sgd_step<double>(double*, const double*, double*, int64_t, const SgdHyper&);
 
 }  // namespace mnemo::kernels::cpu

@@ -1,4 +1,4 @@
-// Reference reductions along the middle axis of an (outer, n, inner) view, the max
+// CPU reductions along the middle axis of an (outer, n, inner) view, the max
 // reduction's backward, and cumulative sums.
 #include <cmath>
 #include <limits>
@@ -64,7 +64,6 @@ void cumsum(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, bool reve
   template void reduce_max_backward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t); \
   template void cumsum<T>(T*, const T*, int64_t, int64_t, int64_t, bool);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu

@@ -1,4 +1,4 @@
-// Reference data movement along one axis: block copies (slice, concat, pad, split),
+// CPU data movement along one axis: block copies (slice, concat, pad, split),
 // gather (index_select, embedding) and its adjoint scatter-add; an index of -1 is a hole: zeros
 // out, nothing back.
 #include <algorithm>
@@ -65,7 +65,6 @@ void scatter_add(T* dx, const T* dy, const int32_t* idx, int64_t outer, int64_t 
   template void gather<T>(T*, const T*, const int32_t*, int64_t, int64_t, int64_t, int64_t);             \
   template void scatter_add<T>(T*, const T*, const int32_t*, int64_t, int64_t, int64_t, int64_t);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu

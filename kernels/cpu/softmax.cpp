@@ -120,7 +120,6 @@ void cross_entropy_backward(T* dlogits, const T* dloss_rows, const T* logits, co
   template void cross_entropy_backward<T>(T*, const T*, const T*, const T*, const int32_t*, int64_t, int64_t, \
                                           int32_t);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
 }  // namespace mnemo::kernels::cpu
