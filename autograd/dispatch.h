@@ -1,6 +1,7 @@
 // launch(): the one place where Tensors become pointers and a backend is chosen.
-// f64 always runs the reference kernel (gradient checks); f32 on the CPU prefers oneDNN
-// where it fills the slot; CUDA tensors need a CUDA kernel: no silent device copies.
+// f64 always runs the reference kernel (gradient checks); f32 on the CPU runs the slot's
+// cpu_f32() (oneDNN where it fills the slot, else the fast cpu kernel, else the reference;
+// the reference when forced, kernels.h); CUDA tensors need a CUDA kernel: no silent copies.
 #pragma once
 
 #include <type_traits>
@@ -28,9 +29,7 @@ Sig<float>* choose_f32(const kernels::Kernel<Sig>& k, Device device) {
     MNEMO_CHECK(fn, "[" << k.name << "] has no CUDA kernel");
     return fn;
   }
-  if (kernels::prefer_onednn())
-    if (auto* fn = k.get(kernels::Backend::onednn)) return fn;
-  return k.get(kernels::Backend::reference);
+  return k.cpu_f32();
 }
 
 }  // namespace detail

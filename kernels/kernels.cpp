@@ -1,6 +1,8 @@
 // Slot definitions, the coverage table behind all_kernels(), and init().
 #include "kernels/kernels.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -10,6 +12,7 @@
 namespace mnemo::kernels {
 
 void register_reference_kernels();
+void register_cpu_kernels();
 #if MNEMO_WITH_ONEDNN
 void register_onednn_kernels();
 #endif
@@ -64,13 +67,24 @@ KernelSlot* const kAll[] = {
     &dropout, &cumsum, &attention_forward, &attention_backward, &adamw_step, &sgd_step,
 };
 
-bool g_prefer_onednn = MNEMO_WITH_ONEDNN != 0;
+std::atomic<bool> g_prefer_onednn{MNEMO_WITH_ONEDNN != 0};
+std::atomic<bool> g_force_reference{false};
+
+void apply_backend_variable() {
+  const char* value = std::getenv("MNEMO_BACKEND");
+  const std::string v = value ? value : "";
+  if (v == "reference") g_force_reference = true;
+  else if (v == "cpu") g_prefer_onednn = false;
+  else if (!v.empty() && v != "auto")
+    throw std::invalid_argument("[kernels] MNEMO_BACKEND='" + v + "': expected reference, cpu or auto (or unset)");
+}
 
 }  // namespace
 
 const char* backend_name(Backend b) {
   switch (b) {
     case Backend::reference: return "reference";
+    case Backend::cpu: return "cpu";
     case Backend::onednn: return "onednn";
     case Backend::cuda: return "cuda";
   }
@@ -87,7 +101,9 @@ const char* unary_name(Unary op) {
 void init() {
   static std::once_flag once;
   std::call_once(once, [] {
+    apply_backend_variable();
     register_reference_kernels();
+    register_cpu_kernels();
 #if MNEMO_WITH_ONEDNN
     register_onednn_kernels();
 #endif
@@ -100,8 +116,17 @@ void init() {
 
 std::span<KernelSlot* const> all_kernels() { return kAll; }
 
-void set_prefer_onednn(bool on) { g_prefer_onednn = on && MNEMO_WITH_ONEDNN; }
+// The setters run init() first, so that MNEMO_BACKEND cannot undo them later.
+void set_prefer_onednn(bool on) {
+  init();
+  g_prefer_onednn = on && MNEMO_WITH_ONEDNN;
+}
 bool prefer_onednn() { return g_prefer_onednn; }
+void set_force_reference(bool on) {
+  init();
+  g_force_reference = on;
+}
+bool force_reference() { return g_force_reference; }
 bool onednn_built() { return MNEMO_WITH_ONEDNN != 0; }
 
 }  // namespace mnemo::kernels

@@ -1,8 +1,10 @@
 // The kernel interface: every kernel signature and its slot, and nothing else.
 // Kernels are arithmetic on raw pointers and sizes: no Tensor, no Eigen, no autograd.
-// Each slot holds one float implementation per backend (reference is mandatory) and a
-// reference-only double implementation used by gradient checks. Backends fill their
-// slots in one readable register.cpp each; init() calls them and checks coverage.
+// Each slot holds one float implementation per backend (the reference, plain loops, is
+// mandatory; cpu, onednn and cuda are optional fast ones) and the reference's double
+// implementation, which gradient checks run and every other backend is tested against.
+// Backends fill their slots in one readable register.cpp each; init() calls them and
+// checks coverage.
 #pragma once
 
 #include <algorithm>
@@ -11,11 +13,22 @@
 
 namespace mnemo::kernels {
 
-enum class Backend : uint8_t { reference, onednn, cuda };
-inline constexpr int kNumBackends = 3;
+enum class Backend : uint8_t { reference, cpu, onednn, cuda };
+inline constexpr int kNumBackends = 4;
 const char* backend_name(Backend b);
 
 inline constexpr int kMaxDims = 6;
+
+// Which float kernel a CPU tensor runs: oneDNN where it fills the slot and is preferred, else
+// the fast cpu kernel, else the reference; the reference always when forced. Double always
+// runs the reference. MNEMO_BACKEND in the environment, read once by init(), sets the same
+// switches: "reference" forces the reference, "cpu" turns oneDNN off, "auto" (or unset)
+// leaves the defaults; anything else is an error. Setters called later override it.
+void set_force_reference(bool on);  // for debugging: every float kernel on the plain loops
+bool force_reference();
+void set_prefer_onednn(bool on);    // default: on when built
+bool prefer_onednn();
+bool onednn_built();
 
 // Type-erased view of a slot, for coverage checks and the cross-backend test.
 struct KernelSlot {
@@ -33,6 +46,11 @@ struct Kernel : KernelSlot {
   void set(Backend b, Sig<float>* fn) { f32_[int(b)] = fn; filled[int(b)] = fn != nullptr; }
   void set_f64(Sig<double>* fn) { f64 = fn; has_f64 = fn != nullptr; }
   Sig<float>* get(Backend b) const { return f32_[int(b)]; }
+  Sig<float>* cpu_f32() const {  // the rule above
+    if (force_reference()) return get(Backend::reference);
+    if (prefer_onednn() && get(Backend::onednn)) return get(Backend::onednn);
+    return get(Backend::cpu) ? get(Backend::cpu) : get(Backend::reference);
+  }
 
  private:
   Sig<float>* f32_[kNumBackends] = {};
@@ -283,14 +301,10 @@ extern Kernel<AttentionBackwardSig> attention_backward;
 extern Kernel<AdamWStepSig> adamw_step;
 extern Kernel<SgdStepSig> sgd_step;
 
-// Fills the slots of every backend that was built, once; throws if a slot lacks its
-// mandatory reference implementation. Safe to call from several threads.
+// Fills the slots of every backend that was built, once, and applies MNEMO_BACKEND; throws
+// if a slot lacks its mandatory reference implementation (float and double) or the
+// variable has an unknown value. Safe to call from several threads.
 void init();
 std::span<KernelSlot* const> all_kernels();
-
-// Whether CPU float kernels may use oneDNN where it fills a slot (default: yes if built).
-void set_prefer_onednn(bool on);
-bool prefer_onednn();
-bool onednn_built();
 
 }  // namespace mnemo::kernels

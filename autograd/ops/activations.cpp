@@ -1,6 +1,6 @@
-// Unary maps, scalar ops included. Each derivative is written once, in the reference
-// kernel (kernels/reference/elementwise.cpp, unary_backward); this file decides what the
-// backward needs saved: the input x, the output y, or nothing.
+// Unary maps, scalar ops included. Each derivative is in the unary_backward kernels
+// (plainest in kernels/reference/unary.cpp); this file decides what the backward needs
+// saved: the input x, the output y, or nothing (the kernels read only what is saved).
 //
 //   exp: y' = y      log: 1/x       sqrt: 1/(2y)        rsqrt: -y^3/2
 //   tanh: 1 - y^2    sigmoid: y(1-y)  relu: [x > 0]

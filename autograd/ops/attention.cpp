@@ -1,4 +1,5 @@
-// Multi-head attention as one fused op (kernel: kernels/reference/attention.cpp).
+// Multi-head attention as one fused op (kernels: kernels/reference/attention.cpp, the plain
+// oracle, and kernels/cpu/attention.cpp, tiled with an online softmax).
 //   O = softmax(scale Q K^T + bias, over the keys a row may see) V
 // q (B, H, Tq, d); k, v (B, Hk, Tk, d) with Hk = H, or 1 for one shared key/value head.
 // Which keys a row sees is AttentionSpec's compact description (ops.h), never a dense

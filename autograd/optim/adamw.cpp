@@ -1,5 +1,5 @@
 // AdamW's bookkeeping: config checks, lazily allocated moments, the step count and bias
-// corrections. The arithmetic itself is the adamw_step kernel (kernels/reference/optim.cpp).
+// corrections. The arithmetic itself is the adamw_step kernel (kernels/cpu/optim.cpp; reference/optim.cpp).
 #include "autograd/optim/adamw.h"
 
 #include <cmath>

@@ -1,5 +1,5 @@
 // SGD's bookkeeping: config checks, lazily started momentum buffers and the first-step
-// flag. The arithmetic itself is the sgd_step kernel (kernels/reference/optim.cpp).
+// flag. The arithmetic itself is the sgd_step kernel (kernels/cpu/optim.cpp; reference/optim.cpp).
 #include "autograd/optim/sgd.h"
 
 #include "autograd/dispatch.h"

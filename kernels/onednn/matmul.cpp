@@ -11,7 +11,7 @@
 #include "kernels/memory.h"
 #include "kernels/onednn/common.h"
 #include "kernels/onednn/onednn.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/cpu.h"
 
 namespace mnemo::kernels::onednn {
 namespace {
@@ -106,8 +106,8 @@ bool bf16_matmul() { return g_bf16; }
 
 void gemm(const GemmDesc& d, const float* a, const float* b, float* c) {
   if (d.M == 0 || d.N == 0) return;
-  if (d.K == 0 || (d.batch > 1 && d.stride_c == 0)) return ref::gemm<float>(d, a, b, c);  // outside matmul's model
-  if (ref::small_batched(d)) return ref::gemm<float>(d, a, b, c);
+  if (d.K == 0 || (d.batch > 1 && d.stride_c == 0)) return cpu::gemm<float>(d, a, b, c);  // outside matmul's model
+  if (cpu::small_batched(d)) return cpu::gemm<float>(d, a, b, c);
   Key k{d.M, d.N, d.K, d.batch, d.lda, d.ldb, d.ldc, d.stride_a, d.stride_b, d.stride_c,
         float(d.alpha), float(d.beta), d.trans_a, d.trans_b, g_bf16.load(), {}};
   Entry* e = nullptr;

@@ -1,279 +1,151 @@
-// Fused attention, tiled over (batch, head, query block) with an online softmax (Dao et
-// al., FlashAttention). Forward keeps only O and the per-row log-sum-exp; backward
-// recomputes each probability tile from them, so nothing Tq x Tk is ever held per head.
-//   S = scale Q K^T + bias,  P = softmax(S) over visible keys,  O = P V
-//   dV = P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(dO O)),  dQ = scale dS K,  dK = scale dS^T Q,
-//   dbias = dS (summed over the batch when the bias is shared by it)
-// Which keys a row sees is described by AttentionDesc (kernels.h): an always-visible
-// prefix, one interval of the other keys per row, then optional padding and dense masks.
+// Reference attention: every (query, key) pair of every head, one query row at a time, with
+// the mask rules of AttentionDesc applied to each pair directly.
+//   s_j = scale <q_i, k_j> + bias_ij over the keys j row i sees,  p = softmax(s),  o_i = sum_j p_j v_j
+//   lse_i = log sum_j exp(s_j);  a row that sees no key: o_i = 0, lse_i = -inf, no gradient.
+// Backward, with p_j = exp(s_j - lse_i) from the saved lse and D_i = <dout_i, o_i>:
+//   ds_j = p_j (<dout_i, v_j> - D_i);  dq_i = scale sum_j ds_j k_j;  dk_j = scale sum_i ds_j q_i;
+//   dv_j = sum_i p_j dout_i;  dbias_ij = ds_j (summed over the batch when the bias is shared by it).
 #include <cmath>
-#include <cstring>
 #include <limits>
-#include <omp.h>
 #include <vector>
 
-#include "kernels/memory.h"
-#include "kernels/reference/common.h"
+#include "kernels/reference/loops.h"
 #include "kernels/reference/reference.h"
-#include "kernels/reference/vec.h"
 
 namespace mnemo::kernels::ref {
 namespace {
 
-constexpr int64_t kBlockQ = 64, kBlockK = 64;
-
-// Everything a tile needs to know about one (batch, head, query block).
-struct RowBlock {
+// One (batch, head, query row) and the pointers into q, k, v and bias that it reads.
+template <class T>
+struct Row {
   const AttentionDesc& a;
-  int64_t b, h, q0, nq;
-  int64_t lo[kBlockQ], hi[kBlockQ];  // per row, in main-key coordinates
-  int64_t span_lo = 0, span_hi = -1; // union of the rows' intervals
+  int64_t b, h, i;
+  int64_t lo, hi;  // the main keys the rules let it see (kernels.h)
+  const T *q, *k, *v, *bias;
 
-  RowBlock(const AttentionDesc& desc, int64_t b_, int64_t h_, int64_t q0_)
-      : a(desc), b(b_), h(h_), q0(q0_), nq(std::min(kBlockQ, desc.Tq - q0_)) {
-    span_lo = a.Tk;
-    for (int64_t r = 0; r < nq; ++r) {
-      attention_row_interval(a, q0 + r, lo[r], hi[r]);
-      if (lo[r] <= hi[r]) {
-        span_lo = std::min(span_lo, lo[r]);
-        span_hi = std::max(span_hi, hi[r]);
-      }
-    }
+  Row(const AttentionDesc& desc, int64_t b_, int64_t h_, int64_t i_, const T* q_, const T* k_, const T* v_,
+      const T* bias_)
+      : a(desc), b(b_), h(h_), i(i_) {
+    attention_row_interval(a, i, lo, hi);
+    const int64_t kv_head = b * a.Hk + (a.Hk == 1 ? 0 : h);  // Hk = 1: one head shared by all
+    q = q_ + ((b * a.H + h) * a.Tq + i) * a.d;
+    k = k_ + kv_head * a.Tk * a.d;
+    v = v_ + kv_head * a.Tk * a.d;
+    bias = bias_ ? bias_ + (((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq + i) * a.Tk : nullptr;
   }
 
-  // Offset of row r's bias (and bias gradient) for this (batch, head).
-  int64_t bias_row(int64_t r) const { return ((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq * a.Tk + (q0 + r) * a.Tk; }
-
-  bool visible(int64_t r, int64_t j) const {
-    const int64_t m = j - a.prefix;
-    if (m >= 0 && (m < lo[r] || m > hi[r])) return false;
+  bool sees(int64_t j) const {
+    const int64_t main = j - a.prefix;  // prefix keys (main < 0) are seen by every row
+    if (main >= 0 && (main < lo || main > hi)) return false;
     if (a.key_pad && !a.key_pad[b * a.Tk + j]) return false;
-    if (a.mask) {
-      const int64_t* s = a.mask_strides;
-      if (!a.mask[b * s[0] + h * s[1] + (q0 + r) * s[2] + j * s[3]]) return false;
-    }
+    const int64_t* ms = a.mask_strides;
+    if (a.mask && !a.mask[b * ms[0] + h * ms[1] + i * ms[2] + j * ms[3]]) return false;
     return true;
   }
 
-  // Calls f(k0, nk) for each 64-key block (aligned, as the K^T panels are) that holds a
-  // key some row of this block may see: prefix blocks, then the main span's.
-  template <class F>
-  void for_each_key_block(F&& f) const {
-    for (int64_t k0 = 0; k0 < a.Tk; k0 += kBlockK) {
-      const int64_t k1 = std::min(a.Tk, k0 + kBlockK);
-      const bool in_prefix = k0 < a.prefix;
-      const bool in_span = span_lo <= span_hi && k0 <= a.prefix + span_hi && k1 > a.prefix + span_lo;
-      if (in_prefix || in_span) f(k0, k1 - k0);
-    }
-  }
-
-  // S (nq x nk) = scale Q K^T + bias, -inf where a key is not visible. The interval rules
-  // give each row one run of visible main keys; only padding and dense masks go per key.
-  template <class T>
-  void scores(const T* qh, const T* kt, const T* bias, int64_t k0, int64_t nk, T* S) const {
-    tile_gemm(nq, nk, a.d, qh + q0 * a.d, a.d, false, kt + k0 * a.d, kBlockK, S, kBlockK, false);
-    const T scale = T(a.scale), ninf = -std::numeric_limits<T>::infinity();
-    const bool per_key = a.key_pad || a.mask;
-    const int64_t c_pre = std::clamp<int64_t>(a.prefix - k0, 0, nk);  // [0, c_pre): prefix keys
-    for (int64_t r = 0; r < nq; ++r) {
-      T* s = S + r * kBlockK;
-      const T* br = bias ? bias + bias_row(r) + k0 : nullptr;
-      // main keys this row sees, as columns [c0, c1) of the block
-      const int64_t c0 = std::clamp<int64_t>(a.prefix + lo[r] - k0, c_pre, nk);
-      const int64_t c1 = std::clamp<int64_t>(a.prefix + hi[r] + 1 - k0, c0, nk);
-      auto keep = [&](int64_t from, int64_t to) {
-        if (br) {
-#pragma omp simd
-          for (int64_t c = from; c < to; ++c) s[c] = s[c] * scale + br[c];
-        } else {
-#pragma omp simd
-          for (int64_t c = from; c < to; ++c) s[c] *= scale;
-        }
-      };
-      keep(0, c_pre);
-      for (int64_t c = c_pre; c < c0; ++c) s[c] = ninf;
-      keep(c0, c1);
-      for (int64_t c = c1; c < nk; ++c) s[c] = ninf;
-      if (per_key)
-        for (int64_t c = 0; c < nk; ++c)
-          if (s[c] != ninf && !visible(r, k0 + c)) s[c] = ninf;
-    }
+  T score(int64_t j) const {
+    T s = 0;
+    for (int64_t c = 0; c < a.d; ++c) s += q[c] * k[j * a.d + c];
+    return T(a.scale) * s + (bias ? bias[j] : T(0));
   }
 };
 
-// x (B, Hk, Tk, d) -> per head, panels of 64 keys, each panel (d x 64) row-major: tiles of
-// K^T and V^T become dense operands with a short row stride (a stride of Tk would alias
-// in the cache at Tk = 1024).
-template <class T>
-AlignedVector<T> transposed_heads(const AttentionDesc& a, const T* x) {
-  const int64_t panels = (a.Tk + kBlockK - 1) / kBlockK, head = panels * a.d * kBlockK;
-  AlignedVector<T> t(size_t(a.B * a.Hk * head), T(0));
-#pragma omp parallel for schedule(static) if (a.B * a.Hk > 1 && a.B * a.Hk * a.Tk * a.d > kParallelMin)
-  for (int64_t bh = 0; bh < a.B * a.Hk; ++bh)
-    for (int64_t p = 0; p < panels; ++p) {
-      const int64_t k0 = p * kBlockK, nk = std::min(kBlockK, a.Tk - k0);
-      T* dst = t.data() + bh * head + p * a.d * kBlockK;
-      const T* src = x + (bh * a.Tk + k0) * a.d;
-      for (int64_t r = 0; r < nk; ++r)
-        for (int64_t c = 0; c < a.d; ++c) dst[c * kBlockK + r] = src[r * a.d + c];
-    }
-  return t;
-}
-
-template <class T>
-struct Heads {  // pointers to one (batch, head); kt, vt into the transposed copies
-  const T *q, *k, *v, *kt, *vt;
-  Heads(const AttentionDesc& a, const T* q_, const T* k_, const T* v_, const T* kt_, const T* vt_, int64_t b, int64_t h) {
-    const int64_t hk = b * a.Hk + (a.Hk == 1 ? 0 : h), kv = hk * a.Tk * a.d;
-    const int64_t panel_head = (a.Tk + kBlockK - 1) / kBlockK * kBlockK * a.d;  // k0 * d indexes the panel
-    q = q_ + (b * a.H + h) * a.Tq * a.d;
-    k = k_ + kv;
-    v = v_ + kv;
-    kt = kt_ + hk * panel_head;
-    vt = vt_ ? vt_ + hk * panel_head : nullptr;
-  }
-};
+int64_t row_index(const AttentionDesc& a, int64_t b, int64_t h, int64_t i) { return (b * a.H + h) * a.Tq + i; }
 
 }  // namespace
 
 template <class T>
 void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias) {
-  const int64_t nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, d = a.d;
-  const int64_t work = a.B * a.H * nblocks;
-  const AlignedVector<T> KT = transposed_heads(a, k);
-#pragma omp parallel if (work > 1 && a.Tq * a.Tk * a.d * a.B * a.H > kParallelMin)
-  {
-    AlignedVector<T> S(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * d));
-    T m[kBlockQ], l[kBlockQ];
-#pragma omp for schedule(dynamic)
-    for (int64_t w = 0; w < work; ++w) {
-      const int64_t bh = w / nblocks, b = bh / a.H, h = bh % a.H;
-      const RowBlock rb(a, b, h, (w % nblocks) * kBlockQ);
-      const Heads<T> hd(a, q, k, v, KT.data(), nullptr, b, h);
-      std::fill(m, m + rb.nq, -std::numeric_limits<T>::infinity());
-      std::fill(l, l + rb.nq, T(0));
-      std::fill(acc.begin(), acc.end(), T(0));
-      rb.for_each_key_block([&](int64_t k0, int64_t nk) {
-        rb.scores(hd.q, hd.kt, bias, k0, nk, S.data());
-        for (int64_t r = 0; r < rb.nq; ++r) {  // online softmax: rescale what came before
-          T* s = S.data() + r * kBlockK;
-          T mx = m[r];
-#pragma omp simd reduction(max : mx)
-          for (int64_t c = 0; c < nk; ++c) mx = s[c] > mx ? s[c] : mx;
-          if (mx == -std::numeric_limits<T>::infinity()) {
-            std::fill(s, s + nk, T(0));
-            continue;
-          }
-          const T alpha = fast_exp(m[r] - mx);
-          const T sum = exp_shifted_sum(s, s, nk, mx);
-          l[r] = l[r] * alpha + sum;
-          m[r] = mx;
-          if (alpha != T(1)) {
-            T* ar = acc.data() + r * d;
-#pragma omp simd
-            for (int64_t j = 0; j < d; ++j) ar[j] *= alpha;
-          }
-        }
-        tile_gemm(rb.nq, d, nk, S.data(), kBlockK, false, hd.v + k0 * d, d, acc.data(), d, true);  // acc += P V
-      });
-      const int64_t row0 = (b * a.H + h) * a.Tq + rb.q0;
-      for (int64_t r = 0; r < rb.nq; ++r) {
-        const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
-        for (int64_t j = 0; j < d; ++j) o[(row0 + r) * d + j] = acc[size_t(r * d + j)] * inv;
-        lse[row0 + r] = l[r] > T(0) ? m[r] + std::log(l[r]) : -std::numeric_limits<T>::infinity();
+  const T ninf = -std::numeric_limits<T>::infinity();
+#pragma omp parallel for if (worth_threads(a.B * a.H * a.Tq * a.Tk * a.d))
+  for (int64_t bhi = 0; bhi < a.B * a.H * a.Tq; ++bhi) {
+    const Row<T> row(a, bhi / (a.H * a.Tq), bhi / a.Tq % a.H, bhi % a.Tq, q, k, v, bias);
+    std::vector<T> s(size_t(a.Tk), ninf);
+    T max = ninf;
+    for (int64_t j = 0; j < a.Tk; ++j)
+      if (row.sees(j)) {
+        s[size_t(j)] = row.score(j);
+        max = std::max(max, s[size_t(j)]);
       }
+    T* out = o + bhi * a.d;
+    for (int64_t c = 0; c < a.d; ++c) out[c] = 0;
+    if (max == ninf) {  // sees nothing
+      lse[bhi] = ninf;
+      continue;
+    }
+    T sum = 0;
+    for (int64_t j = 0; j < a.Tk; ++j) sum += std::exp(s[size_t(j)] - max);
+    lse[bhi] = max + std::log(sum);
+    for (int64_t j = 0; j < a.Tk; ++j) {
+      const T p = std::exp(s[size_t(j)] - lse[bhi]);
+      for (int64_t c = 0; c < a.d; ++c) out[c] += p * row.v[j * a.d + c];
     }
   }
 }
 
-// Work is split by (batch, head): dQ, and dK/dV of unshared heads, are then owned by one
-// thread. Shared K/V heads and the bias (summed over the batch) get per-thread partial
-// sums, added up at the end.
+// Two passes, so that each output element has one owner: the first walks query rows and
+// writes dq and dbias (looping over the batch inside when the bias is shared by it), the
+// second walks key rows and writes dk and dv (looping over the heads that share them).
 template <class T>
 void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
                         const T* v, const T* bias, const T* o, const T* lse) {
-  const int64_t d = a.d, nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, work = a.B * a.H;
-  const int64_t kv_size = a.B * a.Hk * a.Tk * d;
-  const int64_t bias_size = dbias ? (a.bias_per_batch ? a.B : 1) * a.H * a.Tq * a.Tk : 0;
-  const bool shared_bias = dbias && !a.bias_per_batch;  // summed over the batch: per-thread partials
-  const bool shared = a.Hk == 1 && a.H > 1;
-  std::memset(dk, 0, size_t(kv_size) * sizeof(T));
-  std::memset(dv, 0, size_t(kv_size) * sizeof(T));
-  if (dbias) std::memset(dbias, 0, size_t(bias_size) * sizeof(T));
-  const bool parallel = work > 1 && a.Tq * a.Tk * d * work > kParallelMin;
-  const int nthreads = parallel ? omp_get_max_threads() : 1;
-  std::vector<AlignedVector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(shared_bias ? nthreads : 0));
-  const AlignedVector<T> KT = transposed_heads(a, k), VT = transposed_heads(a, v);
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int tid = omp_get_thread_num();
-    T *dk_base = dk, *dv_base = dv, *dbias_t = dbias;
-    if (shared) {
-      part_kv[size_t(tid)].assign(size_t(2 * kv_size), T(0));
-      dk_base = part_kv[size_t(tid)].data();
-      dv_base = dk_base + kv_size;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const bool threads = worth_threads(a.B * a.H * a.Tq * a.Tk * a.d);
+  // p_j and ds_j of one row: 0 for a key it does not see, or in a row that sees nothing.
+  auto probability = [&](const Row<T>& row, int64_t j) {
+    const T l = lse[row_index(a, row.b, row.h, row.i)];
+    return l == ninf || !row.sees(j) ? T(0) : std::exp(row.score(j) - l);
+  };
+  auto dscore = [&](const Row<T>& row, int64_t j, T p) {
+    const int64_t r = row_index(a, row.b, row.h, row.i);
+    if (p == T(0)) return T(0);
+    T dp = 0, D = 0;
+    for (int64_t c = 0; c < a.d; ++c) {
+      dp += dout[r * a.d + c] * row.v[j * a.d + c];
+      D += dout[r * a.d + c] * o[r * a.d + c];
     }
-    if (shared_bias) {
-      part_bias[size_t(tid)].assign(size_t(bias_size), T(0));
-      dbias_t = part_bias[size_t(tid)].data();
-    }
-    AlignedVector<T> P(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), dQ(size_t(kBlockQ * d));
-    T D[kBlockQ];
-#pragma omp for schedule(dynamic)
-    for (int64_t w = 0; w < work; ++w) {
-      const int64_t b = w / a.H, h = w % a.H;
-      const Heads<T> hd(a, q, k, v, KT.data(), VT.data(), b, h);
-      const int64_t kv_off = (b * a.Hk + (a.Hk == 1 ? 0 : h)) * a.Tk * d;
-      T* dkh = dk_base + kv_off;
-      T* dvh = dv_base + kv_off;
-      for (int64_t blk = 0; blk < nblocks; ++blk) {
-        const RowBlock rb(a, b, h, blk * kBlockQ);
-        const int64_t row0 = (b * a.H + h) * a.Tq + rb.q0;
-        const T* dO = dout + row0 * d;
-        const T* Qb = hd.q + rb.q0 * d;
-        for (int64_t r = 0; r < rb.nq; ++r) {
-          T s = 0;
-          for (int64_t j = 0; j < d; ++j) s += dO[r * d + j] * o[(row0 + r) * d + j];
-          D[r] = s;
-        }
-        std::fill(dQ.begin(), dQ.end(), T(0));
-        rb.for_each_key_block([&](int64_t k0, int64_t nk) {
-          rb.scores(hd.q, hd.kt, bias, k0, nk, P.data());
-          for (int64_t r = 0; r < rb.nq; ++r) {
-            T* p = P.data() + r * kBlockK;
-            const T l = lse[row0 + r];
-            if (l == -std::numeric_limits<T>::infinity()) std::fill(p, p + nk, T(0));
-            else exp_shifted_sum(p, p, nk, l);
-          }
-          tile_gemm(nk, d, rb.nq, P.data(), kBlockK, true, dO, d, dvh + k0 * d, d, true);     // dV += P^T dO
-          tile_gemm(rb.nq, nk, d, dO, d, false, hd.vt + k0 * d, kBlockK, dP.data(), kBlockK, false);  // dP = dO V^T
-          for (int64_t r = 0; r < rb.nq; ++r) {
-            T* ds = dP.data() + r * kBlockK;
-            const T* p = P.data() + r * kBlockK;
-            T* db = dbias ? dbias_t + rb.bias_row(r) + k0 : nullptr;
-            for (int64_t c = 0; c < nk; ++c) {
-              ds[c] = p[c] * (ds[c] - D[r]);
-              if (db) db[c] += ds[c];
-              ds[c] *= T(a.scale);
-            }
-          }
-          tile_gemm(rb.nq, d, nk, dP.data(), kBlockK, false, hd.k + k0 * d, d, dQ.data(), d, true);  // dQ += dS K
-          tile_gemm(nk, d, rb.nq, dP.data(), kBlockK, true, Qb, d, dkh + k0 * d, d, true);           // dK += dS^T Q
-        });
-        std::memcpy(dq + row0 * d, dQ.data(), size_t(rb.nq * d) * sizeof(T));
+    return p * (dp - D);
+  };
+
+  const int64_t bias_batches = a.bias_per_batch ? a.B : 1;
+#pragma omp parallel for if (threads)
+  for (int64_t hi = 0; hi < a.H * a.Tq; ++hi) {
+    const int64_t h = hi / a.Tq, i = hi % a.Tq;
+    if (dbias)
+      for (int64_t bb = 0; bb < bias_batches; ++bb)
+        for (int64_t j = 0; j < a.Tk; ++j) dbias[((bb * a.H + h) * a.Tq + i) * a.Tk + j] = 0;
+    for (int64_t b = 0; b < a.B; ++b) {
+      const Row<T> row(a, b, h, i, q, k, v, bias);
+      T* dqi = dq + row_index(a, b, h, i) * a.d;
+      for (int64_t c = 0; c < a.d; ++c) dqi[c] = 0;
+      for (int64_t j = 0; j < a.Tk; ++j) {
+        const T ds = dscore(row, j, probability(row, j));
+        for (int64_t c = 0; c < a.d; ++c) dqi[c] += T(a.scale) * ds * row.k[j * a.d + c];
+        if (dbias) dbias[(((a.bias_per_batch ? b : 0) * a.H + h) * a.Tq + i) * a.Tk + j] += ds;
       }
     }
   }
-  for (const auto& part : part_kv) {
-    if (part.empty()) continue;  // a thread the runtime did not start
-    for (int64_t i = 0; i < kv_size; ++i) {
-      dk[i] += part[size_t(i)];
-      dv[i] += part[size_t(kv_size + i)];
+
+  const int64_t shared_heads = a.Hk == 1 ? a.H : 1;  // query heads reading one key head
+#pragma omp parallel for if (threads)
+  for (int64_t bkj = 0; bkj < a.B * a.Hk * a.Tk; ++bkj) {
+    const int64_t b = bkj / (a.Hk * a.Tk), hk = bkj / a.Tk % a.Hk, j = bkj % a.Tk;
+    T* dkj = dk + bkj * a.d;
+    T* dvj = dv + bkj * a.d;
+    for (int64_t c = 0; c < a.d; ++c) dkj[c] = dvj[c] = 0;
+    for (int64_t n = 0; n < shared_heads; ++n) {
+      const int64_t h = a.Hk == 1 ? n : hk;
+      for (int64_t i = 0; i < a.Tq; ++i) {
+        const Row<T> row(a, b, h, i, q, k, v, bias);
+        const T p = probability(row, j), ds = dscore(row, j, p);
+        const T* douti = dout + row_index(a, b, h, i) * a.d;
+        for (int64_t c = 0; c < a.d; ++c) {
+          dvj[c] += p * douti[c];
+          dkj[c] += T(a.scale) * ds * row.q[c];
+        }
+      }
     }
   }
-  for (const auto& part : part_bias)
-    if (!part.empty())
-      for (int64_t i = 0; i < bias_size; ++i) dbias[i] += part[size_t(i)];
 }
 
 #define MNEMO_INSTANTIATE(T)                                                                                 \

@@ -1,169 +1,126 @@
-// Normalisations over the last axis: layer norm, RMS norm, l2-normalise. One row at a
-// time (it stays in L1), SIMD loops with accumulators in the element type; forward saves
-// per-row statistics and backward recomputes x-hat from them. Gain and bias gradients are
-// sums over rows, accumulated per thread in double and combined once.
+// Reference normalisations over the last axis of (rows, D): layer norm, RMS norm and
+// l2-normalise. Forward saves per-row statistics; backward rebuilds x-hat from them.
+// Gain and bias gradients are column sums over rows, one column per loop iteration, so
+// threads never share an accumulator.
+#include <algorithm>
 #include <cmath>
-#include <vector>
 
-#include "kernels/reference/common.h"
+#include "kernels/reference/loops.h"
 #include "kernels/reference/reference.h"
 
 namespace mnemo::kernels::ref {
-namespace {
 
-// Runs body(r, acc0, acc1) for every row, where acc0/acc1 are this thread's D-wide
-// accumulators; afterwards adds them into out0/out1 (either may be null).
-template <class T, class F>
-void rows_with_column_sums(int64_t rows, int64_t D, T* out0, T* out1, F&& body) {
-  const bool want = out0 || out1;
-  std::vector<double> total0(want ? size_t(D) : 0, 0.0), total1(want ? size_t(D) : 0, 0.0);
-#pragma omp parallel if (rows * D > kParallelMin && rows > 1)
-  {
-    std::vector<double> acc0(want ? size_t(D) : 0, 0.0), acc1(want ? size_t(D) : 0, 0.0);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) body(r, acc0.data(), acc1.data());
-    if (want) {
-#pragma omp critical
-      for (int64_t j = 0; j < D; ++j) {
-        total0[size_t(j)] += acc0[size_t(j)];
-        total1[size_t(j)] += acc1[size_t(j)];
-      }
-    }
-  }
-  for (int64_t j = 0; j < D && want; ++j) {
-    if (out0) out0[j] = T(total0[size_t(j)]);
-    if (out1) out1[j] = T(total1[size_t(j)]);
-  }
-}
-
-}  // namespace
-
+// y = (x - mean) rstd gain + bias,  rstd = 1 / sqrt(var + eps), var the biased variance
 template <class T>
 void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* gain, const T* bias, int64_t rows,
                         int64_t D, T eps) {
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
+#pragma omp parallel for if (worth_threads(rows * D))
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * D;
-    const T mu = row_sum(xr, D) / T(D);
-    T ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t j = 0; j < D; ++j) ss += (xr[j] - mu) * (xr[j] - mu);  // two passes: no cancellation
-    const T rs = T(1) / std::sqrt(ss / T(D) + eps);
+    T sum = 0;
+    for (int64_t j = 0; j < D; ++j) sum += xr[j];
+    const T mu = sum / T(D);
+    T sq = 0;
+    for (int64_t j = 0; j < D; ++j) sq += (xr[j] - mu) * (xr[j] - mu);
+    const T rs = T(1) / std::sqrt(sq / T(D) + eps);
     mean[r] = mu;
     rstd[r] = rs;
-    T* yr = y + r * D;
-    if (gain && bias) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * rs * gain[j] + bias[j];
-    } else if (gain) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * rs * gain[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * rs + (bias ? bias[j] : T(0));
-    }
+    for (int64_t j = 0; j < D; ++j)
+      y[r * D + j] = (xr[j] - mu) * rs * (gain ? gain[j] : T(1)) + (bias ? bias[j] : T(0));
   }
 }
 
-// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * gain
+// With xhat = (x - mean) rstd and g = dy gain:
+//   dx = rstd (g - mean_j(g) - xhat mean_j(g xhat)),  dgain = sum_rows dy xhat,  dbias = sum_rows dy
 template <class T>
 void layer_norm_backward(T* dx, T* dgain, T* dbias, const T* dy, const T* x, const T* mean, const T* rstd,
                          const T* gain, int64_t rows, int64_t D) {
-  rows_with_column_sums<T>(rows, D, dgain, dbias, [&](int64_t r, double* acc_g, double* acc_b) {
-    const T* xr = x + r * D;
-    const T* dyr = dy + r * D;
-    const T mu = mean[r], rs = rstd[r];
-    T mg = 0, mgx = 0;
-#pragma omp simd reduction(+ : mg, mgx)
-    for (int64_t j = 0; j < D; ++j) {
-      const T g = dyr[j] * (gain ? gain[j] : T(1));
-      mg += g;
-      mgx += g * (xr[j] - mu) * rs;
+  auto xhat = [&](int64_t r, int64_t j) { return (x[r * D + j] - mean[r]) * rstd[r]; };
+  if (dx) {
+#pragma omp parallel for if (worth_threads(rows * D))
+    for (int64_t r = 0; r < rows; ++r) {
+      T mean_g = 0, mean_gx = 0;
+      for (int64_t j = 0; j < D; ++j) {
+        const T g = dy[r * D + j] * (gain ? gain[j] : T(1));
+        mean_g += g / T(D);
+        mean_gx += g * xhat(r, j) / T(D);
+      }
+      for (int64_t j = 0; j < D; ++j) {
+        const T g = dy[r * D + j] * (gain ? gain[j] : T(1));
+        dx[r * D + j] = rstd[r] * (g - mean_g - xhat(r, j) * mean_gx);
+      }
     }
-    mg /= T(D);
-    mgx /= T(D);
-    if (dgain) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) acc_g[j] += double(dyr[j] * (xr[j] - mu) * rs);
+  }
+#pragma omp parallel for if (worth_threads(rows * D))
+  for (int64_t j = 0; j < D; ++j) {
+    double sum_gain = 0, sum_bias = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      sum_gain += double(dy[r * D + j] * xhat(r, j));
+      sum_bias += double(dy[r * D + j]);
     }
-    if (dbias) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) acc_b[j] += double(dyr[j]);
-    }
-    if (!dx) return;
-    T* dxr = dx + r * D;
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) {
-      const T g = dyr[j] * (gain ? gain[j] : T(1));
-      dxr[j] = rs * (g - mg - (xr[j] - mu) * rs * mgx);
-    }
-  });
-}
-
-template <class T>
-void rms_norm_forward(T* y, T* rstd, const T* x, const T* gain, int64_t rows, int64_t D, T eps) {
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * D;
-    const T rs = T(1) / std::sqrt(row_dot(xr, xr, D) / T(D) + eps);
-    rstd[r] = rs;
-    T* yr = y + r * D;
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) yr[j] = xr[j] * rs * (gain ? gain[j] : T(1));
+    if (dgain) dgain[j] = T(sum_gain);
+    if (dbias) dbias[j] = T(sum_bias);
   }
 }
 
-// dx = rstd * (g - x * rstd^2 * mean(g * x)),  g = dy * gain
+// y = x rstd gain,  rstd = 1 / sqrt(mean_j(x^2) + eps)
+template <class T>
+void rms_norm_forward(T* y, T* rstd, const T* x, const T* gain, int64_t rows, int64_t D, T eps) {
+#pragma omp parallel for if (worth_threads(rows * D))
+  for (int64_t r = 0; r < rows; ++r) {
+    T sq = 0;
+    for (int64_t j = 0; j < D; ++j) sq += x[r * D + j] * x[r * D + j];
+    rstd[r] = T(1) / std::sqrt(sq / T(D) + eps);
+    for (int64_t j = 0; j < D; ++j) y[r * D + j] = x[r * D + j] * rstd[r] * (gain ? gain[j] : T(1));
+  }
+}
+
+// With g = dy gain:  dx = rstd (g - x rstd^2 mean_j(g x)),  dgain = sum_rows dy x rstd
 template <class T>
 void rms_norm_backward(T* dx, T* dgain, const T* dy, const T* x, const T* rstd, const T* gain, int64_t rows,
                        int64_t D) {
-  rows_with_column_sums<T>(rows, D, dgain, nullptr, [&](int64_t r, double* acc_g, double*) {
-    const T* xr = x + r * D;
-    const T* dyr = dy + r * D;
-    const T rs = rstd[r];
-    T mgx = 0;
-#pragma omp simd reduction(+ : mgx)
-    for (int64_t j = 0; j < D; ++j) mgx += dyr[j] * (gain ? gain[j] : T(1)) * xr[j];
-    mgx /= T(D);
-    if (dgain) {
-#pragma omp simd
-      for (int64_t j = 0; j < D; ++j) acc_g[j] += double(dyr[j] * xr[j] * rs);
+  if (dx) {
+#pragma omp parallel for if (worth_threads(rows * D))
+    for (int64_t r = 0; r < rows; ++r) {
+      T mean_gx = 0;
+      for (int64_t j = 0; j < D; ++j) mean_gx += dy[r * D + j] * (gain ? gain[j] : T(1)) * x[r * D + j] / T(D);
+      for (int64_t j = 0; j < D; ++j) {
+        const T g = dy[r * D + j] * (gain ? gain[j] : T(1));
+        dx[r * D + j] = rstd[r] * (g - x[r * D + j] * rstd[r] * rstd[r] * mean_gx);
+      }
     }
-    if (!dx) return;
-    T* dxr = dx + r * D;
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) dxr[j] = rs * (dyr[j] * (gain ? gain[j] : T(1)) - xr[j] * rs * rs * mgx);
-  });
-}
-
-template <class T>
-void l2_norm_forward(T* y, T* norm, const T* x, int64_t rows, int64_t D, T eps) {
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * D;
-    norm[r] = std::sqrt(row_dot(xr, xr, D));
-    const T inv = T(1) / std::max(norm[r], eps);
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) y[r * D + j] = xr[j] * inv;
+  }
+  if (!dgain) return;
+#pragma omp parallel for if (worth_threads(rows * D))
+  for (int64_t j = 0; j < D; ++j) {
+    double sum = 0;
+    for (int64_t r = 0; r < rows; ++r) sum += double(dy[r * D + j] * x[r * D + j] * rstd[r]);
+    dgain[j] = T(sum);
   }
 }
 
-// Where the norm is clamped at eps the map is linear (x / eps); elsewhere
-// dx = (dy - y * <dy, y>) / ||x||.
+// y = x / max(||x||, eps); saves ||x|| itself, unclamped.
+template <class T>
+void l2_norm_forward(T* y, T* norm, const T* x, int64_t rows, int64_t D, T eps) {
+#pragma omp parallel for if (worth_threads(rows * D))
+  for (int64_t r = 0; r < rows; ++r) {
+    T sq = 0;
+    for (int64_t j = 0; j < D; ++j) sq += x[r * D + j] * x[r * D + j];
+    norm[r] = std::sqrt(sq);
+    for (int64_t j = 0; j < D; ++j) y[r * D + j] = x[r * D + j] / std::max(norm[r], eps);
+  }
+}
+
+// Where the norm is clamped at eps the map is x / eps, linear; elsewhere
+// dx = (dy - y <dy, y>) / ||x||.
 template <class T>
 void l2_norm_backward(T* dx, const T* dy, const T* y, const T* norm, int64_t rows, int64_t D, T eps) {
-#pragma omp parallel for schedule(static) if (rows * D > kParallelMin && rows > 1)
+#pragma omp parallel for if (worth_threads(rows * D))
   for (int64_t r = 0; r < rows; ++r) {
-    const T* yr = y + r * D;
-    const T* g = dy + r * D;
-    T* d = dx + r * D;
-    if (norm[r] < eps) {
-      for (int64_t j = 0; j < D; ++j) d[j] = g[j] / eps;
-      continue;
-    }
-    const T dot = row_dot(g, yr, D), inv = T(1) / norm[r];
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) d[j] = (g[j] - yr[j] * dot) * inv;
+    T dot = 0;
+    for (int64_t j = 0; j < D; ++j) dot += dy[r * D + j] * y[r * D + j];
+    for (int64_t j = 0; j < D; ++j)
+      dx[r * D + j] = norm[r] < eps ? dy[r * D + j] / eps : (dy[r * D + j] - y[r * D + j] * dot) / norm[r];
   }
 }
 

@@ -1,36 +1,36 @@
-// The reference backend: plain loops with OpenMP, Eigen maps for GEMM. Declared here,
-// explicitly instantiated for float and double in each family's .cpp, and registered in
-// register.cpp. Every other backend is tested against these.
+// The reference backend: the plainest correct loops for every slot, in float and double.
+// It is the oracle every other backend is tested against and the kernel gradient checks
+// run on, so it is written to be read, not to be fast: no tiling, no SIMD code, no
+// online softmax, no fused passes. Explicitly instantiated for float and double in each
+// family's .cpp and registered in register.cpp.
 #pragma once
 
 #include "kernels/kernels.h"
 
 namespace mnemo::kernels::ref {
 
-// elementwise.cpp
+// vector.cpp
 template <class T> void fill(T* y, int64_t n, T value);
 template <class T> void axpy(T* y, const T* x, int64_t n, T alpha);
 template <class T> double sum_squares(const T* x, int64_t n);
 template <class T> int64_t count_non_finite(const T* x, int64_t n);
+template <class T> void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed);
+// unary.cpp
 template <class T> void unary_forward(Unary op, T* y, const T* x, int64_t n, T alpha, T beta);
 template <class T> void unary_backward(Unary op, T* dx, const T* dy, const T* x, const T* y, int64_t n, T alpha, T beta);
+template <class T> void geglu_forward(T* y, const T* x, int64_t rows, int64_t I, bool activate_first);
+template <class T> void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, bool activate_first);
+// broadcast.cpp
 template <class T> void binary(Binary op, T* out, const T* a, const T* b, const Strided& s);
 template <class T> void where(T* out, const uint8_t* cond, const T* a, const T* b, const Strided& s);
 template <class T> void strided_copy(T* out, const T* in, const Strided& s);
 template <class T> void sum_to(T* out, const T* in, const Strided& s);
-template <class T> void geglu_forward(T* y, const T* x, int64_t rows, int64_t I, bool activate_first);
-template <class T> void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, bool activate_first);
 // reduce.cpp
 template <class T> void reduce(Reduce op, T* y, const T* x, int64_t outer, int64_t n, int64_t inner);
 template <class T> void reduce_max_backward(T* dx, const T* dy, const T* x, const T* y, int64_t outer, int64_t n, int64_t inner);
 template <class T> void cumsum(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, bool reverse);
-// matmul.cpp
+// gemm.cpp
 template <class T> void gemm(const GemmDesc& d, const T* a, const T* b, T* c);
-// Many tiny products (two of M, N, K at most kSmallGemm): one direct loop nest per matrix,
-// vectorised along whichever operand is contiguous. gemm() takes this path itself; the
-// oneDNN backend hands such batches here (its per-matrix dispatch costs more than the math).
-inline constexpr int64_t kSmallGemm = 16;
-bool small_batched(const GemmDesc& d);
 // shape.cpp
 template <class T> void copy_axis(T* dst, const T* src, const AxisCopy& d);
 template <class T> void gather(T* out, const T* x, const int32_t* idx, int64_t outer, int64_t n_src, int64_t n_idx, int64_t inner);
@@ -52,8 +52,6 @@ template <class T> void hyper_width_forward(T* out, T* z, T* norm, const T* H, c
 template <class T> void hyper_width_backward(T* dH, T* dG, T* dbase, T* dscale, const T* dout, const T* H, const T* G, const T* scale, const T* out, const T* z, const T* norm, int64_t R, int64_t S, int64_t D, T eps);
 template <class T> void hyper_depth_forward(T* out, const T* H, const T* coef, const T* b, int64_t R, int64_t S, int64_t D, bool mix);
 template <class T> void hyper_depth_backward(T* dH, T* dcoef, T* db, const T* dout, const T* H, const T* coef, const T* b, int64_t R, int64_t S, int64_t D, bool mix);
-// random.cpp
-template <class T> void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed);
 // attention.cpp
 template <class T> void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias);
 template <class T> void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q,

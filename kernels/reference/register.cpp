@@ -1,9 +1,9 @@
-// The reference backend's coverage table: every slot, float and double.
+// The reference backend's coverage table: every slot, in float and double (init() checks).
 #include "kernels/reference/reference.h"
 
 namespace mnemo::kernels {
 
-#define MNEMO_REF(slot)                                 \
+#define MNEMO_REF(slot)                         \
   slot.set(Backend::reference, &ref::slot<float>); \
   slot.set_f64(&ref::slot<double>)
 

@@ -1,85 +1,53 @@
-// Softmax / log-softmax over the last axis, and the fused cross-entropy (log-softmax and
-// NLL in one pass per row). Rows are split across threads; each row is walked with SIMD
-// loops and the vectorised exp of vec.h (std::exp for double).
+// Reference softmax / log-softmax over the last axis of (rows, n), and cross-entropy on
+// logits. A row that is all -inf has no distribution: softmax gives zeros, log-softmax
+// -inf, and its log-sum-exp is -inf.
 #include <cmath>
 #include <limits>
 
-#include "kernels/reference/common.h"
+#include "kernels/reference/loops.h"
 #include "kernels/reference/reference.h"
-#include "kernels/reference/vec.h"
 
 namespace mnemo::kernels::ref {
 namespace {
 
+// log(sum_i exp(x_i)), shifted by the row's maximum so that no exp overflows.
 template <class T>
-T row_max(const T* x, int64_t n) {
-  T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;  // std::max here defeats GCC 12's SIMD reduction
-  return m;
-}
-
-template <class T>
-T row_sum_exp(const T* x, int64_t n, T shift) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += fast_exp(x[i] - shift);
-  return s;
-}
-
-// log(sum(exp(x))) for one row; -inf for an all -inf row.
-template <class T>
-T row_lse(const T* x, int64_t n) {
-  const T m = row_max(x, n);
-  if (m == -std::numeric_limits<T>::infinity()) return m;
-  return m + std::log(row_sum_exp(x, n, m));
+T log_sum_exp(const T* x, int64_t n) {
+  T max = -std::numeric_limits<T>::infinity();
+  for (int64_t i = 0; i < n; ++i)
+    if (x[i] > max) max = x[i];
+  if (max == -std::numeric_limits<T>::infinity()) return max;
+  T sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - max);
+  return max + std::log(sum);
 }
 
 }  // namespace
 
-// One read of the row for the max, one pass writing exp(x - max) (softmax) or x - lse
-// (log-softmax), and for softmax a scaling pass over the row while it is in L1.
 template <class T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t n, bool log) {
-#pragma omp parallel for schedule(static) if (rows * n > kParallelMin && rows > 1)
+#pragma omp parallel for if (worth_threads(rows * n))
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * n;
-    T* yr = y + r * n;
-    const T m = row_max(xr, n);
-    if (m == -std::numeric_limits<T>::infinity()) {
-      std::fill(yr, yr + n, log ? m : T(0));
-      continue;
-    }
-    if (log) {
-      const T lse = m + std::log(row_sum_exp(xr, n, m));
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
-    } else {
-      const T inv = T(1) / exp_shifted_sum(yr, xr, n, m);
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+    const T lse = log_sum_exp(x + r * n, n);
+    const bool empty = lse == -std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < n; ++i) {
+      const T log_p = x[r * n + i] - lse;
+      y[r * n + i] = log ? (empty ? lse : log_p) : (empty ? T(0) : std::exp(log_p));
     }
   }
 }
 
+// softmax:      dx = y (dy - sum_j dy_j y_j)
+// log-softmax:  dx = dy - exp(y) sum_j dy_j
 template <class T>
 void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t n, bool log) {
-#pragma omp parallel for schedule(static) if (rows * n > kParallelMin && rows > 1)
+#pragma omp parallel for if (worth_threads(rows * n))
   for (int64_t r = 0; r < rows; ++r) {
-    const T* yr = y + r * n;
-    const T* g = dy + r * n;
-    T* d = dx + r * n;
     T s = 0;
-    if (log) {  // dx = dy - softmax * sum(dy)
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < n; ++i) s += g[i];
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) d[i] = g[i] - fast_exp(yr[i]) * s;
-    } else {    // dx = y * (dy - sum(dy * y))
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < n; ++i) s += g[i] * yr[i];
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) d[i] = yr[i] * (g[i] - s);
+    for (int64_t i = 0; i < n; ++i) s += log ? dy[r * n + i] : dy[r * n + i] * y[r * n + i];
+    for (int64_t i = 0; i < n; ++i) {
+      const T yi = y[r * n + i], g = dy[r * n + i];
+      dx[r * n + i] = log ? g - std::exp(yi) * s : yi * (g - s);
     }
   }
 }
@@ -87,30 +55,24 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t n, b
 template <class T>
 void cross_entropy_forward(T* loss, T* lse, const T* logits, const int32_t* target, int64_t rows, int64_t V,
                            int32_t ignore_index) {
-#pragma omp parallel for schedule(static) if (rows * V > kParallelMin && rows > 1)
+#pragma omp parallel for if (worth_threads(rows * V))
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = logits + r * V;
-    lse[r] = row_lse(xr, V);
-    loss[r] = target[r] == ignore_index ? T(0) : lse[r] - xr[target[r]];
+    lse[r] = log_sum_exp(logits + r * V, V);
+    loss[r] = target[r] == ignore_index ? T(0) : lse[r] - logits[r * V + target[r]];
   }
 }
 
+// dlogits = dloss (softmax(logits) - onehot(target)), with softmax = exp(logits - lse)
 template <class T>
 void cross_entropy_backward(T* dlogits, const T* dloss_rows, const T* logits, const T* lse, const int32_t* target,
                             int64_t rows, int64_t V, int32_t ignore_index) {
-#pragma omp parallel for schedule(static) if (rows * V > kParallelMin && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
-    T* d = dlogits + r * V;
-    const T* xr = logits + r * V;
-    if (target[r] == ignore_index) {
-      std::fill(d, d + V, T(0));
-      continue;
+#pragma omp parallel for if (worth_threads(rows * V))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < V; ++i) {
+      const bool ignored = target[r] == ignore_index;
+      const T p = std::exp(logits[r * V + i] - lse[r]), onehot = i == target[r] ? T(1) : T(0);
+      dlogits[r * V + i] = ignored ? T(0) : dloss_rows[r] * (p - onehot);
     }
-    const T g = dloss_rows[r], l = lse[r];
-#pragma omp simd
-    for (int64_t i = 0; i < V; ++i) d[i] = g * fast_exp(xr[i] - l);
-    d[target[r]] -= g;
-  }
 }
 
 #define MNEMO_INSTANTIATE(T)                                                                             \

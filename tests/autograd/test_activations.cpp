@@ -1,4 +1,4 @@
-// The float activations use their own vectorised exp and erf (kernels/reference/vec.h):
+// The float activations use their own vectorised exp and erf (kernels/cpu/vec.h):
 // check them against the double ones over a wide range, and GEGLU against its definition.
 #include <boost/test/unit_test.hpp>
 #include <cmath>

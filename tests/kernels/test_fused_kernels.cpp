@@ -1,6 +1,8 @@
-// Fused kernels on every CPU float backend against the f64 reference: attention (several
-// mask descriptions, a bias, one shared key/value head, sizes across several 64-row tiles)
-// GEGLU (both conventions) and hyper-connection mixing.
+// Fused kernels on every float CPU backend against the f64 reference: attention under every
+// mask rule of AttentionDesc (prefix, causal, window, memory read and write rows, key
+// padding, dense masks, per-head and per-batch bias, one shared key/value head, rows that
+// see nothing), at odd sizes across several of the fast kernel's 64-row tiles; GEGLU (both
+// conventions) and hyper-connection mixing.
 #include <boost/test/unit_test.hpp>
 
 #include "kernels/kernels.h"
@@ -10,24 +12,46 @@ using namespace mnemo::test;
 
 namespace {
 
+enum class Bias { none, per_head, per_batch };
+enum class Pad { none, every_7th, last_batch_all };  // last_batch_all: its rows see only the prefix
+enum class Mask { none, per_head, full };           // dense masks; row 1 of each sees nothing
+
 struct Case {
-  const char* what;
+  std::string what;
   kn::AttentionDesc a;
-  bool bias;
+  Bias bias = Bias::none;
+  Pad pad = Pad::none;
+  Mask mask = Mask::none;
 };
 
 void check(Case c, uint32_t seed) {
   kn::AttentionDesc& a = c.a;
-  const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d, nb = a.H * a.Tq * a.Tk;
+  a.bias_per_batch = c.bias == Bias::per_batch;
+  const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d;
+  const int64_t nb = (c.bias == Bias::per_batch ? a.B : 1) * a.H * a.Tq * a.Tk;
   const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
   const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
   std::vector<uint8_t> pad(size_t(a.B * a.Tk), 1);
-  for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
-  if (a.key_pad) a.key_pad = pad.data();
+  if (c.pad == Pad::every_7th)
+    for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
+  if (c.pad == Pad::last_batch_all) std::fill(pad.end() - a.Tk, pad.end(), 0);
+  a.key_pad = c.pad == Pad::none ? nullptr : pad.data();
+  std::vector<uint8_t> mask;
+  if (c.mask != Mask::none) {  // (H, Tq, Tk) shared by the batch, or (B, H, Tq, Tk)
+    const int64_t batches = c.mask == Mask::full ? a.B : 1;
+    mask.resize(size_t(batches * a.H * a.Tq * a.Tk));
+    for (size_t i = 0; i < mask.size(); ++i) mask[i] = uint8_t((i * 13 + i / 5) % 4 != 0);
+    for (int64_t bh = 0; bh < batches * a.H && a.Tq > 1; ++bh)
+      std::fill_n(mask.begin() + (bh * a.Tq + 1) * a.Tk, a.Tk, uint8_t(0));
+    a.mask = mask.data();
+    a.mask_strides[0] = c.mask == Mask::full ? a.H * a.Tq * a.Tk : 0;
+    a.mask_strides[1] = a.Tq * a.Tk, a.mask_strides[2] = a.Tk, a.mask_strides[3] = 1;
+  }
+  const bool with_bias = c.bias != Bias::none;
   auto fwd = [&]<class T>(auto* fn, T) {
     auto o = junk<T>(nq), lse = junk<T>(a.B * a.H * a.Tq);
     auto bb = as<T>(bias);
-    fn(a, o.data(), lse.data(), as<T>(q).data(), as<T>(k).data(), as<T>(v).data(), c.bias ? bb.data() : nullptr);
+    fn(a, o.data(), lse.data(), as<T>(q).data(), as<T>(k).data(), as<T>(v).data(), with_bias ? bb.data() : nullptr);
     return Outs<T>{o, lse};
   };
   agree(kn::attention_forward, c.what, {"o", "lse"}, 1e-4, fwd);
@@ -35,10 +59,10 @@ void check(Case c, uint32_t seed) {
   agree(kn::attention_backward, c.what, {"dq", "dk", "dv", "dbias"}, 2e-4, [&]<class T>(auto* fn, T) {
     auto dq = junk<T>(nq), dk = junk<T>(nkv), dv = junk<T>(nkv), db = junk<T>(nb);
     auto bb = as<T>(bias);
-    fn(a, dq.data(), dk.data(), dv.data(), c.bias ? db.data() : nullptr, as<T>(dout).data(), as<T>(q).data(),
-       as<T>(k).data(), as<T>(v).data(), c.bias ? bb.data() : nullptr, as<T>(saved_out[0]).data(),
+    fn(a, dq.data(), dk.data(), dv.data(), with_bias ? db.data() : nullptr, as<T>(dout).data(), as<T>(q).data(),
+       as<T>(k).data(), as<T>(v).data(), with_bias ? bb.data() : nullptr, as<T>(saved_out[0]).data(),
        as<T>(saved_out[1]).data());
-    if (!c.bias) db.assign(size_t(nb), T(0));
+    if (!with_bias) db.assign(size_t(nb), T(0));
     return Outs<T>{dq, dk, dv, db};
   });
 }
@@ -51,21 +75,42 @@ kn::AttentionDesc desc(int64_t B, int64_t H, int64_t Hk, int64_t Tq, int64_t Tk,
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(fused_kernels)
+BOOST_AUTO_TEST_SUITE(backends_agree)
+BOOST_AUTO_TEST_SUITE(fused)
 
-BOOST_AUTO_TEST_CASE(forward_and_backward_agree) {
+BOOST_AUTO_TEST_CASE(attention_every_mask_rule) {
   std::vector<Case> cases;
-  cases.push_back({"plain, size 1", desc(1, 1, 1, 1, 1, 1), false});
-  cases.push_back({"plain odd", desc(2, 3, 3, 7, 13, 5), false});
+  cases.push_back({"plain, size 1", desc(1, 1, 1, 1, 1, 1)});
+  cases.push_back({"plain odd", desc(2, 3, 3, 7, 13, 5)});
   kn::AttentionDesc c = desc(2, 2, 2, 130, 200, 16);
   c.prefix = 70, c.causal = true;
-  cases.push_back({"causal after 70 memory keys, bias", c, true});
+  cases.push_back({"causal after 70 prefix keys, per-head bias", c, Bias::per_head});
+  cases.push_back({"causal after 70 prefix keys, per-batch bias", c, Bias::per_batch});
   kn::AttentionDesc w = desc(1, 4, 1, 100, 100, 64);
   w.causal = true, w.window = 33, w.read_rows = 4, w.write_rows = 4;
-  cases.push_back({"window, memory slots, shared head", w, false});
-  kn::AttentionDesc p = desc(2, 2, 2, 65, 90, 8);
-  p.key_pad = reinterpret_cast<const uint8_t*>(1);  // replaced by check() with a real padding mask
-  cases.push_back({"key padding", p, false});
+  cases.push_back({"causal window, memory read and write rows, shared head", w});
+  kn::AttentionDesc nw = desc(2, 3, 1, 65, 80, 7);
+  nw.window = 17, nw.prefix = 3;
+  cases.push_back({"two-sided window after 3 prefix keys, shared head, per-batch bias", nw, Bias::per_batch});
+  kn::AttentionDesc rw = desc(1, 2, 2, 33, 40, 3);
+  rw.causal = true, rw.read_rows = 7, rw.write_rows = 3, rw.prefix = 5;
+  cases.push_back({"causal, read rows 7, write rows 3, prefix 5, per-head bias", rw, Bias::per_head});
+  kn::AttentionDesc early = desc(2, 2, 2, 17, 10, 8);
+  early.causal = true;  // bottom-right aligned: rows 0-6 are before every key and see nothing
+  cases.push_back({"causal with more queries than keys: rows that see nothing", early, Bias::per_head});
+  cases.push_back({"key padding", desc(2, 2, 2, 65, 90, 8), Bias::none, Pad::every_7th});
+  kn::AttentionDesc allpad = desc(2, 2, 1, 33, 37, 5);
+  allpad.causal = true;
+  cases.push_back({"causal, last batch all padded: rows that see nothing", allpad, Bias::per_batch, Pad::last_batch_all});
+  kn::AttentionDesc allpad_prefix = allpad;
+  allpad_prefix.prefix = 4;
+  cases.push_back({"prefix 4, last batch all padded", allpad_prefix, Bias::none, Pad::last_batch_all});
+  cases.push_back({"dense mask shared by the batch, bias", desc(2, 3, 3, 17, 33, 4), Bias::per_head, Pad::none,
+                   Mask::per_head});
+  kn::AttentionDesc dm = desc(3, 2, 1, 66, 65, 9);
+  dm.causal = true, dm.prefix = 2;
+  cases.push_back({"causal, dense mask per batch, key padding, shared head, per-batch bias", dm, Bias::per_batch,
+                   Pad::every_7th, Mask::full});
   uint32_t seed = 200;
   for (const Case& cs : cases) check(cs, seed += 10);
 }
@@ -90,8 +135,8 @@ BOOST_AUTO_TEST_CASE(geglu_both_conventions) {
 BOOST_AUTO_TEST_CASE(hyper_connection_mixing) {
   // one stream of row 0 all zeros: its norm clamps at eps and takes no radial gradient
   for (const int64_t R : {int64_t(1), int64_t(7), int64_t(300)})
-    for (const int64_t S : {int64_t(1), int64_t(4)})
-      for (const int64_t D : {int64_t(5), int64_t(64)}) {
+    for (const int64_t S : {int64_t(1), int64_t(3), int64_t(4)})
+      for (const int64_t D : {int64_t(1), int64_t(5), int64_t(64)}) {
         const int64_t C = S + 2, W = D + S * C;
         const std::string what = sz("R", R) + " " + sz("S", S) + " " + sz("D", D);
         Vf H = rand_vec(R * S * D, -1, 1, 400);
@@ -133,4 +178,5 @@ BOOST_AUTO_TEST_CASE(hyper_connection_mixing) {
       }
 }
 
-BOOST_AUTO_TEST_SUITE_END()
+BOOST_AUTO_TEST_SUITE_END()  // fused
+BOOST_AUTO_TEST_SUITE_END()  // backends_agree

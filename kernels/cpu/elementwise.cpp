@@ -1,14 +1,14 @@
-// Reference elementwise kernels: fill/axpy, unary maps and their derivatives, broadcasting
+// Fast elementwise kernels: fill/axpy, unary maps and their derivatives, broadcasting
 // binary ops, where, strided copies (permute, expand) and their adjoint sum_to.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
-#include "kernels/reference/vec.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/vec.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 // Elementwise maps with the pointers as plain restrict parameters, so loops stay contiguous
@@ -403,7 +403,6 @@ void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, boo
   template void geglu_forward<T>(T*, const T*, int64_t, int64_t, bool);                             \
   template void geglu_backward<T>(T*, const T*, const T*, int64_t, int64_t, bool);
 MNEMO_INSTANTIATE(float)
-MNEMO_INSTANTIATE(double)
 #undef MNEMO_INSTANTIATE
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

@@ -1,10 +1,10 @@
-// Reference dropout. The keep mask is a pure function of (seed, element index), so
+// CPU dropout. The keep mask is a pure function of (seed, element index), so
 // backward regenerates it instead of storing it, and any thread count gives the same mask.
 #include "kernels/random_hash.h"
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 template <class T>
 void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed) {
@@ -14,6 +14,5 @@ void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed) {
 }
 
 template void dropout<float>(float*, const float*, int64_t, float, uint64_t);
-template void dropout<double>(double*, const double*, int64_t, double, uint64_t);
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <limits>
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 // exp(x) for float with |rel err| < 2e-7 (Cephes' polynomial), 0 for x < -87.3 (and -inf),
 // branch-free so `#pragma omp simd` loops vectorise. Double precision uses std::exp.
@@ -92,4 +92,4 @@ inline void transpose(int64_t rows, int64_t cols, const T* __restrict src, int64
     for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * ld + c];
 }
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

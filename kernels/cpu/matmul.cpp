@@ -1,14 +1,14 @@
-// Reference GEMM through Eigen maps (row-major, leading dimensions honoured). Small
+// CPU GEMM through Eigen maps (row-major, leading dimensions honoured). Small
 // batched products run one matrix per thread; large ones let Eigen thread each product;
 // batches of tiny ones (hyper-connection mixing: 4 x 4 by 4 x 256 per token) take direct loops.
 #include <Eigen/Core>
 #include <algorithm>
 #include <omp.h>
 
-#include "kernels/reference/common.h"
-#include "kernels/reference/reference.h"
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/cpu.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 template <class T>
@@ -113,6 +113,5 @@ void gemm(const GemmDesc& d, const T* a, const T* b, T* c) {
 }
 
 template void gemm<float>(const GemmDesc&, const float*, const float*, float*);
-template void gemm<double>(const GemmDesc&, const double*, const double*, double*);
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

@@ -1,9 +1,9 @@
 // tile_gemm: four rows of C at a time, NV vectors of 16 floats wide, accumulated in
 // registers over the whole K loop (16 accumulators for a 4 x 64 block), so every loaded
-// row of B feeds four FMAs. Double and odd edges take the plain loop.
-#include "kernels/reference/vec.h"
+// row of B feeds four FMAs. Odd edges take the plain loop.
+#include "kernels/cpu/vec.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 namespace {
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -84,10 +84,4 @@ void tile_gemm<float>(int64_t M, int64_t N, int64_t K, const float* __restrict A
   else all_rows<false>(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
-template <>
-void tile_gemm<double>(int64_t M, int64_t N, int64_t K, const double* __restrict A, int64_t lda, bool trans_a,
-                       const double* __restrict B, int64_t ldb, double* __restrict C, int64_t ldc, bool accumulate) {
-  plain<double>(M, N, K, A, lda, trans_a, B, ldb, C, ldc, accumulate);
-}
-
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu

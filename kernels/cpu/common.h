@@ -1,4 +1,4 @@
-// Loop helpers shared by the reference kernels: OpenMP thresholds and the strided walk.
+// Loop helpers shared by the fast CPU kernels: OpenMP thresholds and the strided walk.
 #pragma once
 
 #include <algorithm>
@@ -6,7 +6,7 @@
 
 #include "kernels/kernels.h"
 
-namespace mnemo::kernels::ref {
+namespace mnemo::kernels::cpu {
 
 // Below this many elements a loop stays on one thread: fork/join costs more than it saves.
 inline constexpr int64_t kParallelMin = 1 << 15;
@@ -59,4 +59,4 @@ T row_dot(const T* x, const T* y, int64_t n) {
 
 inline int64_t inner_stride(const Strided& s, int k) { return s.rank == 0 ? 0 : s.strides[k][s.rank - 1]; }
 
-}  // namespace mnemo::kernels::ref
+}  // namespace mnemo::kernels::cpu
