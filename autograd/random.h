@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 
 namespace mnemo {
 
@@ -15,7 +15,7 @@ class Rng {
 
   uint64_t next_u64() {
     state_ += 0x9e3779b97f4a7c15ULL;
-    return kernels::mix64(state_);
+    return mix64(state_);
   }
   double uniform() { return double(next_u64() >> 11) * 0x1.0p-53; }  // [0, 1)
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }

@@ -12,7 +12,7 @@
 
 #include "autograd/param.h"
 #include "autograd/tensor.h"
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 
 namespace mnemo {
 
@@ -96,7 +96,7 @@ class Tape {
     draws_ = 0;
   }
   uint64_t seed() const { return seed_; }
-  uint64_t next_seed() { return kernels::mix64(seed_ ^ kernels::mix64(++draws_)); }
+  uint64_t next_seed() { return mix64(seed_ ^ mix64(++draws_)); }
 
   int64_t size() const { return int64_t(nodes_.size()); }  // recorded nodes
   std::string dump() const;  // one line per node: "  7 matmul (2, 4) f32 <- 5 6"

@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "autograd/error.h"
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 
 namespace mnemo::data {
 
@@ -192,7 +192,7 @@ SyntheticTask::SyntheticTask(SyntheticConfig cfg)
 Batch SyntheticTask::batch(int64_t index) const {
   MNEMO_CHECK(index >= 0, "[data] negative synthetic batch index " << index);
   // Each batch gets its own stream, so batch i never depends on batches before it.
-  Rng rng(kernels::mix64(kernels::mix64(cfg_.seed) ^ (uint64_t(index) * 0xd1b54a32d192ed03ULL)));
+  Rng rng(mix64(mix64(cfg_.seed) ^ (uint64_t(index) * 0xd1b54a32d192ed03ULL)));
   const SyntheticConfig cfg = cfg_.at_batch(index);
   const int64_t B = cfg.batch, W = cfg.length + 1;
   std::vector<int32_t> rows;

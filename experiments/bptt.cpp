@@ -3,7 +3,7 @@
 #include "autograd/ops/ops.h"
 #include "autograd/optim/optimizer.h"
 #include "experiments/replay_schedule.h"
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 
 namespace mnemo::experiments {
 namespace {
@@ -11,7 +11,7 @@ namespace {
 using arch::Memory;
 using arch::MemoryVars;
 
-uint64_t segment_seed(uint64_t seed, int64_t s) { return kernels::mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(s)); }
+uint64_t segment_seed(uint64_t seed, int64_t s) { return mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(s)); }
 
 using arch::values;
 
@@ -232,8 +232,8 @@ std::vector<std::string> dropped_memories(const Memory& memory, const BpttOption
     for (const auto& [glob, p] : o.memory_dropout)
       if (glob_match(glob, name)) keep *= 1 - p;
     if (keep >= 1) continue;
-    uint64_t h = kernels::mix64(segment_seed(o.seed, s) ^ 0xd6e8feb86659fd93ULL);
-    for (char c : name) h = kernels::mix64(h ^ uint64_t(uint8_t(c)));
+    uint64_t h = mix64(segment_seed(o.seed, s) ^ 0xd6e8feb86659fd93ULL);
+    for (char c : name) h = mix64(h ^ uint64_t(uint8_t(c)));
     const double u = double(h >> 11) * 0x1.0p-53;  // uniform in [0, 1)
     if (u >= keep) out.push_back(name);
   }
@@ -249,6 +249,10 @@ Tensor masked_targets(const data::Batch& batch, int64_t s) {
   for (int64_t i = 0; i < out.numel(); ++i)
     if (!m[i]) p[i] = kIgnoreIndex;
   return out;
+}
+
+bool starts_fresh(bool data_restarts, bool stateful, const Memory& carried) {
+  return data_restarts || !stateful || carried.empty();
 }
 
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, Memory memory, const BpttOptions& o) {

@@ -50,6 +50,13 @@ struct BpttResult {
   arch::Memory memory;       // leaving the last segment, detached
 };
 
+// Whether a batch starts from the model's initial memory rather than the one carried from
+// the previous batch of the same streams: the data restarts its streams (Batch::reset_memory),
+// training is not stateful, or nothing was carried yet. The one place this is decided: the
+// trainer and evaluation ask it, train_batch and evaluate apply the answer.
+bool starts_fresh(bool data_restarts, bool stateful, const arch::Memory& carried);
+
+// Runs the batch from `memory`, or from the initial memory when batch.reset_memory is set.
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, arch::Memory memory,
                        const BpttOptions& opts);
 

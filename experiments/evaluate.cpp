@@ -165,7 +165,7 @@ EvalResult evaluate(const arch::SegmentModel& model, SegmentSource& source, cons
   for (int64_t index = 0;; ++index) {
     const std::optional<EvalSegment> seg = source.next();
     if (!seg) break;
-    if (seg->reset_memory || memory.empty()) memory = model.initial_memory(seg->tokens.dim(0));
+    if (starts_fresh(seg->reset_memory, /*stateful=*/true, memory)) memory = model.initial_memory(seg->tokens.dim(0));
     Tape tape;
     Tape::NoRecord no_record(tape);
     const arch::SegmentOut out = model.forward(tape, seg->tokens, arch::constants(tape, memory));

@@ -154,162 +154,222 @@ int64_t peak_resident_bytes() {
   return int64_t(u.ru_maxrss) * 1024;
 }
 
-RunResult train_run(const ExperimentConfig& cfg_in, const RunOptions& o) {
-  ExperimentConfig cfg = cfg_in;
-  cfg.sweep.clear();  // a run is one point of a sweep
-  RunResult res;
-  res.dir = o.dir.empty() ? default_run_dir(cfg) : o.dir;
-  const fs::path dir(res.dir);
-  const std::string ckpt = checkpoint_path(res.dir);
-  if (o.resume) {
-    MNEMO_CHECK(fs::exists(ckpt), "[run] cannot resume '" << res.dir << "': no checkpoint at " << ckpt);
-  } else {
-    MNEMO_CHECK(!fs::exists(ckpt), "[run] '" << res.dir << "' already holds a run (" << ckpt
-                                             << "); resume it with --resume or choose another folder with --out");
-  }
-  fs::create_directories(dir / "checkpoints");
-  write_file_atomic((dir / "config.yaml").string(), to_yaml(cfg));
-  set_threads(cfg.train.threads);
+namespace {
 
-  std::unique_ptr<arch::SegmentModel> model = build_model(cfg);
-  nn::train(*model);
-  RunData data = make_run_data(cfg);
-  AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
-  TrainerOptions topts;
-  topts.bptt.mode = cfg.train.bptt;
-  topts.bptt.window = cfg.train.window;
-  topts.bptt.replay_recompute = cfg.train.replay_recompute;
-  topts.bptt.replay_snapshots = cfg.train.replay_snapshots;
-  topts.bptt.seed = cfg.seed;
-  topts.bptt.memory_dropout = cfg.train.memory_dropout;
-  topts.grad_accum = cfg.train.grad_accum;
-  topts.clip = cfg.train.clip;
-  topts.schedule = schedule_of(cfg.train, cfg.data.segments);
-  topts.step_every_segment = cfg.train.optimizer.step_every == StepEvery::segment;
-  topts.stateful = cfg.data.stateful && !cfg.data.random_crops;
-  topts.seed = cfg.seed;
-  Trainer trainer(*model, *data.train, opt, topts);
-  RunFiles files(dir, o.progress);
+TrainerOptions trainer_options(const ExperimentConfig& cfg) {
+  TrainerOptions t;
+  t.bptt.mode = cfg.train.bptt;
+  t.bptt.window = cfg.train.window;
+  t.bptt.replay_recompute = cfg.train.replay_recompute;
+  t.bptt.replay_snapshots = cfg.train.replay_snapshots;
+  t.bptt.seed = cfg.seed;
+  t.bptt.memory_dropout = cfg.train.memory_dropout;
+  t.grad_accum = cfg.train.grad_accum;
+  t.clip = cfg.train.clip;
+  t.schedule = schedule_of(cfg.train, cfg.data.segments);
+  t.step_every_segment = cfg.train.optimizer.step_every == StepEvery::segment;
+  t.stateful = cfg.data.stateful;  // random crops restart every batch (and load refuses them stateful)
+  t.seed = cfg.seed;
+  return t;
+}
 
-  double best_loss = INFINITY, train_seconds_before = 0;
-  if (o.resume) {
-    const TrainingState st = load_checkpoint(ckpt);
-    restore(*model, opt, st);
-    trainer.set_steps(st.step);
-    trainer.set_memory(st.memory);
-    data.train->set_cursor(st.data_cursor);
-    if (auto it = st.extra.find("best_val_loss"); it != st.extra.end()) best_loss = std::stod(it->second);
-    if (auto it = st.extra.find("best_step"); it != st.extra.end()) res.best_step = std::stoll(it->second);
-    if (auto it = st.extra.find("train_seconds"); it != st.extra.end()) train_seconds_before = std::stod(it->second);
-    for (const char* f : {"metrics.jsonl", "train.jsonl"}) truncate_jsonl(dir / f, st.step);
-    files.log("resumed " + res.dir + " at step " + std::to_string(st.step));
-  } else {
-    for (const char* f : {"metrics.jsonl", "train.jsonl", "samples.txt"}) fs::remove(dir / f);
-    int64_t n_params = 0;
-    for (Param* p : nn::params(*model)) n_params += p->value.numel();
-    files.log("run " + res.dir + ": " + cfg.model.arch + ", " + format_count(double(n_params)) + " parameters, " +
-              std::to_string(cfg.train.steps) + " steps of " + std::to_string(data.tokens_per_batch * cfg.train.grad_accum) +
-              " tokens");
+// SIGINT sets g_interrupted for as long as the loop runs; the previous handler comes back
+// however the loop ends.
+class InterruptGuard {
+ public:
+  InterruptGuard() : previous_(std::signal(SIGINT, on_sigint)) { g_interrupted = false; }
+  ~InterruptGuard() { std::signal(SIGINT, previous_); }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  void (*previous_)(int);
+};
+
+// One run of `mnemo train`: set up (or resume) in the constructor, then loop(), then finish().
+class Run {
+ public:
+  Run(const ExperimentConfig& cfg_in, const RunOptions& o)
+      : cfg_(without_sweep(cfg_in)),
+        o_(o),
+        dir_(prepare_folder(cfg_, o, res_)),
+        model_(build_model(cfg_)),
+        data_(make_run_data(cfg_)),
+        opt_(nn::named_params(*model_), adamw_config(cfg_.train.optimizer)),
+        trainer_(*model_, *data_.train, opt_, trainer_options(cfg_)),
+        files_(dir_, o.progress) {
+    nn::train(*model_);
+    if (o.resume) resume();
+    else start();
   }
 
-  auto save = [&] {
-    const auto t0 = Clock::now();
-    TrainingState st = capture(*model, opt, trainer.memory(), 0, data.train->cursor());
-    st.step = trainer.steps();
-    st.extra["best_val_loss"] = std::to_string(best_loss);
-    st.extra["best_step"] = std::to_string(res.best_step);
-    st.extra["train_seconds"] = std::to_string(train_seconds_before + res.train_seconds);
-    save_checkpoint(ckpt, st);
-    res.checkpoint_seconds += seconds_since(t0);
-    ++res.checkpoints;
-  };
-  auto run_eval = [&](double train_loss) {
-    nn::eval(*model);
-    const EvalResult e = evaluate(*model, data.eval);
-    nn::train(*model);
-    res.final_eval = e;
-    if (e.loss < best_loss) best_loss = e.loss, res.best_step = trainer.steps();
-    if (res.best_step == trainer.steps()) res.best_eval = e;
-    files.append("metrics.jsonl", eval_row(trainer.steps(), train_loss, e, data.synthetic, res.tokens_per_s,
-                                           train_seconds_before + res.train_seconds));
-    files.log("step " + std::to_string(trainer.steps()) + ": " + eval_text(e, data.synthetic));
-  };
-  auto sample = [&] {
-    const data::Batch& b = data.eval.at(0);
-    const int64_t n = std::min<int64_t>(b.seg_len(), 64);
-    std::vector<int32_t> prompt(b.inputs[0].data<int32_t>(), b.inputs[0].data<int32_t>() + n);
-    nn::eval(*model);
-    const auto tokens = generate(*model, cfg.data.segment_len, prompt,
-                                 {.length = cfg.eval.generate_len, .temperature = cfg.eval.temperature,
-                                  .top_k = cfg.eval.top_k, .seed = cfg.seed + uint64_t(trainer.steps())});
-    nn::train(*model);
-    files.append("samples.txt", "--- step " + std::to_string(trainer.steps()) + "\n" + printable(prompt) + "|" +
-                                    printable(tokens));
-  };
-
-  g_interrupted = false;
-  auto previous = std::signal(SIGINT, on_sigint);
-  const int64_t first = trainer.steps();
-  const auto loop_start = Clock::now();
-  double eval_seconds = 0, window_loss = 0;
-  int64_t window_steps = 0, tokens = 0;
-  try {
-    while (trainer.steps() < cfg.train.steps) {
+  // Steps until train.steps or a stop: logs, evaluations, samples and checkpoints on their schedule.
+  void loop() {
+    InterruptGuard guard;
+    const int64_t first = trainer_.steps();
+    const auto loop_start = Clock::now();
+    while (trainer_.steps() < cfg_.train.steps) {
       const auto t0 = Clock::now();
-      const StepMetrics m = trainer.step();
-      res.train_seconds += seconds_since(t0);
-      tokens += data.tokens_per_batch * cfg.train.grad_accum;
-      res.tokens_per_s = double(tokens) / res.train_seconds;
-      window_loss += m.loss, ++window_steps;
-      const int64_t step = trainer.steps();
-      if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-        files.append("train.jsonl", json::ObjectWriter()
-                                        .add("step", step).add("loss", m.loss).add("aux_loss", m.aux_loss)
-                                        .add("grad_norm", m.grad_norm).add("lr", m.lr)
-                                        .add("tokens_per_s", res.tokens_per_s).str());
-        const double per_step = (seconds_since(loop_start) - eval_seconds) / double(step - first);
-        char line[256];
-        std::snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | %s tok/s | ETA %s | RSS %ld MiB%s", long(step),
-                      long(cfg.train.steps), window_loss / double(window_steps), format_count(res.tokens_per_s).c_str(),
-                      format_duration(per_step * double(cfg.train.steps - step)).c_str(),
-                      long(resident_bytes() >> 20), m.skipped ? " | skipped: non-finite gradient" : "");
-        files.progress(line);
-        window_loss = 0, window_steps = 0;
-      }
+      const StepMetrics m = trainer_.step();
+      res_.train_seconds += seconds_since(t0);
+      tokens_ += data_.tokens_per_batch * cfg_.train.grad_accum;
+      res_.tokens_per_s = double(tokens_) / res_.train_seconds;
+      const int64_t step = trainer_.steps();
+      const bool last = step == cfg_.train.steps;
+      log_step(m, first, loop_start);
       const auto e0 = Clock::now();
-      const bool last = step == cfg.train.steps;
-      if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last) run_eval(m.loss);
-      if (cfg.eval.generate_every > 0 && (step % cfg.eval.generate_every == 0 || last)) sample();
-      eval_seconds += seconds_since(e0);
-      const bool stop = g_interrupted || (o.stop_after > 0 && step >= o.stop_after);
-      if ((cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0) || last || stop) save();
+      if ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last) evaluate_now(m.loss);
+      if (cfg_.eval.generate_every > 0 && (step % cfg_.eval.generate_every == 0 || last)) sample();
+      eval_seconds_ += seconds_since(e0);
+      const bool stop = g_interrupted || (o_.stop_after > 0 && step >= o_.stop_after);
+      if ((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || last || stop) save();
       if (stop) {
-        files.log(std::string(g_interrupted ? "interrupted" : "stopped") + " at step " + std::to_string(step) +
-                  "; continue with: mnemo train --resume " + res.dir);
+        files_.log(std::string(g_interrupted ? "interrupted" : "stopped") + " at step " + std::to_string(step) +
+                   "; continue with: mnemo train --resume " + res_.dir);
         break;
       }
     }
-  } catch (...) {
-    std::signal(SIGINT, previous);
-    throw;
+    res_.loop_seconds = seconds_since(loop_start) - eval_seconds_;
   }
-  std::signal(SIGINT, previous);
-  res.loop_seconds = seconds_since(loop_start) - eval_seconds;
-  res.steps = trainer.steps();
-  res.finished = res.steps >= cfg.train.steps;
-  if (res.finished) {
+
+  // The result; a finished run also writes summary.json.
+  RunResult finish() {
+    res_.steps = trainer_.steps();
+    res_.finished = res_.steps >= cfg_.train.steps;
+    if (!res_.finished) return res_;
+    const EvalResult& e = res_.final_eval;
     json::ObjectWriter w;
-    w.add("name", cfg.name).add("arch", cfg.model.arch).add("steps", res.steps);
-    w.add("final_val_loss", res.final_eval.loss).add("final_val_accuracy", res.final_eval.accuracy);
-    if (!data.synthetic) w.add("final_val_bpb", res.final_eval.bits_per_byte).add("best_val_bpb", best_loss / std::log(2.0));
-    w.add("best_val_loss", best_loss).add("best_val_accuracy", res.best_eval.accuracy).add("best_step", res.best_step);
-    w.add("tokens_per_s", res.tokens_per_s).add("train_seconds", train_seconds_before + res.train_seconds);
+    w.add("name", cfg_.name).add("arch", cfg_.model.arch).add("steps", res_.steps);
+    w.add("final_val_loss", e.loss).add("final_val_accuracy", e.accuracy);
+    if (!data_.synthetic) w.add("final_val_bpb", e.bits_per_byte).add("best_val_bpb", best_loss_ / std::log(2.0));
+    w.add("best_val_loss", best_loss_).add("best_val_accuracy", res_.best_eval.accuracy).add("best_step", res_.best_step);
+    w.add("tokens_per_s", res_.tokens_per_s).add("train_seconds", train_seconds_before_ + res_.train_seconds);
     w.add("peak_rss_mib", double(peak_resident_bytes()) / double(1 << 20));
-    write_file_atomic((dir / "summary.json").string(), w.str() + "\n");
-    files.log("done: " + eval_text(res.final_eval, data.synthetic) + "; " + format_count(res.tokens_per_s) +
-              " tok/s; results in " + res.dir);
+    write_file_atomic((dir_ / "summary.json").string(), w.str() + "\n");
+    files_.log("done: " + eval_text(e, data_.synthetic) + "; " + format_count(res_.tokens_per_s) +
+               " tok/s; results in " + res_.dir);
+    return res_;
   }
-  return res;
+
+ private:
+  static ExperimentConfig without_sweep(ExperimentConfig cfg) {
+    cfg.sweep.clear();  // a run is one point of a sweep
+    return cfg;
+  }
+
+  // The run folder, refused when it holds a run and this is no resume (or holds none and
+  // this is one), with the resolved config written in it.
+  static fs::path prepare_folder(const ExperimentConfig& cfg, const RunOptions& o, RunResult& res) {
+    res.dir = o.dir.empty() ? default_run_dir(cfg) : o.dir;
+    const std::string ckpt = checkpoint_path(res.dir);
+    if (o.resume) {
+      MNEMO_CHECK(fs::exists(ckpt), "[run] cannot resume '" << res.dir << "': no checkpoint at " << ckpt);
+    } else {
+      MNEMO_CHECK(!fs::exists(ckpt), "[run] '" << res.dir << "' already holds a run (" << ckpt
+                                               << "); resume it with --resume or choose another folder with --out");
+    }
+    const fs::path dir(res.dir);
+    fs::create_directories(dir / "checkpoints");
+    write_file_atomic((dir / "config.yaml").string(), to_yaml(cfg));
+    set_threads(cfg.train.threads);
+    return dir;
+  }
+
+  void start() {
+    for (const char* f : {"metrics.jsonl", "train.jsonl", "samples.txt"}) fs::remove(dir_ / f);
+    files_.log("run " + res_.dir + ": " + cfg_.model.arch + ", " + format_count(double(nn::param_count(*model_))) +
+               " parameters, " + std::to_string(cfg_.train.steps) + " steps of " +
+               std::to_string(data_.tokens_per_batch * cfg_.train.grad_accum) + " tokens");
+  }
+
+  void resume() {
+    const TrainingState st = load_checkpoint(checkpoint_path(res_.dir));
+    restore(*model_, opt_, st);
+    trainer_.set_steps(st.step);
+    trainer_.set_memory(st.memory);
+    data_.train->set_cursor(st.data_cursor);
+    if (auto it = st.extra.find("best_val_loss"); it != st.extra.end()) best_loss_ = std::stod(it->second);
+    if (auto it = st.extra.find("best_step"); it != st.extra.end()) res_.best_step = std::stoll(it->second);
+    if (auto it = st.extra.find("train_seconds"); it != st.extra.end()) train_seconds_before_ = std::stod(it->second);
+    for (const char* f : {"metrics.jsonl", "train.jsonl"}) truncate_jsonl(dir_ / f, st.step);
+    files_.log("resumed " + res_.dir + " at step " + std::to_string(st.step));
+  }
+
+  void log_step(const StepMetrics& m, int64_t first, Clock::time_point loop_start) {
+    window_loss_ += m.loss, ++window_steps_;
+    const int64_t step = trainer_.steps();
+    if (step % cfg_.train.log_every != 0 && step != cfg_.train.steps) return;
+    files_.append("train.jsonl", json::ObjectWriter()
+                                     .add("step", step).add("loss", m.loss).add("aux_loss", m.aux_loss)
+                                     .add("grad_norm", m.grad_norm).add("lr", m.lr)
+                                     .add("tokens_per_s", res_.tokens_per_s).str());
+    const double per_step = (seconds_since(loop_start) - eval_seconds_) / double(step - first);
+    char line[256];
+    std::snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | %s tok/s | ETA %s | RSS %ld MiB%s", long(step),
+                  long(cfg_.train.steps), window_loss_ / double(window_steps_), format_count(res_.tokens_per_s).c_str(),
+                  format_duration(per_step * double(cfg_.train.steps - step)).c_str(), long(resident_bytes() >> 20),
+                  m.skipped ? " | skipped: non-finite gradient" : "");
+    files_.progress(line);
+    window_loss_ = 0, window_steps_ = 0;
+  }
+
+  void evaluate_now(double train_loss) {
+    nn::eval(*model_);
+    const EvalResult e = evaluate(*model_, data_.eval);
+    nn::train(*model_);
+    res_.final_eval = e;
+    if (e.loss < best_loss_) best_loss_ = e.loss, res_.best_step = trainer_.steps();
+    if (res_.best_step == trainer_.steps()) res_.best_eval = e;
+    files_.append("metrics.jsonl", eval_row(trainer_.steps(), train_loss, e, data_.synthetic, res_.tokens_per_s,
+                                            train_seconds_before_ + res_.train_seconds));
+    files_.log("step " + std::to_string(trainer_.steps()) + ": " + eval_text(e, data_.synthetic));
+  }
+
+  void sample() {
+    const data::Batch& b = data_.eval.at(0);
+    const int64_t n = std::min<int64_t>(b.seg_len(), 64);
+    std::vector<int32_t> prompt(b.inputs[0].data<int32_t>(), b.inputs[0].data<int32_t>() + n);
+    nn::eval(*model_);
+    const auto tokens = generate(*model_, cfg_.data.segment_len, prompt,
+                                 {.length = cfg_.eval.generate_len, .temperature = cfg_.eval.temperature,
+                                  .top_k = cfg_.eval.top_k, .seed = cfg_.seed + uint64_t(trainer_.steps())});
+    nn::train(*model_);
+    files_.append("samples.txt", "--- step " + std::to_string(trainer_.steps()) + "\n" + printable(prompt) + "|" +
+                                     printable(tokens));
+  }
+
+  void save() {
+    const auto t0 = Clock::now();
+    TrainingState st = capture(*model_, opt_, trainer_.memory(), 0, data_.train->cursor());
+    st.step = trainer_.steps();
+    st.extra["best_val_loss"] = std::to_string(best_loss_);
+    st.extra["best_step"] = std::to_string(res_.best_step);
+    st.extra["train_seconds"] = std::to_string(train_seconds_before_ + res_.train_seconds);
+    save_checkpoint(checkpoint_path(res_.dir), st);
+    res_.checkpoint_seconds += seconds_since(t0);
+    ++res_.checkpoints;
+  }
+
+  // Declaration order is construction order: the folder before the model, the model before the trainer.
+  RunResult res_;
+  const ExperimentConfig cfg_;
+  const RunOptions o_;
+  const fs::path dir_;
+  std::unique_ptr<arch::SegmentModel> model_;
+  RunData data_;
+  AdamW opt_;
+  Trainer trainer_;
+  RunFiles files_;
+  double best_loss_ = INFINITY, train_seconds_before_ = 0, eval_seconds_ = 0, window_loss_ = 0;
+  int64_t window_steps_ = 0, tokens_ = 0;
+};
+
+}  // namespace
+
+RunResult train_run(const ExperimentConfig& cfg, const RunOptions& o) {
+  Run run(cfg, o);  // the folder, model, data, optimizer and trainer; resumed from the checkpoint with --resume
+  run.loop();       // steps, logs, evaluations, samples and checkpoints until done or stopped
+  return run.finish();
 }
 
 }  // namespace mnemo::experiments

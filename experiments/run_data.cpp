@@ -1,7 +1,7 @@
 #include "experiments/run_data.h"
 
 #include "data/byte_corpus.h"
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 
 namespace mnemo::experiments {
 
@@ -35,7 +35,7 @@ RunData make_run_data(const ExperimentConfig& cfg) {
   if (d.kind == DataKind::synthetic) {
     out.synthetic = true;
     out.train = std::make_unique<data::SyntheticTask>(synthetic_config(cfg, cfg.seed));
-    data::SyntheticConfig eval_cfg = synthetic_config(cfg, kernels::mix64(cfg.seed ^ 0x5eed0fe7a1ULL));
+    data::SyntheticConfig eval_cfg = synthetic_config(cfg, mix64(cfg.seed ^ 0x5eed0fe7a1ULL));
     eval_cfg.curriculum_segments.clear();  // held out at the full reach
     const data::SyntheticTask held_out(eval_cfg);
     for (int64_t i = 0; i < (eval_batches > 0 ? eval_batches : 16); ++i) out.eval.push_back(held_out.batch(i));

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "autograd/ops/ops.h"
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 
 namespace mnemo::experiments {
 
@@ -18,7 +18,7 @@ StepMetrics Trainer::step_per_segment() {
   StepMetrics m;
   const std::vector<Param*> params = opt_.params();
   data::Batch batch = source_.next();
-  if (!opts_.stateful || memory_.empty()) batch.reset_memory = true;
+  batch.reset_memory = starts_fresh(batch.reset_memory, opts_.stateful, memory_);
   const int64_t S = batch.segments();
   for (int64_t s = 0; s < S; ++s) {
     data::Batch one;  // segment s alone
@@ -27,7 +27,7 @@ StepMetrics Trainer::step_per_segment() {
     if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
     one.reset_memory = s == 0 && batch.reset_memory;
     BpttOptions b = opts_.bptt;
-    b.seed = kernels::mix64(opts_.seed ^ kernels::mix64(uint64_t(steps_ * S + s) + 1));
+    b.seed = mix64(opts_.seed ^ mix64(uint64_t(steps_ * S + s) + 1));
     BpttResult r = train_batch(model_, one, memory_, b);
     memory_ = std::move(r.memory);
     m.loss += r.loss * double(r.tokens);  // token-weighted, as one batch's loss would be
@@ -56,10 +56,10 @@ StepMetrics Trainer::step() {
   const std::vector<Param*> params = opt_.params();
   for (int64_t i = 0; i < opts_.grad_accum; ++i) {
     data::Batch batch = source_.next();
-    if (!opts_.stateful || memory_.empty()) batch.reset_memory = true;
+    batch.reset_memory = starts_fresh(batch.reset_memory, opts_.stateful, memory_);
     BpttOptions b = opts_.bptt;
     b.loss_scale = opts_.bptt.loss_scale / double(opts_.grad_accum);
-    b.seed = kernels::mix64(opts_.seed ^ kernels::mix64(uint64_t(steps_ * opts_.grad_accum + i) + 1));
+    b.seed = mix64(opts_.seed ^ mix64(uint64_t(steps_ * opts_.grad_accum + i) + 1));
     BpttResult r = train_batch(model_, batch, memory_, b);
     m.loss += r.loss / double(opts_.grad_accum);
     m.aux_loss += r.aux_loss / double(opts_.grad_accum);

@@ -1,6 +1,6 @@
 // CPU dropout. The keep mask is a pure function of (seed, element index), so
 // backward regenerates it instead of storing it, and any thread count gives the same mask.
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/cpu.h"
 

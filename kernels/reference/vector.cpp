@@ -2,7 +2,7 @@
 // optimizer and the trainer run (sum of squares, non-finite count), and dropout.
 #include <cmath>
 
-#include "kernels/random_hash.h"
+#include "common/random_hash.h"
 #include "kernels/reference/loops.h"
 #include "kernels/reference/reference.h"
 

@@ -1,10 +1,13 @@
 // Counter-based random numbers: a value is a pure function of (seed, counter), so kernels
-// on any backend and any thread count draw the same numbers. SplitMix64 finaliser.
+// on any backend and any thread count draw the same numbers, and so do the tape's dropout
+// seeds, the trainer's per-step seeds and the synthetic tasks. SplitMix64 finaliser.
+// common/ holds what every folder shares and none owns (header-only, below kernels/): this
+// hash is not a kernel, yet kernels need it, so it cannot live above them.
 #pragma once
 
 #include <cstdint>
 
-namespace mnemo::kernels {
+namespace mnemo {
 
 inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -18,4 +21,4 @@ inline double uniform01(uint64_t seed, uint64_t counter) {
   return double(h >> 11) * 0x1.0p-53;
 }
 
-}  // namespace mnemo::kernels
+}  // namespace mnemo
