@@ -13,11 +13,7 @@ namespace mnemo::arch {
 BrtConfig resolved(BrtConfig c) {
   MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0,
               "[brt] vocab, dim, depth, heads and seq_len must be > 0");
-  if (c.dim_head == 0) {
-    MNEMO_OPTION_CHECK(c.dim % c.heads == 0, "dim_head", "model.dim " << c.dim << " does not divide by heads " << c.heads
-                                                                        << ": set dim_head");
-    c.dim_head = c.dim / c.heads;
-  }
+  if (c.dim_head == 0) c.dim_head = default_dim_head(c.dim, c.heads);
   MNEMO_OPTION_CHECK(c.dim_head > 0 && c.dim_head % 2 == 0, "dim_head", "must be even and > 0 (rotary), got " << c.dim_head);
   if (c.block_width == 0) c.block_width = c.seq_len % 2 == 0 ? c.seq_len / 2 : c.seq_len;
   MNEMO_OPTION_CHECK(c.block_width > 0, "block_width", "must be > 0, got " << c.block_width);

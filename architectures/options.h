@@ -4,7 +4,9 @@
 // can report the broken key at its file:line:col instead of a bare message.
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -34,3 +36,15 @@ class OptionError : public Error {
       throw ::mnemo::arch::OptionError(key, mnemo_option_os_.str()); \
     }                                                           \
   } while (0)
+
+namespace mnemo::arch {
+
+// The default head width, dim / heads, for architectures whose dim_head is an option
+// (0 = this default); an error names dim_head when heads does not divide dim.
+inline int64_t default_dim_head(int64_t dim, int64_t heads) {
+  MNEMO_OPTION_CHECK(dim % heads == 0, "dim_head", "model.dim " << dim << " does not divide by heads " << heads
+                                                                    << ": set dim_head");
+  return dim / heads;
+}
+
+}  // namespace mnemo::arch

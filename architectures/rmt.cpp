@@ -11,11 +11,7 @@ namespace mnemo::arch {
 RmtConfig resolved(RmtConfig c) {
   MNEMO_CHECK(c.vocab > 0 && c.dim > 0 && c.depth > 0 && c.heads > 0 && c.seq_len > 0,
               "[rmt] vocab, dim, depth, heads and seq_len must be > 0");
-  if (c.dim_head == 0) {
-    MNEMO_OPTION_CHECK(c.dim % c.heads == 0, "dim_head", "model.dim " << c.dim << " does not divide by heads " << c.heads
-                                                                        << ": set dim_head");
-    c.dim_head = c.dim / c.heads;
-  }
+  if (c.dim_head == 0) c.dim_head = default_dim_head(c.dim, c.heads);
   if (c.xl_mem_len == 0) c.xl_mem_len = c.seq_len;
   MNEMO_OPTION_CHECK(c.dim_head > 0, "dim_head", "must be > 0, got " << c.dim_head);
   MNEMO_OPTION_CHECK(c.num_memory_tokens != 0, "num_memory_tokens", "is required (the number of read and write slots)");
