@@ -18,6 +18,9 @@
 #include <sstream>
 #include <string_view>
 
+#include <zlib.h>
+
+#include "autograd/dispatch.h"
 #include "experiments/json.h"
 
 namespace mnemo::experiments {
@@ -242,6 +245,28 @@ std::vector<int64_t> parse_cursor(const std::string& text, const std::string& wh
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
+// ---- integrity ----
+
+// zlib's crc32 takes 32-bit lengths; tensors can be larger, so it is fed in pieces.
+std::string crc32_hex(const Tensor& t) {
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(t.raw());
+  for (size_t left = t.nbytes(); left > 0;) {
+    const uInt n = uInt(std::min<size_t>(left, size_t(1) << 30));
+    crc = ::crc32(crc, p, n);
+    p += n;
+    left -= n;
+  }
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc & 0xffffffffUL));
+  return buf;
+}
+
+int64_t count_non_finite(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return 0;
+  return launch(kernels::count_non_finite, t, t, t.numel());
+}
+
 std::string describe(const Tensor& t) {
   std::ostringstream os;
   os << t.dtype() << " " << t.shape();
@@ -455,7 +480,43 @@ void SafetensorsWriter::finish() {
 
 // ---- training state ----
 
+namespace {
+
+// AdamW counts its updates globally and per parameter; the checkpoint's step counts batches.
+void check_step_counts(const TrainingState& s, bool has_update_counts, const std::string& path) {
+  CKPT_CHECK(s.step >= 0 && s.updates_per_step >= 1 && s.skipped_updates >= 0, path,
+             "step " << s.step << ", updates_per_step " << s.updates_per_step << ", skipped_updates "
+                     << s.skipped_updates << " must be >= 0, >= 1 and >= 0");
+  auto total = s.optimizer_counters.find("adamw.steps");
+  if (total == s.optimizer_counters.end()) return;  // no optimizer state saved
+  for (const auto& [key, n] : s.optimizer_counters)
+    CKPT_CHECK(!starts_with(key, "adamw.step.") || (n >= 0 && n <= total->second), path,
+               "AdamW step count of '" << key.substr(11) << "' is " << n << ", outside [0, " << total->second
+                                       << "] (the optimizer's step count)");
+  // Older checkpoints do not say how many updates a step made: nothing to compare with.
+  if (!has_update_counts) return;
+  const int64_t expected = s.step * s.updates_per_step - s.skipped_updates;
+  CKPT_CHECK(expected == total->second, path,
+             "inconsistent: step " << s.step << " (" << s.updates_per_step << " update(s) per step, "
+                                   << s.skipped_updates << " skipped) means " << expected
+                                   << " AdamW updates, but the optimizer's step count is " << total->second);
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const TrainingState& s) {
+  // A run that diverged must not replace its last good checkpoint with a useless one.
+  const auto refuse_non_finite = [&](const NamedTensors& v, const char* what) {
+    for (const auto& [name, t] : v)
+      if (const int64_t bad = count_non_finite(t))
+        MNEMO_CHECK(false, "[checkpoint] refusing to write '" << path << "': " << what << " '" << name << "' holds "
+                                                              << bad << " NaN/Inf of " << t.numel()
+                                                              << " values (the file there is left as it was)");
+  };
+  refuse_non_finite(s.weights, "weight");
+  refuse_non_finite(s.optimizer, "optimizer tensor");
+  for (const auto& [name, t] : s.memory) refuse_non_finite({{name, t}}, "memory");
+
   NamedTensors tensors;
   for (const auto& [name, t] : s.weights) {
     MNEMO_CHECK(!starts_with(name, "optim/") && !starts_with(name, "memory/"),
@@ -472,6 +533,10 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
   meta["data_cursor"] = cursor_json(s.data_cursor);
   for (const auto& [k, v] : s.optimizer_counters) meta["optim/" + k] = std::to_string(v);
   for (const auto& [k, v] : s.extra) meta["extra/" + k] = v;
+  meta["updates_per_step"] = std::to_string(s.updates_per_step);
+  meta["skipped_updates"] = std::to_string(s.skipped_updates);
+  for (const auto& [name, t] : tensors)
+    if (t.defined()) meta["crc32/" + name] = crc32_hex(t);
   write_safetensors(path, tensors, meta);
 }
 
@@ -487,14 +552,36 @@ TrainingState load_checkpoint(const std::string& path) {
   s.step = parse_i64(meta.at("step"), path, "step");
   s.rng_state = parse_u64(meta.at("rng_state"), path, "rng_state");
   s.data_cursor = parse_cursor(meta.at("data_cursor"), path);
+  std::map<std::string, std::string> crcs;
   for (const auto& [k, v] : meta) {
     if (starts_with(k, "optim/")) s.optimizer_counters[k.substr(6)] = parse_i64(v, path, k);
     else if (starts_with(k, "extra/")) s.extra[k.substr(6)] = v;
+    else if (starts_with(k, "crc32/")) crcs[k.substr(6)] = v;
+    else if (k == "updates_per_step") s.updates_per_step = parse_i64(v, path, k);
+    else if (k == "skipped_updates") s.skipped_updates = parse_i64(v, path, k);
     else CKPT_CHECK(k == "format" || k == "step" || k == "rng_state" || k == "data_cursor", path,
                     "unknown metadata key \"" << k << "\"");
   }
+  check_step_counts(s, meta.count("updates_per_step") > 0, path);
+
+  // Checkpoints written before checksums existed have no "crc32/" keys at all: they load
+  // unverified. One that has any must have them for every tensor, or a lost key would hide damage.
+  for (const auto& [name, crc] : crcs)
+    CKPT_CHECK(f.tensors.count(name), path, "metadata has a checksum for tensor '" << name << "', which it does not hold");
+  for (const std::string& name : f.names) {
+    if (crcs.empty()) break;
+    auto it = crcs.find(name);
+    CKPT_CHECK(it != crcs.end(), path, "tensor '" << name << "' has no checksum (\"crc32/" << name << "\")");
+    const std::string actual = crc32_hex(f.tensors.at(name));
+    CKPT_CHECK(actual == it->second, path,
+               "tensor '" << name << "' is corrupt: its data has CRC32 " << actual << ", the file recorded "
+                          << it->second);
+  }
   for (const std::string& name : f.names) {  // file order = the order they were saved in
     const Tensor& t = f.tensors.at(name);
+    if (const int64_t bad = count_non_finite(t))
+      CKPT_FAIL(path, "tensor '" << name << "' holds " << bad << " NaN/Inf of " << t.numel()
+                                 << " values; a run cannot continue from non-finite state");
     if (starts_with(name, "optim/")) s.optimizer.emplace_back(name.substr(6), t);
     else if (starts_with(name, "memory/")) s.memory.emplace(name.substr(7), t);
     else s.weights.emplace_back(name, t);

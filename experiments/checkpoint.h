@@ -69,7 +69,11 @@ std::string temp_path_for(const std::string& path);  // path + ".tmp.<pid>"
 // ---- training state ----
 
 struct TrainingState {
-  int64_t step = 0;
+  int64_t step = 0;          // the trainer's steps (batches)
+  // AdamW counts updates, not steps: `step` and "adamw.steps" agree when
+  // adamw.steps == step * updates_per_step - skipped_updates, which load_checkpoint checks.
+  int64_t updates_per_step = 1;   // data.segments with optimizer.step_every: segment
+  int64_t skipped_updates = 0;    // updates not taken because the loss or gradient was non-finite
   NamedTensors weights;      // state-dict names ("layers.0.attn.to_q.weight")
   NamedTensors optimizer;    // "adamw.m.<param>", "adamw.v.<param>" (absent before a param's first update)
   std::map<std::string, int64_t> optimizer_counters;  // "adamw.steps", "adamw.step.<param>"
@@ -80,8 +84,12 @@ struct TrainingState {
 };
 
 // One safetensors file: weights under their names, optimizer tensors under "optim/...",
-// memories under "memory/...", scalars, counters, cursor and extras in __metadata__.
+// memories under "memory/...", scalars, counters, cursor and extras in __metadata__, and the
+// CRC32 of every tensor's bytes as "crc32/<tensor>". Refuses (the previous file kept) a state
+// with a NaN/Inf in a float weight, optimizer tensor or memory: resuming from one is useless.
 void save_checkpoint(const std::string& path, const TrainingState& state);
+// Refuses, naming the file and the tensor or numbers: a checksum mismatch, a NaN/Inf in a
+// float tensor, a step that disagrees with AdamW's update counts.
 TrainingState load_checkpoint(const std::string& path);
 
 // A snapshot (clones) of the model's weights and the optimizer's moments and counters;

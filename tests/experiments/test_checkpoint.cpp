@@ -1,7 +1,8 @@
 // Checkpoints: safetensors round trips of every dtype; the exact header layout; the streaming
 // writer's bytes equal the encoder's; bit-exact resume of a tiny model with AdamW; corrupt and
 // truncated files refused with messages; failed writes and a process killed mid-write leave
-// the previous checkpoint loadable.
+// the previous checkpoint loadable; checksums, non-finite values and inconsistent step counts
+// refused naming the tensor or both numbers.
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
@@ -389,6 +390,97 @@ BOOST_AUTO_TEST_CASE(a_process_killed_while_writing_leaves_a_loadable_checkpoint
     BOOST_TEST_MESSAGE("killed after " << delay_ms << " ms; partial temp file left: " << fs::exists(leftover));
     fs::remove(leftover);
   }
+}
+
+// A small state whose step and AdamW counts agree: 3 steps of 2 updates, 1 of them skipped.
+TrainingState consistent_state() {
+  TrainingState s;
+  s.step = 3;
+  s.updates_per_step = 2;
+  s.skipped_updates = 1;
+  s.weights = {{"a", Tensor::from({2, 2}, {1, 2, 3, 4})}, {"b", Tensor::from({2, 2}, {5, 6, 7, 8})}};
+  s.optimizer = {{"adamw.m.a", Tensor::from({2, 2}, {0.1, 0.2, 0.3, 0.4})},
+                 {"adamw.v.a", Tensor::from({2, 2}, {0.01, 0.02, 0.03, 0.04})}};
+  s.optimizer_counters = {{"adamw.steps", 5}, {"adamw.step.a", 5}, {"adamw.step.b", 0}};
+  return s;
+}
+
+BOOST_AUTO_TEST_CASE(a_flipped_byte_in_a_tensor_is_refused_naming_it) {
+  TempDir tmp;
+  const std::string path = tmp / "ckpt.safetensors";
+  save_checkpoint(path, consistent_state());
+  const Safetensors f = read_safetensors(path);
+  BOOST_TEST(f.metadata.count("crc32/b"));
+  BOOST_TEST(f.metadata.count("crc32/optim/adamw.m.a"));
+  std::string bytes = read_bytes(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  bytes[8 + n + 16 + 5] ^= 0x01;  // a low mantissa bit of b[1]: the value stays finite and plausible
+  write_bytes(path, bytes);
+  expect_error([&] { load_checkpoint(path); }, {"checkpoint '" + path + "'", "tensor 'b' is corrupt", "CRC32"});
+}
+
+BOOST_AUTO_TEST_CASE(checkpoints_without_checksums_load_unverified) {
+  TempDir tmp;
+  const std::string path = tmp / "old.safetensors";
+  save_checkpoint(path, consistent_state());
+  Safetensors f = read_safetensors(path);
+  std::map<std::string, std::string> meta;
+  for (const auto& [k, v] : f.metadata)
+    if (!k.starts_with("crc32/")) meta[k] = v;
+  NamedTensors tensors;
+  for (const auto& name : f.names) tensors.emplace_back(name, f.tensors.at(name));
+  write_safetensors(path, tensors, meta);  // as written before checksums existed
+  BOOST_TEST(load_checkpoint(path).weights.size() == 2u);
+  // Losing some checksums is damage, not age.
+  meta["crc32/a"] = f.metadata.at("crc32/a");
+  write_safetensors(path, tensors, meta);
+  expect_error([&] { load_checkpoint(path); }, {"tensor 'b' has no checksum"});
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_weights_and_moments_are_refused_on_save_and_on_load) {
+  TempDir tmp;
+  const std::string path = tmp / "ckpt.safetensors";
+  save_checkpoint(path, consistent_state());
+  const std::string good = read_bytes(path);
+  for (const bool in_weights : {true, false}) {
+    BOOST_TEST_CONTEXT((in_weights ? "weight" : "moment")) {
+      TrainingState bad = consistent_state();
+      Tensor& t = in_weights ? bad.weights[1].second : bad.optimizer[1].second;
+      t.data<float>()[2] = std::nanf("");
+      const std::string name = in_weights ? "b" : "adamw.v.a";
+      expect_error([&] { save_checkpoint(path, bad); }, {"refusing to write", "'" + name + "' holds 1 NaN/Inf"});
+      BOOST_TEST(read_bytes(path) == good);  // the last good checkpoint stays
+      // A file holding one anyway (written by something else, checksums matching) is refused on load.
+      Safetensors f = read_safetensors(path);
+      const std::string key = in_weights ? "b" : "optim/adamw.v.a";
+      f.tensors.at(key).data<float>()[2] = INFINITY;
+      NamedTensors tensors;
+      for (const auto& n : f.names) tensors.emplace_back(n, f.tensors.at(n));
+      std::map<std::string, std::string> no_crc;  // an old checkpoint: nothing else to catch it
+      for (const auto& [k, v] : f.metadata)
+        if (!k.starts_with("crc32/")) no_crc[k] = v;
+      const std::string poisoned = tmp / "poisoned.safetensors";
+      write_safetensors(poisoned, tensors, no_crc);
+      expect_error([&] { load_checkpoint(poisoned); }, {"tensor '" + key + "' holds 1 NaN/Inf of 4 values"});
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_step_that_disagrees_with_adamw_counts_is_refused) {
+  TempDir tmp;
+  const std::string path = tmp / "ckpt.safetensors";
+  save_checkpoint(path, consistent_state());
+  BOOST_TEST(load_checkpoint(path).skipped_updates == 1);  // 3 * 2 - 1 == 5: accepted
+  TrainingState s = consistent_state();
+  s.step = 7;
+  save_checkpoint(path, s);
+  expect_error([&] { load_checkpoint(path); }, {"inconsistent: step 7", "means 13 AdamW updates",
+                                                "the optimizer's step count is 5"});
+  s = consistent_state();
+  s.optimizer_counters["adamw.step.b"] = 6;  // a parameter updated more often than the optimizer stepped
+  save_checkpoint(path, s);
+  expect_error([&] { load_checkpoint(path); }, {"AdamW step count of 'b' is 6, outside [0, 5]"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
