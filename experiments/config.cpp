@@ -35,6 +35,7 @@ constexpr std::array kOptimizerKinds = {"adamw"};
 constexpr std::array kStepEvery = {"batch", "segment"};
 constexpr std::array kScheduleKinds = {"constant", "warmup_cosine"};
 constexpr std::array kBpttKinds = {"truncated", "full", "replay"};
+constexpr std::array kOnNonFinite = {"stop", "skip"};
 
 template <class E, size_t N>
 E get_enum(YamlReader& r, const std::string& key, E def, const std::array<const char*, N>& names) {
@@ -175,6 +176,10 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.eval_every = r.get("eval_every", t.eval_every, non_negative);
   t.checkpoint_every = r.get("checkpoint_every", t.checkpoint_every, non_negative);
   t.threads = r.get("threads", t.threads, non_negative);
+  t.on_nonfinite = get_enum(r, "on_nonfinite", t.on_nonfinite, kOnNonFinite);
+  if (r.has("max_skips") && t.on_nonfinite != OnNonFinite::skip)
+    r.fail("max_skips", std::string("needs on_nonfinite: skip, got ") + name_of(t.on_nonfinite));
+  t.max_skips = r.get("max_skips", t.max_skips, non_negative);
   r.reject_unknown_keys();
   return t;
 }
@@ -426,6 +431,8 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   e << YAML::EndMap;
   put(e, "log_every", t.log_every), put(e, "eval_every", t.eval_every);
   put(e, "checkpoint_every", t.checkpoint_every), put(e, "threads", t.threads);
+  put(e, "on_nonfinite", name_of(t.on_nonfinite));
+  if (t.on_nonfinite == OnNonFinite::skip) put(e, "max_skips", t.max_skips);
   e << YAML::EndMap;
 }
 
@@ -471,6 +478,7 @@ const char* name_of(OptimizerKind v) { return kOptimizerKinds.at(size_t(v)); }
 const char* name_of(StepEvery v) { return kStepEvery.at(size_t(v)); }
 const char* name_of(ScheduleKind v) { return kScheduleKinds.at(size_t(v)); }
 const char* name_of(BpttMode v) { return kBpttKinds.at(size_t(v)); }
+const char* name_of(OnNonFinite v) { return kOnNonFinite.at(size_t(v)); }
 
 bool ModelConfig::operator==(const ModelConfig& o) const {
   const auto text = [](const ArchOptions& a) {

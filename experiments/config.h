@@ -26,6 +26,7 @@ enum class OptimizerKind : uint8_t { adamw };
 enum class StepEvery : uint8_t { batch, segment };
 enum class ScheduleKind : uint8_t { constant, warmup_cosine };
 enum class BpttMode : uint8_t { truncated, full, replay };  // experiments/bptt.h
+enum class OnNonFinite : uint8_t { stop, skip };
 
 // The YAML spelling of each enum value, and back (an unknown name lists the known ones).
 const char* name_of(DataKind v);
@@ -34,6 +35,7 @@ const char* name_of(OptimizerKind v);
 const char* name_of(StepEvery v);
 const char* name_of(ScheduleKind v);
 const char* name_of(BpttMode v);
+const char* name_of(OnNonFinite v);
 
 struct DataConfig {
   DataKind kind = DataKind::synthetic;
@@ -116,6 +118,12 @@ struct TrainConfig {
   int64_t eval_every = 200;           // steps between evaluations; 0 = only at the end
   int64_t checkpoint_every = 1000;    // steps between checkpoints; 0 = only at the end
   int64_t threads = 0;                // CPU threads; 0 = the runtime's default
+  // A step whose loss or gradient norm is NaN/Inf is never applied. stop: the run fails at
+  // once, naming the step, with no checkpoint written after it; skip: the step is dropped
+  // (memory back to what entered it) and logged, and the run fails only after more than
+  // max_skips such steps in a row (one bad batch is noise, a streak is divergence).
+  OnNonFinite on_nonfinite = OnNonFinite::stop;
+  int64_t max_skips = 10;             // skip: consecutive non-finite steps tolerated
   bool operator==(const TrainConfig&) const = default;
 };
 

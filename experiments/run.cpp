@@ -1,7 +1,14 @@
 #include "experiments/run.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
@@ -30,9 +37,33 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Ctrl-C asks the loop to checkpoint and stop at the next step boundary.
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted = true; }
+// SIGINT (Ctrl-C) and SIGTERM ask the loop to checkpoint and stop at the next step boundary;
+// the number of the signal is kept so that `mnemo train` exits 128 + signal, as a shell
+// expects of a command a signal stopped (`mnemo train ... && next` must not go on).
+std::atomic<int> g_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "written from a signal handler");
+extern "C" void on_stop_signal(int sig) { g_signal = sig; }
+
+std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : std::to_string(sig); }
+
+// "name.tmp.<pid>" or "name.tmp.<pid>.data" (write_file_atomic, SafetensorsWriter): the pid, else 0.
+pid_t temporary_owner(const std::string& name) {
+  const size_t at = name.rfind(".tmp.");
+  if (at == std::string::npos) return 0;
+  std::string rest = name.substr(at + 5);
+  if (rest.size() > 5 && rest.ends_with(".data")) rest.resize(rest.size() - 5);
+  if (rest.empty() || rest.size() > 9 || rest.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return pid_t(std::stol(rest));
+}
+
+bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+std::string number(double v) {
+  if (std::isnan(v)) return "nan";  // not printf's "-nan": the sign of a NaN means nothing here
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
 
 std::string format_duration(double s) {
   char buf[32];
@@ -69,6 +100,7 @@ class RunFiles {
     end_progress();
     if (progress_) std::cerr << line << "\n";
   }
+  void record(const std::string& line) { log_ << line << "\n" << std::flush; }  // log file only
   void progress(const std::string& line) {  // rewritten in place on a terminal
     log_ << line << "\n" << std::flush;
     if (!progress_) return;
@@ -156,6 +188,48 @@ int64_t peak_resident_bytes() {
 
 namespace {
 
+}  // namespace
+
+RunFolderLock::RunFolderLock(const std::string& dir) {
+  fs::create_directories(dir);
+  const std::string file = (fs::path(dir) / "lock").string();
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  MNEMO_CHECK(fd_ >= 0, "[run] cannot open " << file << ": " << std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string holder = n > 0 ? std::string(buf, size_t(n)) : "";
+    while (!holder.empty() && std::isspace(static_cast<unsigned char>(holder.back()))) holder.pop_back();
+    MNEMO_CHECK(err != EWOULDBLOCK, "[run] '" << dir << "' is in use by process " << (holder.empty() ? "?" : holder));
+    MNEMO_CHECK(false, "[run] cannot lock " << file << ": " << std::strerror(err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != ssize_t(pid.size())) {
+    const int err = errno;
+    ::close(fd_);
+    MNEMO_CHECK(false, "[run] cannot write " << file << ": " << std::strerror(err));
+  }
+  // Holding the lock proves no other mnemo process writes here; a temporary of a live process
+  // (a `mnemo eval --dump-logits` aimed into the folder, say) is still left alone.
+  for (const fs::path& d : {fs::path(dir), fs::path(dir) / "checkpoints"}) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(d, ec)) {
+      const pid_t owner = temporary_owner(entry.path().filename().string());
+      if (owner <= 0 || !entry.is_regular_file() || (owner != ::getpid() && process_alive(owner))) continue;
+      if (fs::remove(entry.path(), ec)) removed_.push_back(entry.path().string());
+    }
+  }
+}
+
+RunFolderLock::~RunFolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+namespace {
+
 TrainerOptions trainer_options(const ExperimentConfig& cfg) {
   TrainerOptions t;
   t.bptt.mode = cfg.train.bptt;
@@ -173,18 +247,25 @@ TrainerOptions trainer_options(const ExperimentConfig& cfg) {
   return t;
 }
 
-// SIGINT sets g_interrupted for as long as the loop runs; the previous handler comes back
-// however the loop ends.
+// SIGINT and SIGTERM set g_signal for as long as the loop runs; the previous handlers come
+// back however the loop ends.
 class InterruptGuard {
  public:
-  InterruptGuard() : previous_(std::signal(SIGINT, on_sigint)) { g_interrupted = false; }
-  ~InterruptGuard() { std::signal(SIGINT, previous_); }
+  InterruptGuard() : previous_int_(std::signal(SIGINT, on_stop_signal)), previous_term_(std::signal(SIGTERM, on_stop_signal)) {
+    g_signal = 0;
+  }
+  ~InterruptGuard() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
   InterruptGuard(const InterruptGuard&) = delete;
   InterruptGuard& operator=(const InterruptGuard&) = delete;
 
  private:
-  void (*previous_)(int);
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
 };
+
 
 // One run of `mnemo train`: set up (or resume) in the constructor, then loop(), then finish().
 class Run {
@@ -192,6 +273,7 @@ class Run {
   Run(const ExperimentConfig& cfg_in, const RunOptions& o)
       : cfg_(without_sweep(cfg_in)),
         o_(o),
+        lock_(folder_of(cfg_, o)),
         dir_(prepare_folder(cfg_, o, res_)),
         model_(build_model(cfg_)),
         data_(make_run_data(cfg_)),
@@ -199,6 +281,8 @@ class Run {
         trainer_(*model_, *data_.train, opt_, trainer_options(cfg_)),
         files_(dir_, o.progress) {
     nn::train(*model_);
+    for (const std::string& f : lock_.removed_temporaries())
+      files_.log("removed " + f + ", left by an interrupted write");
     if (o.resume) resume();
     else start();
   }
@@ -216,16 +300,20 @@ class Run {
       res_.tokens_per_s = double(tokens_) / res_.train_seconds;
       const int64_t step = trainer_.steps();
       const bool last = step == cfg_.train.steps;
+      if (m.skipped) on_non_finite(m);  // throws under on_nonfinite: stop, before any checkpoint
+      else consecutive_skips_ = 0;
       log_step(m, first, loop_start);
       const auto e0 = Clock::now();
       if ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last) evaluate_now(m.loss);
       if (cfg_.eval.generate_every > 0 && (step % cfg_.eval.generate_every == 0 || last)) sample();
       eval_seconds_ += seconds_since(e0);
-      const bool stop = g_interrupted || (o_.stop_after > 0 && step >= o_.stop_after);
+      if (o_.after_step) o_.after_step(step);
+      res_.interrupted_by = g_signal;
+      const bool stop = res_.interrupted_by != 0 || (o_.stop_after > 0 && step >= o_.stop_after);
       if ((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || last || stop) save();
       if (stop) {
-        files_.log(std::string(g_interrupted ? "interrupted" : "stopped") + " at step " + std::to_string(step) +
-                   "; continue with: mnemo train --resume " + res_.dir);
+        files_.log((res_.interrupted_by ? "interrupted by " + signal_name(res_.interrupted_by) : std::string("stopped")) +
+                   " at step " + std::to_string(step) + "; continue with: mnemo train --resume " + res_.dir);
         break;
       }
     }
@@ -257,10 +345,14 @@ class Run {
     return cfg;
   }
 
+  static std::string folder_of(const ExperimentConfig& cfg, const RunOptions& o) {
+    return o.dir.empty() ? default_run_dir(cfg) : o.dir;
+  }
+
   // The run folder, refused when it holds a run and this is no resume (or holds none and
   // this is one), with the resolved config written in it.
   static fs::path prepare_folder(const ExperimentConfig& cfg, const RunOptions& o, RunResult& res) {
-    res.dir = o.dir.empty() ? default_run_dir(cfg) : o.dir;
+    res.dir = folder_of(cfg, o);
     const std::string ckpt = checkpoint_path(res.dir);
     if (o.resume) {
       MNEMO_CHECK(fs::exists(ckpt), "[run] cannot resume '" << res.dir << "': no checkpoint at " << ckpt);
@@ -284,8 +376,12 @@ class Run {
 
   void resume() {
     const TrainingState st = load_checkpoint(checkpoint_path(res_.dir));
+    MNEMO_CHECK(st.step < cfg_.train.steps, "[run] run '" << res_.dir << "' is already finished at step " << st.step
+                                                          << " (raise train.steps with --set to continue)");
     restore(*model_, opt_, st);
     trainer_.set_steps(st.step);
+    trainer_.set_skipped_updates(st.skipped_updates);
+    last_checkpoint_step_ = st.step;
     trainer_.set_memory(st.memory);
     data_.train->set_cursor(st.data_cursor);
     if (auto it = st.extra.find("best_val_loss"); it != st.extra.end()) best_loss_ = std::stod(it->second);
@@ -308,7 +404,7 @@ class Run {
     std::snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | %s tok/s | ETA %s | RSS %ld MiB%s", long(step),
                   long(cfg_.train.steps), window_loss_ / double(window_steps_), format_count(res_.tokens_per_s).c_str(),
                   format_duration(per_step * double(cfg_.train.steps - step)).c_str(), long(resident_bytes() >> 20),
-                  m.skipped ? " | skipped: non-finite gradient" : "");
+                  m.skipped ? " | skipped: non-finite loss or gradient" : "");
     files_.progress(line);
     window_loss_ = 0, window_steps_ = 0;
   }
@@ -342,18 +438,51 @@ class Run {
     const auto t0 = Clock::now();
     TrainingState st = capture(*model_, opt_, trainer_.memory(), 0, data_.train->cursor());
     st.step = trainer_.steps();
+    st.updates_per_step = trainer_.updates_per_step(cfg_.data.segments);
+    st.skipped_updates = trainer_.skipped_updates();
     st.extra["best_val_loss"] = std::to_string(best_loss_);
     st.extra["best_step"] = std::to_string(res_.best_step);
     st.extra["train_seconds"] = std::to_string(train_seconds_before_ + res_.train_seconds);
     save_checkpoint(checkpoint_path(res_.dir), st);
     res_.checkpoint_seconds += seconds_since(t0);
     ++res_.checkpoints;
+    last_checkpoint_step_ = st.step;
+  }
+
+  // The step was not applied (Trainer): go on under `skip` while the streak is short enough,
+  // else stop the run here, before this step can reach a checkpoint.
+  void on_non_finite(const StepMetrics& m) {
+    ++consecutive_skips_;
+    const int64_t step = trainer_.steps();
+    std::string what = "step " + std::to_string(step) + ": non-finite ";
+    if (!std::isfinite(m.loss)) what += "loss (" + number(m.loss) + "), gradient norm " + number(m.grad_norm);
+    else if (!std::isfinite(m.aux_loss)) what += "aux loss (" + number(m.aux_loss) + "), gradient norm " + number(m.grad_norm);
+    else what += "gradient norm (" + number(m.grad_norm) + ")";
+    const bool skip = cfg_.train.on_nonfinite == OnNonFinite::skip;
+    if (skip && consecutive_skips_ <= cfg_.train.max_skips) {
+      ++res_.skipped_steps;
+      files_.log(what + ": skipped (" + std::to_string(consecutive_skips_) + " in a row; train.max_skips " +
+                 std::to_string(cfg_.train.max_skips) + ")");
+      return;
+    }
+    std::string msg = "[run] " + what;
+    if (skip)
+      msg += "; " + std::to_string(consecutive_skips_) + " non-finite steps in a row, more than train.max_skips = " +
+             std::to_string(cfg_.train.max_skips);
+    msg += "; the step was not applied and nothing was saved after it; ";
+    msg += last_checkpoint_step_ >= 0 ? "the last good checkpoint is step " + std::to_string(last_checkpoint_step_) +
+                                            " (" + checkpoint_path(res_.dir) + ")"
+                                      : std::string("no checkpoint was written yet");
+    if (!skip) msg += " (train.on_nonfinite: skip would drop such steps)";
+    files_.record(msg);  // stderr gets it once, as the error that ends the command
+    throw Error(msg);
   }
 
   // Declaration order is construction order: the folder before the model, the model before the trainer.
   RunResult res_;
   const ExperimentConfig cfg_;
   const RunOptions o_;
+  const RunFolderLock lock_;  // before anything in the folder is read or written
   const fs::path dir_;
   std::unique_ptr<arch::SegmentModel> model_;
   RunData data_;
@@ -362,6 +491,7 @@ class Run {
   RunFiles files_;
   double best_loss_ = INFINITY, train_seconds_before_ = 0, eval_seconds_ = 0, window_loss_ = 0;
   int64_t window_steps_ = 0, tokens_ = 0;
+  int64_t consecutive_skips_ = 0, last_checkpoint_step_ = -1;
 };
 
 }  // namespace

@@ -7,12 +7,17 @@
 //   samples.txt      generation samples (eval.generate_every)
 //   checkpoints/last.safetensors   weights, AdamW state, data cursor, memory, step (atomic)
 //   summary.json     final and best metrics, tokens/s, wall time (written at the end)
+//   lock             the PID of the process writing the folder (RunFolderLock)
 // Resuming restores the checkpoint and drops metric rows past its step, so a run that is
 // killed and resumed continues bit for bit (at a fixed thread count).
+// A step with a non-finite loss or gradient is never applied (train.on_nonfinite decides
+// whether the run stops or skips it); SIGINT and SIGTERM checkpoint and stop the loop.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "experiments/config.h"
 #include "experiments/evaluate.h"
@@ -25,6 +30,8 @@ struct RunOptions {
   bool resume = false;         // continue from dir/checkpoints/last.safetensors
   int64_t stop_after = 0;      // > 0: checkpoint and stop once this many steps are done
   bool progress = true;        // the live progress line on stderr
+  // Called after every step, before the loop decides whether to stop (tests raise signals here).
+  std::function<void(int64_t step)> after_step = {};
 };
 
 struct RunResult {
@@ -38,6 +45,28 @@ struct RunResult {
   double checkpoint_seconds = 0;      // of which writing checkpoints
   int64_t checkpoints = 0;
   bool finished = false;              // reached train.steps (not stopped early)
+  int interrupted_by = 0;             // SIGINT or SIGTERM when a signal stopped the run (checkpointed)
+  int64_t skipped_steps = 0;          // steps not applied under train.on_nonfinite: skip (this process)
+};
+
+// An exclusive advisory lock (flock) on DIR/lock, held for the object's lifetime, so that two
+// processes never write one run folder: their logs would interleave and their checkpoints
+// overwrite each other. The kernel drops it when the process dies however it dies (kill -9
+// too), so a stale lock cannot exist and a PID file check is not needed. The file holds the
+// holder's PID for the refusal `[run] 'DIR' is in use by process PID`. Once the lock is held,
+// temporary files of interrupted atomic writes (`*.tmp.<pid>[.data]`) of dead processes in
+// DIR and DIR/checkpoints are removed. Creates DIR if needed.
+class RunFolderLock {
+ public:
+  explicit RunFolderLock(const std::string& dir);
+  ~RunFolderLock();
+  RunFolderLock(const RunFolderLock&) = delete;
+  RunFolderLock& operator=(const RunFolderLock&) = delete;
+  const std::vector<std::string>& removed_temporaries() const { return removed_; }
+
+ private:
+  int fd_ = -1;
+  std::vector<std::string> removed_;
 };
 
 std::string default_run_dir(const ExperimentConfig& cfg);  // runs/<name>

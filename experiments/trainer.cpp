@@ -25,11 +25,10 @@ StepMetrics Trainer::step_per_segment() {
     one.inputs = {batch.inputs[size_t(s)]};
     one.targets = {batch.targets[size_t(s)]};
     if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
-    one.reset_memory = s == 0 && batch.reset_memory;
+    one.reset_memory = (s == 0 && batch.reset_memory) || memory_.empty();  // empty after a skipped segment
     BpttOptions b = opts_.bptt;
     b.seed = mix64(opts_.seed ^ mix64(uint64_t(steps_ * S + s) + 1));
     BpttResult r = train_batch(model_, one, memory_, b);
-    memory_ = std::move(r.memory);
     m.loss += r.loss * double(r.tokens);  // token-weighted, as one batch's loss would be
     m.aux_loss += r.aux_loss / double(S);
     m.tokens += r.tokens;
@@ -37,11 +36,14 @@ StepMetrics Trainer::step_per_segment() {
     const double lr = opts_.schedule ? opts_.schedule->lr_at(opt_.steps()) : opt_.lr();
     m.grad_norm += norm / double(S);
     m.lr = lr;
-    if (std::isfinite(norm)) {
+    if (std::isfinite(r.loss) && std::isfinite(r.aux_loss) && std::isfinite(norm)) {
+      memory_ = std::move(r.memory);
       opt_.set_lr(lr);
       opt_.step();
-    } else {
+    } else {  // not applied; a NaN memory would poison every later segment, so start afresh
+      memory_.clear();
       m.skipped = true;
+      ++m.skipped_updates, ++skipped_updates_;
     }
     opt_.zero_grad();
   }
@@ -68,10 +70,13 @@ StepMetrics Trainer::step() {
   }
   m.grad_norm = clip_grad_norm(params, opts_.clip);
   m.lr = opts_.schedule ? opts_.schedule->lr_at(steps_) : opt_.lr();
-  m.skipped = !std::isfinite(m.grad_norm);
+  m.skipped = !std::isfinite(m.loss) || !std::isfinite(m.aux_loss) || !std::isfinite(m.grad_norm);
   if (!m.skipped) {
     opt_.set_lr(m.lr);
     opt_.step();
+  } else {  // not applied; a NaN memory would poison every later batch, so start afresh
+    memory_.clear();
+    m.skipped_updates = 1, ++skipped_updates_;
   }
   opt_.zero_grad();
   m.step = ++steps_;

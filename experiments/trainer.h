@@ -31,7 +31,11 @@ struct StepMetrics {
   int64_t step = 0;         // optimizer steps taken, this one included
   double loss = 0, aux_loss = 0, grad_norm = 0, lr = 0;  // per-segment updates: means over them
   int64_t tokens = 0;
-  bool skipped = false;     // a non-finite gradient norm: no update
+  // A non-finite loss or gradient norm: that update was not applied (gradients dropped, and
+  // the carried memory too: the next batch or segment starts from the initial memory).
+  // With per-segment updates, skipped_updates says how many of the S were not applied.
+  bool skipped = false;
+  int64_t skipped_updates = 0;
 };
 
 class Trainer {
@@ -43,6 +47,10 @@ class Trainer {
   void set_memory(arch::Memory m) { memory_ = std::move(m); }
   int64_t steps() const { return steps_; }
   void set_steps(int64_t s) { steps_ = s; }
+  // Updates skipped so far (non-finite loss or gradient); a checkpoint keeps the count.
+  int64_t skipped_updates() const { return skipped_updates_; }
+  void set_skipped_updates(int64_t n) { skipped_updates_ = n; }
+  int64_t updates_per_step(int64_t segments) const { return opts_.step_every_segment ? segments : 1; }
 
  private:
   StepMetrics step_per_segment();
@@ -52,6 +60,7 @@ class Trainer {
   TrainerOptions opts_;
   arch::Memory memory_;
   int64_t steps_ = 0;
+  int64_t skipped_updates_ = 0;
 };
 
 }  // namespace mnemo::experiments

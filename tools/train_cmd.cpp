@@ -59,13 +59,29 @@ struct TrainArgs {
   bool quiet = false;
 };
 
+// What --set may change in a run being resumed: how long it trains and how it treats
+// divergence. Anything else would make the resumed run differ from the one checkpointed.
+bool settable_on_resume(const std::string& set) {
+  std::string s = set.starts_with("--set ") ? set.substr(6) : set;
+  for (const char* key : {"train.steps=", "train.on_nonfinite=", "train.max_skips="})
+    if (s.starts_with(key)) return true;
+  return false;
+}
+
+// 0 when the run finished or stopped at --stop-after; 128 + the signal when SIGINT or SIGTERM
+// stopped it (130, 143: what a shell reports for a command a signal ended), so that
+// `mnemo train ... && next` does not go on. Errors (a diverged run included) exit 1 in main.
 int train(const TrainArgs& a) {
   MNEMO_CHECK(a.config.empty() != a.resume.empty(), "give an experiment file or --resume RUN, not both");
   ExperimentConfig cfg;
   RunOptions o{.stop_after = a.stop_after, .progress = !a.quiet};
   if (!a.resume.empty()) {
-    MNEMO_CHECK(a.sets.empty(), "--set cannot change a run being resumed");
-    cfg = load_run_config(a.resume);
+    for (const std::string& set : a.sets)
+      MNEMO_CHECK(settable_on_resume(set), "--set " << set << ": a run being resumed can only change train.steps, "
+                                                         "train.on_nonfinite and train.max_skips");
+    MNEMO_CHECK(fs::exists(fs::path(a.resume) / "config.yaml"),
+                "[run] '" << a.resume << "' is not a run folder: it has no config.yaml");
+    cfg = load_config((fs::path(a.resume) / "config.yaml").string(), a.sets);
     o.dir = a.resume, o.resume = true;
   } else {
     cfg = load_config(a.config, a.sets);
@@ -73,7 +89,7 @@ int train(const TrainArgs& a) {
   }
   const RunResult r = train_run(cfg, o);
   std::cout << "run folder: " << r.dir << "\n";
-  return 0;
+  return r.interrupted_by != 0 ? 128 + r.interrupted_by : 0;
 }
 
 // ---- eval ----
@@ -156,6 +172,7 @@ int import_cmd(const ImportArgs& a) {
   const NamedTensors weights = info.import_reference(read_safetensors(a.reference).tensors, cfg);
   restore_weights(*model, weights);  // checks every name, shape and dtype against the model
   AdamW opt(nn::named_params(*model), adamw_config(cfg.train.optimizer));
+  const RunFolderLock lock(a.run);  // a `mnemo train` writing there meanwhile is refused, or refuses us
   MNEMO_CHECK(!fs::exists(checkpoint_path(a.run)), "'" << a.run << "' already holds a checkpoint; choose a new folder");
   fs::create_directories(fs::path(a.run) / "checkpoints");
   cfg.sweep.clear();
@@ -173,7 +190,8 @@ void add_train_commands(CLI::App& app) {
     auto a = std::make_shared<TrainArgs>();
     CLI::App* c = app.add_subcommand("train", "Train an experiment into a run folder (or resume one)");
     c->add_option("config", a->config, "Experiment YAML file");
-    c->add_option("--set", a->sets, "Override a config key: --set train.steps=100 (repeatable)");
+    c->add_option("--set", a->sets, "Override a config key: --set train.steps=100 (repeatable; with --resume only "
+                                    "train.steps, train.on_nonfinite, train.max_skips)");
     c->add_option("--out", a->out, "Run folder (default: runs/<name>)");
     c->add_option("--resume", a->resume, "Continue the run in this folder from its last checkpoint");
     c->add_option("--stop-after", a->stop_after, "Checkpoint and stop after this many steps in all");
