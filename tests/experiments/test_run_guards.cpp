@@ -163,6 +163,17 @@ BOOST_AUTO_TEST_CASE(on_nonfinite_skip_goes_on_and_stops_after_max_skips_in_a_ro
     BOOST_TEST(contains(msg, "the last good checkpoint is step 3"), msg);
     BOOST_TEST(load_checkpoint(checkpoint_path(tmp / "b")).step == 3);
   }
+  {  // an update per segment: the skipped ones are counted per update, so the checkpoint's step
+     // and AdamW's count still agree on load (2 updates per step, all but the first skipped)
+    const std::string per_segment = "steps: 3, checkpoint_every: 1, clip: 0, on_nonfinite: skip, "
+                                    "optimizer: {lr: 1.0e30, step_every: segment}";
+    const RunResult r = train_run(tiny(tmp, per_segment), {.dir = tmp / "c", .progress = false});
+    BOOST_TEST(r.finished);
+    const TrainingState st = load_checkpoint(checkpoint_path(tmp / "c"));
+    BOOST_TEST(st.updates_per_step == 2);
+    BOOST_TEST(st.skipped_updates == 5);
+    BOOST_TEST(st.optimizer_counters.at("adamw.steps") == 1);
+  }
   // max_skips means nothing under stop, so setting it there is a mistake worth reporting.
   BOOST_CHECK_THROW(tiny(tmp, "max_skips: 3"), Error);
 }
