@@ -33,7 +33,7 @@ check() {
   if [ "$(grep -c '^mnemo: error: ' "$out")" -ne 1 ]; then
     why+=" not exactly one 'mnemo: error:' line;"
   fi
-  [ -n "${SHOW:-}" ] && { echo "== $name"; cat "$out"; }
+  [ -n "${SHOW:-}" ] && { echo "== $name (exit $rc)"; cat "$out"; }
   if [ -n "$why" ]; then
     failures+=("$name:$why")
     echo "FAIL $name:$why"
