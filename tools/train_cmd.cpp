@@ -180,8 +180,8 @@ int import_cmd(const ImportArgs& a) {
   return 0;
 }
 
-// The generic decoder re-runs the partial segment for every byte: a million bytes already
-// takes hours, and anything longer is a typo rather than a plan.
+// The generic decoder re-runs the partial segment for every byte, so generation is slow;
+// a length past a million bytes is far more likely a typo than a plan.
 constexpr int64_t kMaxGenerateLength = 1'000'000;
 
 // Flag checks with messages that say what is wanted (CLI11 2.1's own number validators print
