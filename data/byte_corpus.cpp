@@ -3,10 +3,13 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <memory>
 
 #include "autograd/error.h"
 
@@ -49,21 +52,43 @@ std::vector<uint8_t> read_plain(const std::string& path) {
   return out;
 }
 
-// gzread in chunks; a data error or a truncated stream is reported with zlib's words.
+// Member after member with inflate: gzread would skip whatever follows the last member
+// without a word, so a damaged or appended-to download would pass for a good one.
 std::vector<uint8_t> read_gzip(const std::string& path) {
-  gzFile g = gzopen(path.c_str(), "rb");
-  MNEMO_CHECK(g, open_error(path));
-  gzbuffer(g, 1 << 17);
-  std::vector<uint8_t> out;
-  std::vector<uint8_t> buf(1 << 20);
-  int n;
-  while ((n = gzread(g, buf.data(), unsigned(buf.size()))) > 0) out.insert(out.end(), buf.data(), buf.data() + n);
-  int errnum = Z_OK;
-  const std::string msg = gzerror(g, &errnum);
-  gzclose(g);
-  MNEMO_CHECK(n == 0 && (errnum == Z_OK || errnum == Z_STREAM_END),
-              "[data] '" << path << "' is not a valid gzip file (" << msg << ")");
-  return out;
+  const std::vector<uint8_t> in = read_plain(path);
+  z_stream z{};
+  MNEMO_CHECK(inflateInit2(&z, 16 + MAX_WBITS) == Z_OK, "[data] cannot start zlib to read '" << path << "'");
+  const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&z, inflateEnd);
+  std::vector<uint8_t> out, buf(1 << 20);
+  size_t used = 0;  // compressed bytes inflate has consumed
+  for (int64_t member = 1;; ++member) {
+    int ret = Z_OK;
+    while (ret != Z_STREAM_END) {
+      if (z.avail_in == 0) {
+        MNEMO_CHECK(used < in.size(), "[data] '" << path << "' is not a valid gzip file (truncated: member " << member
+                                                 << " ends at byte " << used << " without its end)");
+        z.next_in = const_cast<Bytef*>(in.data() + used);
+        z.avail_in = uInt(std::min<size_t>(in.size() - used, 1u << 30));
+      }
+      z.next_out = buf.data();
+      z.avail_out = uInt(buf.size());
+      const uInt before = z.avail_in;
+      ret = inflate(&z, Z_NO_FLUSH);
+      used += before - z.avail_in;
+      MNEMO_CHECK(ret == Z_OK || ret == Z_STREAM_END || ret == Z_BUF_ERROR,
+                  "[data] '" << path << "' is not a valid gzip file (" << (z.msg ? z.msg : zError(ret)) << " in member "
+                             << member << ", near compressed byte " << used << ")");
+      out.insert(out.end(), buf.data(), buf.data() + (buf.size() - z.avail_out));
+    }
+    if (used == in.size()) return out;
+    const size_t rest = in.size() - used;
+    MNEMO_CHECK(rest >= 2 && in[used] == 0x1f && in[used + 1] == 0x8b,
+                "[data] '" << path << "' has " << rest << " bytes after the last gzip member (member " << member
+                           << " ends at byte " << used << " of " << in.size()
+                           << "): the file is damaged or something was appended to it");
+    inflateReset(&z);
+    z.avail_in = 0;  // the next member starts at `used`
+  }
 }
 
 }  // namespace
@@ -78,6 +103,8 @@ bool is_gzip_file(const std::string& path) {
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  // fopen succeeds on a directory, and only the read fails, with a vaguer message.
+  MNEMO_CHECK(!std::filesystem::is_directory(path), "[data] '" << path << "' is a directory, not a data file");
   return is_gzip_file(path) ? read_gzip(path) : read_plain(path);
 }
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "autograd/ops/ops.h"
 #include "experiments/bptt.h"
@@ -80,14 +81,15 @@ std::optional<EvalSegment> BatchSegments::next() {
 ByteFileSegments::ByteFileSegments(const std::string& path, int64_t seg_len) : path_(path), seg_len_(seg_len) {
   MNEMO_CHECK(seg_len > 0, "[eval] segment length must be > 0, got " << seg_len);
   file_ = std::fopen(path.c_str(), "rb");
-  MNEMO_CHECK(file_, "cannot open '" << path << "': " << std::strerror(errno));
+  MNEMO_CHECK(file_, "[eval] cannot open the token file '" << path << "': " << std::strerror(errno));
   next_byte_ = std::fgetc(file_);
   const int second = std::fgetc(file_);
   if (second != EOF) std::ungetc(second, file_);
   if (next_byte_ == EOF || second == EOF) {
     std::fclose(file_);
     file_ = nullptr;
-    MNEMO_CHECK(false, "'" << path << "' needs at least 2 bytes");
+    MNEMO_CHECK(false, "[eval] the token file '" << path << "' has " << (next_byte_ == EOF ? 0 : 1)
+                                                  << " bytes; it needs at least 2 (an input and its target)");
   }
 }
 
@@ -143,6 +145,8 @@ std::optional<EvalSegment> TokenFileSegments::next() {
 }
 
 std::unique_ptr<SegmentSource> open_token_file(const std::string& path, int64_t seg_len) {
+  // fopen succeeds on a directory and the first read fails: say what is wrong instead.
+  MNEMO_CHECK(!std::filesystem::is_directory(path), "[eval] the token file '" << path << "' is a directory");
   if (path.ends_with(".safetensors")) return std::make_unique<TokenFileSegments>(path, seg_len);
   return std::make_unique<ByteFileSegments>(path, seg_len);
 }

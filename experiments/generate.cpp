@@ -1,5 +1,6 @@
 #include "experiments/generate.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "autograd/ops/ops.h"
@@ -72,8 +73,12 @@ Tensor sample(const Tensor& logits, const GenerateOptions& o, Rng& rng) {
 }  // namespace
 
 Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tensor& prime, arch::Memory memory,
-                   const GenerateOptions& o) {
-  MNEMO_CHECK(seg_len > 0 && o.length >= 0, "[generate] seg_len must be > 0 and length >= 0");
+                   const GenerateOptions& o, const OnTokens& on_tokens) {
+  MNEMO_CHECK(seg_len > 0, "[generate] seg_len must be > 0, got " << seg_len);
+  MNEMO_CHECK(o.length >= 0, "[generate] length must be >= 0, got " << o.length);
+  MNEMO_CHECK(std::isfinite(o.temperature) && o.temperature >= 0,
+              "[generate] temperature must be finite and >= 0, got " << o.temperature);
+  MNEMO_CHECK(o.top_k >= 0, "[generate] top_k must be >= 0 (0 = all), got " << o.top_k);
   MNEMO_CHECK(prime.rank() == 2 && prime.dim(1) >= 1 && prime.dtype() == DType::i32,
               "[generate] expected a prime (B, P >= 1) i32, got " << prime.shape());
   const int64_t B = prime.dim(0);
@@ -86,15 +91,16 @@ Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tenso
   for (int64_t i = 0; i < o.length; ++i) {
     const Tensor t = sample(g->next_logits(), o, rng);  // (B)
     for (int64_t b = 0; b < B; ++b) out[size_t(b * o.length + i)] = t.data<int32_t>()[b];
+    if (on_tokens) on_tokens(t);
     g->feed(t.reshape({B, 1}));
   }
   return {Tensor::from_ints({B, o.length}, out), g->memory()};
 }
 
 std::vector<int32_t> generate(const arch::SegmentModel& model, int64_t seg_len, const std::vector<int32_t>& prompt,
-                              const GenerateOptions& o) {
+                              const GenerateOptions& o, const OnTokens& on_tokens) {
   const std::vector<int32_t> prime = prompt.empty() ? std::vector<int32_t>{'\n'} : prompt;
-  const Generated g = generate(model, seg_len, Tensor::from_ints({1, int64_t(prime.size())}, prime), {}, o);
+  const Generated g = generate(model, seg_len, Tensor::from_ints({1, int64_t(prime.size())}, prime), {}, o, on_tokens);
   return {g.tokens.data<int32_t>(), g.tokens.data<int32_t>() + g.tokens.numel()};
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,13 +28,17 @@ struct Generated {
   arch::Memory memory;  // after the last complete segment of prime + new tokens
 };
 
-// prime (B, P >= 1) i32; memory: entering the prime's first segment (empty: initial_memory).
-// The model is used as it is: call nn::eval(model) first for inference.
+// Called with each step's new tokens (B) i32 as soon as they are sampled, so that a caller
+// can show a long generation as it happens rather than after it.
+using OnTokens = std::function<void(const Tensor& tokens)>;
+
+// prime (B, P >= 1) i32 of tokens in [0, vocab); memory: entering the prime's first segment
+// (empty: initial_memory). The model is used as it is: call nn::eval(model) first for inference.
 Generated generate(const arch::SegmentModel& model, int64_t seg_len, const Tensor& prime, arch::Memory memory,
-                   const GenerateOptions& opts);
+                   const GenerateOptions& opts, const OnTokens& on_tokens = {});
 // One stream from the initial memory; an empty prompt starts from a newline.
 std::vector<int32_t> generate(const arch::SegmentModel& model, int64_t seg_len, const std::vector<int32_t>& prompt,
-                              const GenerateOptions& opts);
+                              const GenerateOptions& opts, const OnTokens& on_tokens = {});
 
 // Bytes -> text with non-printable bytes escaped as \xNN (samples go into logs and JSON).
 std::string printable(const std::vector<int32_t>& tokens);

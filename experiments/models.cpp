@@ -1,5 +1,7 @@
 #include "experiments/models.h"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -59,6 +61,21 @@ NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tenso
     if (it->second.shape() != p->value.shape()) {
       problems << "\n  shape: " << ref << " is " << it->second.shape() << " in the reference, " << p->value.shape()
                << " in the model";
+      continue;
+    }
+    // Converting would turn an integer tensor (a buffer or a step counter exported by
+    // mistake) into plausible-looking weights, and a NaN would surface only as a NaN loss.
+    if (is_floating(p->value.dtype()) && !is_floating(it->second.dtype())) {
+      problems << "\n  dtype: " << ref << " is " << it->second.dtype() << " in the reference; the parameter "
+               << name << " is " << p->value.dtype();
+      continue;
+    }
+    const std::vector<double> values = it->second.to_vector();
+    const auto bad = std::find_if(values.begin(), values.end(), [](double x) { return !std::isfinite(x); });
+    if (bad != values.end()) {
+      problems << "\n  non-finite: " << ref << " holds " << *bad << " at flat index " << (bad - values.begin())
+               << " (" << std::count_if(values.begin(), values.end(), [](double x) { return !std::isfinite(x); })
+               << " of " << values.size() << " values)";
       continue;
     }
     out.emplace_back(name, it->second.to(p->value.dtype()));

@@ -10,6 +10,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "architectures/options.h"
@@ -113,15 +115,29 @@ Config with_shape(Config c, const ModelConfig& m, const DataConfig& d) {
   return c;
 }
 
+// Every integer option of an architecture is a size, a count or a small sentinel; bounding
+// them here keeps a typo such as mem_len: 4611686018427387904 a located config error instead
+// of an overflowing shape deep inside the model's constructor.
+struct OptionBound {
+  static constexpr int64_t kMost = int64_t(1) << 24;
+  template <class T> requires(!yaml_detail::is_vector<T>::value)  // a list is checked element by element
+  std::string operator()(const T& v) const {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      if (std::cmp_greater(v, kMost)) return "must be at most " + std::to_string(kMost);
+    }
+    return "";
+  }
+};
+
 template <class Traits>
 std::shared_ptr<const ArchOptions> read_typed_options(YamlReader r, const ModelConfig& m, const DataConfig& d) {
   using Config = typename Traits::Config;
   Config c = with_shape(Config{}, m, d);
   Traits::visit(c, [&]<class T>(const char* key, T& field) {
     if constexpr (requires { typename T::value_type; field.has_value(); }) {
-      if (r.has(key)) field = r.get(key, typename T::value_type{});
+      if (r.has(key)) field = r.get(key, typename T::value_type{}, OptionBound{});
     } else {
-      field = r.get(key, field);
+      field = r.get(key, field, OptionBound{});
     }
   });
   r.reject_unknown_keys();

@@ -42,6 +42,14 @@ RunData make_run_data(const ExperimentConfig& cfg) {
     return out;
   }
   const data::ByteCorpus corpus = data::ByteCorpus::load(d.path, d.val_fraction);
+  // Checked here, at the start of a run, rather than at the first evaluation: a held-out
+  // split that cannot fill one batch would give a loss over a handful of padded positions.
+  const int64_t valid_bytes = corpus.sizes().valid, needed = d.batch_size * d.segments * d.segment_len + 1;
+  MNEMO_CHECK(valid_bytes >= needed,
+              "[data] the held-out split of '" << d.path << "' is " << valid_bytes << " bytes (data.val_fraction = "
+                  << d.val_fraction << " of " << corpus.size() << "); one evaluation batch needs data.batch_size * "
+                  << "data.segments * data.segment_len + 1 = " << d.batch_size << " * " << d.segments << " * "
+                  << d.segment_len << " + 1 = " << needed << " bytes: raise data.val_fraction or lower data.batch_size");
   const data::ByteSpan train = corpus.split(data::Split::train);
   if (d.random_crops) out.train = std::make_unique<data::RandomCrops>(train, shape, cfg.seed);
   else out.train = std::make_unique<data::ContiguousStreams>(train, shape);

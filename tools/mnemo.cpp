@@ -27,8 +27,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::RuntimeError& e) {
     return e.get_exit_code();  // a subcommand's own exit code
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);  // prints help, the version or the usage error
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help or --version
+    std::cerr << "mnemo: error: " << e.what() << " (see --help)\n";
+    return 2;
   } catch (const mnemo::Error& e) {
     std::cerr << "mnemo: error: " << e.what() << "\n";
     return 1;

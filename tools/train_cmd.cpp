@@ -2,9 +2,11 @@
 // and checkpoints/last.safetensors); --set overrides apply to a file's config.
 #include "tools/train_cmd.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <optional>
 
 #include "experiments/checkpoint.h"
@@ -145,11 +147,23 @@ struct GenerateArgs {
   GenerateOptions opts;
 };
 
+// Bytes are tokens 0..255: through `unsigned char`, since a plain char makes every byte of a
+// UTF-8 prompt's multi-byte characters (>= 0x80) a negative id.
+std::vector<int32_t> prompt_tokens(const std::string& prompt) {
+  std::vector<int32_t> out;
+  for (const unsigned char c : prompt) out.push_back(c);
+  return out;
+}
+
+// Each byte is printed and flushed as it is sampled: a long generation shows its progress.
 int generate_cmd(const GenerateArgs& a) {
   const Target t = resolve(a.target, a.sets, a.weights);
   auto model = load_model(t);
-  const std::vector<int32_t> prompt(a.prompt.begin(), a.prompt.end());
-  std::cout << a.prompt << printable(generate(*model, t.cfg.data.segment_len, prompt, a.opts)) << "\n";
+  std::cout << a.prompt << std::flush;
+  generate(*model, t.cfg.data.segment_len, prompt_tokens(a.prompt), a.opts, [](const Tensor& tokens) {
+    std::cout << printable({tokens.data<int32_t>()[0]}) << std::flush;
+  });
+  std::cout << "\n";
   return 0;
 }
 
@@ -183,6 +197,42 @@ int import_cmd(const ImportArgs& a) {
   return 0;
 }
 
+// The generic decoder re-runs the partial segment for every byte, so generation is slow;
+// a length past a million bytes is far more likely a typo than a plan.
+constexpr int64_t kMaxGenerateLength = 1'000'000;
+
+// Flag checks with messages that say what is wanted (CLI11 2.1's own number validators print
+// their range as 0 to DBL_MAX). A value that is not a number at all is left to CLI11's parse.
+CLI::Validator integer_in(int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max()) {
+  const std::string range = hi == std::numeric_limits<int64_t>::max()
+                                ? ">= " + std::to_string(lo)
+                                : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](const std::string& s) -> std::string {
+        int64_t v = 0;
+        if (CLI::detail::lexical_cast(s, v) && (v < lo || v > hi)) return "must be an integer " + range + ", got " + s;
+        return "";
+      },
+      range);
+}
+
+// A NaN temperature samples nothing and an infinite one is uniform noise: both are typos.
+const CLI::Validator finite_non_negative(
+    [](const std::string& s) -> std::string {
+      double v = 0;
+      if (CLI::detail::lexical_cast(s, v) && (!std::isfinite(v) || v < 0))
+        return "must be a finite number >= 0, got " + s;
+      return "";
+    },
+    "FINITE >= 0");
+
+// CLI11 would wrap a negative seed around to a huge unsigned one.
+const CLI::Validator not_negative_text(
+    [](const std::string& s) -> std::string {
+      return s.find('-') == std::string::npos ? "" : "must be an integer >= 0, got " + s;
+    },
+    "");
+
 }  // namespace
 
 void add_train_commands(CLI::App& app) {
@@ -194,7 +244,8 @@ void add_train_commands(CLI::App& app) {
                                     "train.steps, train.on_nonfinite, train.max_skips)");
     c->add_option("--out", a->out, "Run folder (default: runs/<name>)");
     c->add_option("--resume", a->resume, "Continue the run in this folder from its last checkpoint");
-    c->add_option("--stop-after", a->stop_after, "Checkpoint and stop after this many steps in all");
+    c->add_option("--stop-after", a->stop_after, "Checkpoint and stop after this many steps in all")
+        ->check(integer_in(1));
     c->add_flag("--quiet", a->quiet, "No progress line");
     c->footer("Architectures: " + [] {
       std::string s;
@@ -220,10 +271,17 @@ void add_train_commands(CLI::App& app) {
     c->add_option("--set", a->sets, "Override a config key (experiment files only)");
     c->add_option("--weights", a->weights, "Checkpoint to load (default: the run's last)");
     c->add_option("--prompt", a->prompt, "Text to continue (default: a newline)");
-    c->add_option("--length", a->opts.length, "Bytes to generate")->capture_default_str();
-    c->add_option("--temperature", a->opts.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
-    c->add_option("--top-k", a->opts.top_k, "Sample among the k likeliest bytes; 0 = all")->capture_default_str();
-    c->add_option("--seed", a->opts.seed, "Sampling seed")->capture_default_str();
+    c->add_option("--length", a->opts.length, "Bytes to generate")
+        ->capture_default_str()
+        ->check(integer_in(1, kMaxGenerateLength));
+    c->add_option("--temperature", a->opts.temperature, "Sampling temperature; 0 = greedy")
+        ->capture_default_str()
+        ->check(finite_non_negative);
+    // A negative k is refused rather than read as "all", which would hide a typo.
+    c->add_option("--top-k", a->opts.top_k, "Sample among the k likeliest bytes; 0 = all")
+        ->capture_default_str()
+        ->check(integer_in(0));
+    c->add_option("--seed", a->opts.seed, "Sampling seed")->capture_default_str()->check(not_negative_text);
     c->callback([a] { throw CLI::RuntimeError(generate_cmd(*a)); });
   }
   {

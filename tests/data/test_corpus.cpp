@@ -152,6 +152,40 @@ BOOST_AUTO_TEST_CASE(corrupt_gzip_error_names_it) {
   fs::remove(cut);
 }
 
+std::vector<char> file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::vector<char>((std::istreambuf_iterator<char>(in)), {});
+}
+
+BOOST_AUTO_TEST_CASE(gzip_members_are_concatenated_and_trailing_bytes_refused) {
+  // `cat a.gz b.gz` is a valid gzip file holding a then b (RFC 1952, gzip -d agrees).
+  const std::vector<uint8_t> a = sample_bytes(3000), b = sample_bytes(70'000);
+  const fs::path ga = write_gzip("a.gz", a), gb = write_gzip("b.gz", b);
+  std::vector<char> both = file_bytes(ga);
+  const std::vector<char> second = file_bytes(gb);
+  both.insert(both.end(), second.begin(), second.end());
+  const fs::path cat = temp_path("cat.gz");
+  std::ofstream(cat, std::ios::binary).write(both.data(), std::streamsize(both.size()));
+  std::vector<uint8_t> expected = a;
+  expected.insert(expected.end(), b.begin(), b.end());
+  BOOST_TEST(read_file_bytes(cat.string()) == expected);
+  // Anything else after the last member is refused, with where it starts.
+  for (const std::string tail : {std::string("x"), std::string("appended text"), std::string(8, '\0')}) {
+    std::vector<char> bytes = both;
+    bytes.insert(bytes.end(), tail.begin(), tail.end());
+    const fs::path p = temp_path("trailing.gz");
+    std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+    const std::string e = error_of([&] { read_file_bytes(p.string()); });
+    BOOST_TEST(e.find("'" + p.string() + "' has " + std::to_string(tail.size()) + " bytes after the last gzip member") !=
+                   std::string::npos, e);
+    BOOST_TEST(e.find("member 2 ends at byte " + std::to_string(both.size())) != std::string::npos, e);
+    fs::remove(p);
+  }
+  fs::remove(ga);
+  fs::remove(gb);
+  fs::remove(cat);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(streams)

@@ -3,6 +3,7 @@
 // sweeps expand, tabulate and skip finished points; generation equals re-running the whole
 // sequence segment by segment. Suite `plots` needs gnuplot and reports SKIP without it.
 #include <algorithm>
+#include <cmath>
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
@@ -206,6 +207,34 @@ BOOST_AUTO_TEST_CASE(greedy_generation_equals_rerunning_the_whole_sequence) {
   const GenerateOptions s{.length = 20, .temperature = 1.0, .top_k = 5, .seed = 3};
   BOOST_TEST(generate(*model, T, prompt, s) == generate(*model, T, prompt, s));
   BOOST_TEST(printable({'a', 0, '\n'}) == "a\\x00\n");
+}
+
+BOOST_AUTO_TEST_CASE(generation_reports_each_token_as_sampled_and_refuses_bad_options) {
+  test::TempDir tmp("mnemo-gen-stream");
+  const ExperimentConfig cfg = load_config(write_config(tmp, kSynthetic));
+  auto model = build_model(cfg);
+  nn::eval(*model);
+  const int64_t T = cfg.data.segment_len;
+  // Bytes of a UTF-8 prompt ("é" is 0xc3 0xa9) are tokens 195 and 169.
+  const std::vector<int32_t> prompt = {'h', 0xc3, 0xa9};
+  const GenerateOptions o{.length = 12, .temperature = 1.0, .top_k = 4, .seed = 7};
+  std::vector<int32_t> streamed;
+  const std::vector<int32_t> got = generate(*model, T, prompt, o, [&](const Tensor& t) {
+    BOOST_TEST(t.numel() == 1);
+    // Called before the next token is sampled: exactly one token per call, in order.
+    streamed.push_back(t.data<int32_t>()[0]);
+  });
+  BOOST_TEST(streamed == got);
+  BOOST_TEST(generate(*model, T, prompt, o) == got);
+  const auto refused = [&](GenerateOptions bad, const char* what) {
+    BOOST_CHECK_EXCEPTION(generate(*model, T, prompt, bad), Error, [&](const Error& e) {
+      return std::string(e.what()).find(what) != std::string::npos;
+    });
+  };
+  refused({.length = -1}, "length must be >= 0");
+  refused({.temperature = std::nan("")}, "temperature must be finite");
+  refused({.temperature = -1}, "temperature must be finite and >= 0");
+  refused({.top_k = -2}, "top_k must be >= 0");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

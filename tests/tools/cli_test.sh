@@ -46,6 +46,9 @@ expect "mean loss .* over 20 tokens" "$tmp/out.txt"
 "$MNEMO" generate "$tmp/run" --prompt "abc" --length 10 --seed 1 > "$tmp/gen1.txt" || fail "generate"
 "$MNEMO" generate "$tmp/run" --prompt "abc" --length 10 --seed 1 > "$tmp/gen2.txt"
 cmp -s "$tmp/gen1.txt" "$tmp/gen2.txt" || fail "generation with one seed differs between calls"
+# A UTF-8 prompt is bytes >= 0x80: tokens 128..255, not negative ids.
+"$MNEMO" generate "$tmp/run" --prompt "héllo ☃" --length 5 --seed 1 > "$tmp/gen3.txt" || fail "generate, UTF-8 prompt"
+expect "^héllo ☃" "$tmp/gen3.txt"
 
 # Errors: exit code 1, a message naming the file, line and column, and nothing overwritten.
 printf 'name: bad\ntrain:\n  stpes: 3\n' > "$tmp/bad.yaml"

@@ -5,6 +5,7 @@
 // reference fixture ct_a: logits and memories of 3 segments, loss and gradients of segment 0.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 
@@ -580,6 +581,25 @@ BOOST_AUTO_TEST_CASE(import_lists_every_missing_and_unused_name) {
     BOOST_TEST(false, "import accepted a model with a final norm");
   } catch (const Error& e) {
     BOOST_TEST(std::string(e.what()).find("missing: norm.weight") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(import_refuses_integer_and_non_finite_tensors_by_name) {
+  Fixture f;
+  std::map<std::string, Tensor> dict = f.file.tensors;
+  const Tensor pos = dict.at("pos_emb");
+  dict["pos_emb"] = Tensor::zeros(pos.shape(), DType::i32);
+  Tensor nan = dict.at("token_emb.weight").clone();
+  nan.data<float>()[5] = std::nanf("");
+  nan.data<float>()[9] = -std::numeric_limits<float>::infinity();
+  dict["token_emb.weight"] = nan;
+  try {
+    experiments::find_arch("compressive").import_reference(dict, f.cfg);
+    BOOST_TEST(false, "import accepted an integer tensor and a NaN");
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    BOOST_TEST(w.find("dtype: pos_emb is i32 in the reference") != std::string::npos, w);
+    BOOST_TEST(w.find("non-finite: token_emb.weight holds nan at flat index 5 (2 of 8192 values)") != std::string::npos, w);
   }
 }
 
