@@ -376,8 +376,12 @@ class Run {
 
   void resume() {
     const TrainingState st = load_checkpoint(checkpoint_path(res_.dir));
-    MNEMO_CHECK(st.step < cfg_.train.steps, "[run] run '" << res_.dir << "' is already finished at step " << st.step
-                                                          << " (raise train.steps with --set to continue)");
+    // A run stopped between its last checkpoint and summary.json (a sweep point killed
+    // there) only lacks the summary: resuming writes it. One with a summary is finished.
+    const bool summary_missing = st.step >= cfg_.train.steps && !fs::exists(dir_ / "summary.json");
+    MNEMO_CHECK(st.step < cfg_.train.steps || summary_missing,
+                "[run] run '" << res_.dir << "' is already finished at step " << st.step
+                              << " (raise train.steps with --set to continue)");
     restore(*model_, opt_, st);
     trainer_.set_steps(st.step);
     trainer_.set_skipped_updates(st.skipped_updates);
@@ -389,6 +393,12 @@ class Run {
     if (auto it = st.extra.find("train_seconds"); it != st.extra.end()) train_seconds_before_ = std::stod(it->second);
     for (const char* f : {"metrics.jsonl", "train.jsonl"}) truncate_jsonl(dir_ / f, st.step);
     files_.log("resumed " + res_.dir + " at step " + std::to_string(st.step));
+    if (summary_missing) {  // the summary's results: the final evaluation again (no tape, no new row)
+      nn::eval(*model_);
+      res_.final_eval = evaluate(*model_, data_.eval);
+      nn::train(*model_);
+      if (res_.best_step == st.step) res_.best_eval = res_.final_eval;
+    }
   }
 
   void log_step(const StepMetrics& m, int64_t first, Clock::time_point loop_start) {

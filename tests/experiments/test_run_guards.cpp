@@ -218,4 +218,20 @@ BOOST_AUTO_TEST_CASE(resuming_a_finished_run_is_refused_until_steps_are_raised) 
   BOOST_TEST(load_run_config(dir).train.steps == 5);
 }
 
+BOOST_AUTO_TEST_CASE(a_run_stopped_before_its_summary_resumes_to_write_it) {
+  // A sweep point killed between its last checkpoint and summary.json: --resume writes the
+  // summary (from the final evaluation again) instead of refusing a "finished" run.
+  test::TempDir tmp("mnemo-nosummary");
+  const ExperimentConfig cfg = tiny(tmp, "steps: 3");
+  const std::string dir = tmp / "r";
+  const RunResult first = train_run(cfg, {.dir = dir, .progress = false});
+  fs::remove(fs::path(dir) / "summary.json");
+  const RunResult again = train_run(load_run_config(dir), {.dir = dir, .resume = true, .progress = false});
+  BOOST_TEST(again.finished);
+  BOOST_TEST(again.steps == 3);
+  BOOST_TEST(fs::exists(fs::path(dir) / "summary.json"));
+  BOOST_TEST(again.final_eval.loss == first.final_eval.loss);
+  BOOST_TEST(again.final_eval.tokens == first.final_eval.tokens);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
