@@ -22,6 +22,7 @@
 #include "experiments/checkpoint.h"
 #include "experiments/generate.h"
 #include "experiments/json.h"
+#include "experiments/memory_estimate.h"
 #include "experiments/models.h"
 #include "experiments/run_data.h"
 
@@ -271,7 +272,7 @@ class InterruptGuard {
 class Run {
  public:
   Run(const ExperimentConfig& cfg_in, const RunOptions& o)
-      : cfg_(without_sweep(cfg_in)),
+      : cfg_(fitting(without_sweep(cfg_in))),
         o_(o),
         lock_(folder_of(cfg_, o)),
         dir_(prepare_folder(cfg_, o, res_)),
@@ -340,6 +341,12 @@ class Run {
   }
 
  private:
+  // Refused before the folder is touched when even a lower bound of its memory cannot fit.
+  static ExperimentConfig fitting(ExperimentConfig cfg) {
+    check_memory_fits(cfg, available_memory_bytes());
+    return cfg;
+  }
+
   static ExperimentConfig without_sweep(ExperimentConfig cfg) {
     cfg.sweep.clear();  // a run is one point of a sweep
     return cfg;

@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "experiments/checkpoint.h"
+#include "experiments/memory_estimate.h"
 #include "experiments/run.h"
 #include "tests/support/temp_dir.h"
 
@@ -232,6 +233,26 @@ BOOST_AUTO_TEST_CASE(a_run_stopped_before_its_summary_resumes_to_write_it) {
   BOOST_TEST(fs::exists(fs::path(dir) / "summary.json"));
   BOOST_TEST(again.final_eval.loss == first.final_eval.loss);
   BOOST_TEST(again.final_eval.tokens == first.final_eval.tokens);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_that_cannot_fit_in_memory_is_refused_before_anything_is_allocated) {
+  test::TempDir tmp("mnemo-memory");
+  ExperimentConfig big = tiny(tmp, "steps: 3");
+  big.model.dim = 65536, big.model.depth = 4096, big.model.heads = 1;
+  const MemoryEstimate e = training_memory_lower_bound(big);
+  BOOST_TEST(e.params > 7e13);  // 4 x 4096 x 65536^2 attention weights, at least
+  const std::string dir = tmp / "big";
+  const std::string msg = error_of([&] { train_run(big, {.dir = dir, .progress = false}); });
+  BOOST_TEST(contains(msg, "needs at least"), msg);
+  BOOST_TEST(contains(msg, "MNEMO_SKIP_MEMORY_CHECK=1"), msg);
+  BOOST_TEST(!fs::exists(dir));  // refused before the folder was made
+  // the bound is a lower bound: the tiny run it does not refuse trains, and a known
+  // machine size decides (1 KiB cannot hold it, 1 TiB can)
+  const ExperimentConfig small = tiny(tmp, "steps: 3");
+  BOOST_CHECK_THROW(check_memory_fits(small, 1024), Error);
+  BOOST_CHECK_NO_THROW(check_memory_fits(small, int64_t(1) << 40));
+  BOOST_CHECK_NO_THROW(check_memory_fits(big, -1));  // unknown available memory: no check
+  BOOST_TEST(train_run(small, {.dir = tmp / "small", .progress = false}).finished);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

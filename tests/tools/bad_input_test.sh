@@ -121,6 +121,8 @@ train_set dim_overflow "model.dim" model.dim=99999999999999999999999
 train_set batch_huge "data.batch_size" data.batch_size=4611686018427387904
 train_set seg_len_huge "data.segment_len" data.segment_len=4611686018427387904
 train_set mem_len_huge "mem_len" model.transformer_xl.mem_len=4611686018427387904
+# in range, yet far beyond any machine's memory: refused before anything is allocated
+train_set model_too_big "needs at least" model.dim=65536 model.depth=4096 model.heads=1
 train_set steps_negative "train.steps" train.steps=-5
 train_set steps_zero "train.steps" train.steps=0
 train_set dim_zero "model.dim" model.dim=0
