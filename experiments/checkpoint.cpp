@@ -356,6 +356,10 @@ std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::
 }
 
 Safetensors decode_safetensors(const std::string& bytes, const std::string& what) {
+  // A safetensors file is an 8-byte header length, then a JSON object: anything else (a
+  // config, text, another format) is named as such rather than as a truncated checkpoint.
+  CKPT_CHECK(bytes.size() < 9 || bytes[8] == '{', what,
+             "is not a safetensors file (expected an 8-byte header length and then a JSON header starting with '{')");
   CKPT_CHECK(bytes.size() >= 8, what, "truncated: " << bytes.size() << " bytes, less than the 8-byte header length");
   const uint64_t n = read_le64(bytes);
   CKPT_CHECK(n <= bytes.size() - 8, what,

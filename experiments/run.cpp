@@ -187,12 +187,11 @@ int64_t peak_resident_bytes() {
   return int64_t(u.ru_maxrss) * 1024;
 }
 
-namespace {
-
-}  // namespace
-
 RunFolderLock::RunFolderLock(const std::string& dir) {
-  fs::create_directories(dir);
+  std::error_code ec;  // the standard library's words name neither the run nor what to do
+  fs::create_directories(dir, ec);
+  MNEMO_CHECK(!ec, "[run] cannot create the run folder '" << dir << "': " << ec.message()
+                                                          << " (choose another with --out)");
   const std::string file = (fs::path(dir) / "lock").string();
   fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   MNEMO_CHECK(fd_ >= 0, "[run] cannot open " << file << ": " << std::strerror(errno));

@@ -186,7 +186,7 @@ std::string run_sweep(const std::string& config_path, const SweepOptions& o) {
     std::vector<std::string> sets = o.sets;
     sets.insert(sets.end(), p.overrides.begin(), p.overrides.end());
     configs.push_back(load_config(config_path, sets));
-    configs.back().name = base.name + "/" + p.name;
+    configs.back().name = base.name + "." + p.name;  // a run name is one file name (config.cpp)
   }
   std::vector<std::string> run_dirs;
   for (size_t i = 0; i < points.size(); ++i) {

@@ -158,6 +158,10 @@ BOOST_AUTO_TEST_CASE(sweeps_expand_run_tabulate_and_skip_finished_points) {
   BOOST_TEST(csv.find("\narch=transformer,transformer,4,") != std::string::npos);
   BOOST_TEST(csv.find("\narch=transformer_xl,transformer_xl,4,") != std::string::npos);
   BOOST_TEST(read_text(fs::path(dir) / "summary.md").find("| run | model.arch |") == 0u);
+  // A point's folder is a run folder like any other: its config reads back (eval, resume).
+  const ExperimentConfig point = load_run_config((fs::path(dir) / "arch=transformer_xl").string());
+  BOOST_TEST(point.name == "tiny.arch=transformer_xl");
+  BOOST_TEST(point.model.arch == "transformer_xl");
   // Running it again finds both points finished and trains nothing.
   const auto stamp = fs::last_write_time(fs::path(dir) / "arch=transformer" / "summary.json");
   run_sweep(cfg, {.dir = tmp / "sw", .sets = sets, .progress = false});

@@ -196,7 +196,7 @@ f=$(corrupt ckpt_header_len); { printf '\xff\xff\xff\xff\xff\xff\xff\x7f'; tail 
 check ckpt_header_length 1 "header length" "$MNEMO" eval "$RUNS/ckpt_header_len"
 f=$(corrupt ckpt_header_json); { head -c 8 "$CKPT"; printf '{"a":'; tail -c +14 "$CKPT"; } > "$f"
 check ckpt_header_json 1 "last.safetensors" "$MNEMO" eval "$RUNS/ckpt_header_json"
-check ckpt_not_safetensors 1 "tiny.yaml" "$MNEMO" eval "$RUNS/good" --weights "$tmp/tiny.yaml"
+check ckpt_not_safetensors 1 "is not a safetensors file" "$MNEMO" eval "$RUNS/good" --weights "$tmp/tiny.yaml"
 check ckpt_weights_missing 1 "nothing.safetensors" "$MNEMO" eval "$RUNS/good" --weights "$tmp/nothing.safetensors"
 check ckpt_weights_directory 1 "checkpoints" "$MNEMO" eval "$RUNS/good" --weights "$RUNS/good/checkpoints"
 check ckpt_other_model 1 "do not match the model" "$MNEMO" eval "$tmp/tiny.yaml" --set model.dim=32 --weights "$CKPT"
