@@ -13,14 +13,6 @@
 namespace mnemo::arch {
 namespace {
 
-// Columns [start, start + n) of tokens (B, N) i32.
-Tensor columns(const Tensor& t, int64_t start, int64_t n) {
-  const int64_t B = t.dim(0), N = t.dim(1);
-  std::vector<int32_t> v;
-  for (int64_t b = 0; b < B; ++b) v.insert(v.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + n);
-  return Tensor::from_ints({B, n}, v);
-}
-
 class BrtGenerator : public Generator {
  public:
   BrtGenerator(const BlockRecurrentTransformer& m, const Memory& memory, int64_t B)
@@ -34,7 +26,7 @@ class BrtGenerator : public Generator {
                 "[brt generator] expected tokens (" << B_ << ", n >= 1) i32, got " << tokens.shape());
     for (int64_t t = 0; t < tokens.dim(1);) {  // a block's worth at a time
       const int64_t n = std::min(m_.cfg.block_width - j_, tokens.dim(1) - t);
-      feed_block_part(n == tokens.dim(1) ? tokens : columns(tokens, t, n));
+      feed_block_part(n == tokens.dim(1) ? tokens : token_columns(tokens, t, n));
       t += n;
     }
   }

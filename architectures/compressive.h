@@ -73,12 +73,12 @@ struct CompressiveConfig {
   int64_t cmem_ratio = 4;              // c
   bool gru_gated_residual = true;      // GRU gate instead of the residual add, both sub-layers
   bool mogrify_gru = false;            // Mogrifier before each GRU gate
-  std::optional<double> gate_bias_init;  // P7: added to the GRU update-gate bias; unset: 2 (identity-
+  std::optional<double> gate_bias_init = {};  // P7: added to the GRU update-gate bias; unset: 2 (identity-
                                        // favouring), 0 under reference_parity
   bool ff_glu = false;
   double attn_dropout = 0, ff_dropout = 0, attn_layer_dropout = 0, reconstruction_attn_dropout = 0;
   double reconstruction_loss_weight = 1;
-  std::optional<bool> final_norm;      // P6: LayerNorm before the output projection; unset: !reference_parity
+  std::optional<bool> final_norm = {}; // P6: LayerNorm before the output projection; unset: !reference_parity
   // The reference's numerics: P2 relative rows, P3 padding, P4 reconstruction target, P5 wrap-
   // around, detached memories and rotated memories returned by partial segments; final_norm and
   // gate_bias_init then default to off (P6, P7). P1's W_kv freeze is never reproduced.

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "autograd/tape.h"
 #include "layers/module.h"
@@ -45,6 +46,16 @@ class Generator {
   virtual Tensor next_logits() = 0;             // (B, V) for the token after those fed
   virtual Memory memory() const = 0;            // after the last complete segment fed
 };
+
+// Columns [start, start + n) of a token batch (B, N) i32: one segment's tokens.
+inline Tensor token_columns(const Tensor& t, int64_t start, int64_t n) {
+  const int64_t B = t.dim(0), N = t.dim(1);
+  std::vector<int32_t> out;
+  out.reserve(size_t(B * n));
+  for (int64_t b = 0; b < B; ++b)
+    out.insert(out.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + n);
+  return Tensor::from_ints({B, n}, out);
+}
 
 class SegmentModel : public nn::Module {
  public:

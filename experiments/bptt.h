@@ -29,7 +29,6 @@
 
 namespace mnemo::experiments {
 
-
 struct BpttOptions {
   BpttMode mode = BpttMode::truncated;
   int64_t window = 1;        // segments per tape in truncated mode

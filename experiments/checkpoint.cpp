@@ -401,12 +401,18 @@ Safetensors decode_safetensors(const std::string& bytes, const std::string& what
 
 std::string temp_path_for(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
+namespace {
+
+// Writes `path` through a temporary file that `fill` writes into (fd, the temporary's name),
+// then fsync, rename over `path` and fsync the folder: the old file stays whole until the
+// new one is. On any failure the temporary is removed and `path` is left untouched.
+template <class Fill>
+void write_atomically(const std::string& path, Fill&& fill) {
   const std::string tmp = temp_path_for(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   CKPT_CHECK(fd >= 0, path, "cannot create the temporary file '" << tmp << "': " << errno_text());
   try {
-    write_all(fd, bytes.data(), bytes.size(), tmp);
+    fill(fd, tmp);
     CKPT_CHECK(::fsync(fd) == 0, tmp, "fsync failed: " << errno_text());
     const int rc = ::close(fd);
     fd = -1;
@@ -418,6 +424,12 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     throw;
   }
   fsync_directory(path);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  write_atomically(path, [&](int fd, const std::string& tmp) { write_all(fd, bytes.data(), bytes.size(), tmp); });
 }
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
@@ -450,36 +462,27 @@ void SafetensorsWriter::finish() {
   const int closed = ::close(fd_);
   fd_ = -1;
   CKPT_CHECK(closed == 0, data_path_, "close failed: " << errno_text());
-  const std::string tmp = temp_path_for(path_);
-  int in = ::open(data_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  const int in = ::open(data_path_.c_str(), O_RDONLY | O_CLOEXEC);
   CKPT_CHECK(in >= 0, data_path_, "cannot reopen: " << errno_text());
-  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   try {
-    CKPT_CHECK(out >= 0, path_, "cannot create the temporary file '" << tmp << "': " << errno_text());
-    const std::string head = header_finish(header_);
-    write_all(out, head.data(), head.size(), tmp);
-    std::vector<char> buf(size_t(1) << 20);  // the data, a MiB at a time
-    for (uint64_t copied = 0; copied < offset_;) {
-      const ssize_t r = ::read(in, buf.data(), buf.size());
-      CKPT_CHECK(r > 0, data_path_, "read failed after " << copied << " of " << offset_ << " bytes: " << errno_text());
-      write_all(out, buf.data(), size_t(r), tmp);
-      copied += uint64_t(r);
-    }
-    CKPT_CHECK(::fsync(out) == 0, tmp, "fsync failed: " << errno_text());
-    const int rc = ::close(out);
-    out = -1;
-    CKPT_CHECK(rc == 0, tmp, "close failed: " << errno_text());
-    CKPT_CHECK(::rename(tmp.c_str(), path_.c_str()) == 0, path_, "cannot rename '" << tmp << "' over it: " << errno_text());
+    write_atomically(path_, [&](int out, const std::string& tmp) {
+      const std::string head = header_finish(header_);
+      write_all(out, head.data(), head.size(), tmp);
+      std::vector<char> buf(size_t(1) << 20);  // the data, a MiB at a time
+      for (uint64_t copied = 0; copied < offset_;) {
+        const ssize_t r = ::read(in, buf.data(), buf.size());
+        CKPT_CHECK(r > 0, data_path_, "read failed after " << copied << " of " << offset_ << " bytes: " << errno_text());
+        write_all(out, buf.data(), size_t(r), tmp);
+        copied += uint64_t(r);
+      }
+    });
   } catch (...) {
-    if (out >= 0) ::close(out);
     ::close(in);
-    ::unlink(tmp.c_str());  // the previous file at path_ was never touched
     throw;
   }
   ::close(in);
   ::unlink(data_path_.c_str());
   finished_ = true;
-  fsync_directory(path_);
 }
 
 // ---- training state ----
@@ -510,16 +513,15 @@ void check_step_counts(const TrainingState& s, bool has_update_counts, const std
 
 void save_checkpoint(const std::string& path, const TrainingState& s) {
   // A run that diverged must not replace its last good checkpoint with a useless one.
-  const auto refuse_non_finite = [&](const NamedTensors& v, const char* what) {
-    for (const auto& [name, t] : v)
-      if (const int64_t bad = count_non_finite(t))
-        MNEMO_CHECK(false, "[checkpoint] refusing to write '" << path << "': " << what << " '" << name << "' holds "
-                                                              << bad << " NaN/Inf of " << t.numel()
-                                                              << " values (the file there is left as it was)");
+  const auto refuse_non_finite = [&](const std::string& name, const Tensor& t, const char* what) {
+    if (const int64_t bad = count_non_finite(t))
+      MNEMO_FAIL("[checkpoint] refusing to write '" << path << "': " << what << " '" << name << "' holds " << bad
+                                                    << " NaN/Inf of " << t.numel()
+                                                    << " values (the file there is left as it was)");
   };
-  refuse_non_finite(s.weights, "weight");
-  refuse_non_finite(s.optimizer, "optimizer tensor");
-  for (const auto& [name, t] : s.memory) refuse_non_finite({{name, t}}, "memory");
+  for (const auto& [name, t] : s.weights) refuse_non_finite(name, t, "weight");
+  for (const auto& [name, t] : s.optimizer) refuse_non_finite(name, t, "optimizer tensor");
+  for (const auto& [name, t] : s.memory) refuse_non_finite(name, t, "memory");
 
   NamedTensors tensors;
   for (const auto& [name, t] : s.weights) {

@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kArchs = {"transformer", "transformer_xl", "rmt", "brt", "compressive", "memxl"};
 
 // A size key: positive and at most `most`, so that products of sizes (tokens per batch,
 // parameters, activations) stay far from overflow; allocation checks the rest (autograd/shape.h).
@@ -93,7 +92,8 @@ DataConfig read_data(YamlReader r) {
 
 ModelConfig read_model(YamlReader r, const DataConfig& data) {
   ModelConfig m;
-  m.arch = r.get("arch", m.arch, one_of(kArchs));
+  const std::vector<std::string> archs = arch_names();  // the registry: every arch_<name>.cpp
+  m.arch = r.get("arch", m.arch, one_of(archs));
   m.dim = r.get("dim", m.dim, size_in(1 << 16));
   m.depth = r.get("depth", m.depth, size_in(1 << 12));
   m.heads = r.get("heads", m.heads, size_in(1 << 12));
@@ -102,7 +102,7 @@ ModelConfig read_model(YamlReader r, const DataConfig& data) {
     r.fail("heads", "must divide model.dim = " + std::to_string(m.dim) + ", got " + std::to_string(m.heads));
   // Blocks of other architectures are ignored, so a sweep over model.arch can keep them all.
   std::optional<YamlReader> block;
-  for (const auto& a : kArchs) {
+  for (const auto& a : archs) {
     YamlReader b = r.child(a);
     if (a == m.arch) block = b;
   }

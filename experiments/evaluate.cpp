@@ -12,16 +12,6 @@
 namespace mnemo::experiments {
 namespace {
 
-// Columns [start, start + n) of an i32 (B, N) tensor.
-Tensor columns(const Tensor& t, int64_t start, int64_t n) {
-  const int64_t B = t.dim(0), N = t.dim(1);
-  std::vector<int32_t> out;
-  out.reserve(size_t(B * n));
-  for (int64_t b = 0; b < B; ++b)
-    out.insert(out.end(), t.data<int32_t>() + b * N + start, t.data<int32_t>() + b * N + start + n);
-  return Tensor::from_ints({B, n}, out);
-}
-
 struct Score {
   double nats = 0;
   int64_t correct = 0, tokens = 0;
@@ -138,8 +128,8 @@ std::optional<EvalSegment> TokenFileSegments::next() {
   if (start_ >= N) return std::nullopt;
   const int64_t n = std::min(seg_len_, N - start_);
   EvalSegment seg;
-  seg.tokens = columns(tokens_, start_, n);
-  if (labels_.defined()) seg.targets = columns(labels_, start_, n);
+  seg.tokens = arch::token_columns(tokens_, start_, n);
+  if (labels_.defined()) seg.targets = arch::token_columns(labels_, start_, n);
   start_ += n;
   return seg;
 }

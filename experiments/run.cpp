@@ -168,10 +168,10 @@ void set_threads(int64_t n) {
 std::string default_run_dir(const ExperimentConfig& cfg) { return (fs::path("runs") / cfg.name).string(); }
 std::string checkpoint_path(const std::string& dir) { return (fs::path(dir) / "checkpoints" / "last.safetensors").string(); }
 
-ExperimentConfig load_run_config(const std::string& dir) {
+ExperimentConfig load_run_config(const std::string& dir, const std::vector<std::string>& overrides) {
   const fs::path file = fs::path(dir) / "config.yaml";
   MNEMO_CHECK(fs::exists(file), "[run] '" << dir << "' is not a run folder: it has no config.yaml");
-  return load_config(file.string());
+  return load_config(file.string(), overrides);
 }
 
 int64_t resident_bytes() {

@@ -72,8 +72,9 @@ class RunFolderLock {
 std::string default_run_dir(const ExperimentConfig& cfg);  // runs/<name>
 RunResult train_run(const ExperimentConfig& cfg, const RunOptions& opts);
 
-// Reads a run folder's config.yaml (for --resume, eval and generate on a run).
-ExperimentConfig load_run_config(const std::string& dir);
+// Reads a run folder's config.yaml (for --resume, eval and generate on a run), with
+// `overrides` ("a.b=value") applied as load_config does.
+ExperimentConfig load_run_config(const std::string& dir, const std::vector<std::string>& overrides = {});
 std::string checkpoint_path(const std::string& dir);  // dir/checkpoints/last.safetensors
 
 // Resident and peak resident memory of this process, in bytes (Linux /proc, getrusage).

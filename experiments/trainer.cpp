@@ -25,7 +25,8 @@ StepMetrics Trainer::step_per_segment() {
     one.inputs = {batch.inputs[size_t(s)]};
     one.targets = {batch.targets[size_t(s)]};
     if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
-    one.reset_memory = (s == 0 && batch.reset_memory) || memory_.empty();  // empty after a skipped segment
+    // within a batch memory always carries; it is empty after a skipped segment
+    one.reset_memory = starts_fresh(s == 0 && batch.reset_memory, /*stateful=*/true, memory_);
     BpttOptions b = opts_.bptt;
     b.seed = mix64(opts_.seed ^ mix64(uint64_t(steps_ * S + s) + 1));
     BpttResult r = train_batch(model_, one, memory_, b);

@@ -81,9 +81,7 @@ int train(const TrainArgs& a) {
     for (const std::string& set : a.sets)
       MNEMO_CHECK(settable_on_resume(set), "--set " << set << ": a run being resumed can only change train.steps, "
                                                          "train.on_nonfinite and train.max_skips");
-    MNEMO_CHECK(fs::exists(fs::path(a.resume) / "config.yaml"),
-                "[run] '" << a.resume << "' is not a run folder: it has no config.yaml");
-    cfg = load_config((fs::path(a.resume) / "config.yaml").string(), a.sets);
+    cfg = load_run_config(a.resume, a.sets);
     o.dir = a.resume, o.resume = true;
   } else {
     cfg = load_config(a.config, a.sets);
