@@ -345,6 +345,44 @@ SegmentOut BlockRecurrentTransformer::forward(Tape& tape, const Tensor& tokens, 
   return {logits(h), carry_out(tape, c, B)};          // logits (B, T, V)
 }
 
+// Per block of m tokens at t0: each layer's self-attention over [compressed m ; memory m ; block]
+// and its state reads (keys: the S states); after the block each write layer's state attends to
+// the states and to the block (state queries). The memories advance as brt_push_memory does.
+std::vector<AttentionLayout> BlockRecurrentTransformer::attention_layout(const Memory& memory, int64_t T) const {
+  const int64_t W = cfg.block_width, S = cfg.num_state_vectors;
+  std::vector<int64_t> xl(size_t(cfg.depth)), xlc(size_t(cfg.depth));
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const auto xl_it = memory.find(xl_name(l)), xlc_it = memory.find(xlc_name(l));
+    xl[size_t(l)] = xl_it == memory.end() ? 0 : xl_it->second.dim(1);
+    xlc[size_t(l)] = cfg.use_compressed_mem && xlc_it != memory.end() ? xlc_it->second.dim(1) : 0;
+  }
+  std::vector<AttentionLayout> calls;
+  for (int64_t t0 = 0; t0 < T; t0 += W) {
+    const int64_t m = std::min(W, T - t0);
+    for (int64_t l = 0; l < cfg.depth; ++l) {
+      const std::string name = "layer " + std::to_string(l);
+      calls.push_back({.name = name, .keys = {{"compressed", xlc[size_t(l)]}, {"xl_cache", xl[size_t(l)]}, {"segment", m}},
+                       .rows = m, .pos0 = t0});
+      for (int64_t i : reads_at[size_t(l)])
+        calls.push_back({.name = name + " state " + std::to_string(i) + " read", .keys = {{"state", S}}, .rows = m,
+                         .pos0 = t0});
+    }
+    for (size_t i = 0; i < write_layer.size(); ++i) {
+      const std::string name = "state " + std::to_string(i) + " write";
+      calls.push_back({.name = name + " (states)", .keys = {{"state", S}}});
+      calls.push_back({.name = name + " (block)", .keys = {{"segment", m}}});
+    }
+    if (m != W) continue;  // a partial block leaves the memories as they were
+    for (int64_t l = 0; l < cfg.depth; ++l) {
+      const nn::Compressor* f = layers[size_t(l)].mem_compress ? &*layers[size_t(l)].mem_compress : nullptr;
+      const int64_t evicted = xl[size_t(l)];  // [xl; block] keeps the newest W
+      if (f && evicted >= f->ratio) xlc[size_t(l)] = std::min(xlc[size_t(l)] + evicted / f->ratio, W / 2);
+      xl[size_t(l)] = W;
+    }
+  }
+  return calls;
+}
+
 void BlockRecurrentTransformer::visit(nn::ParamVisitor& v) {
   v.sub("token_emb", token_emb);
   for (size_t l = 0; l < layers.size(); ++l) v.sub("layers." + std::to_string(l), layers[l]);

@@ -145,6 +145,7 @@ class BlockRecurrentTransformer : public SegmentModel {
   // "xl.<l>" (B, 0, 2d) per layer, "xlc.<l>" likewise with compressed memory, "state.<i>" (B, 0, D).
   Memory initial_memory(int64_t batch) const override;
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
+  std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
   // Per-block key/value cache (brt_generate.cpp), for seg_len = cfg.seq_len.
   std::unique_ptr<Generator> cached_generator(const Memory& memory, int64_t batch, int64_t seg_len) const override;
   void visit(nn::ParamVisitor& v) override;

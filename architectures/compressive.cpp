@@ -264,6 +264,23 @@ SegmentOut CompressiveTransformer::forward(Tape& tape, const Tensor& tokens, con
   return out;
 }
 
+// Keys per layer: [cm ; m ; u] in memory layers, [u] in the others.
+std::vector<AttentionLayout> CompressiveTransformer::attention_layout(const Memory& memory, int64_t n) const {
+  const auto slots = [&](const char* name) {  // (Lm, B, L, D): L
+    const auto it = memory.find(name);
+    return it == memory.end() ? int64_t(0) : it->second.dim(2);
+  };
+  const int64_t Lm = slots("mem"), Lc = slots("cmem");
+  std::vector<AttentionLayout> calls;
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const bool reads = memory_slot(l) >= 0;
+    calls.push_back({.name = "layer " + std::to_string(l),
+                     .keys = {{"compressed", reads ? Lc : 0}, {"xl_cache", reads ? Lm : 0}, {"segment", n}},
+                     .rows = n});
+  }
+  return calls;
+}
+
 void CompressiveTransformer::visit(nn::ParamVisitor& v) {
   v("pos_emb", rel.weight);
   v.sub("token_emb", emb.token);

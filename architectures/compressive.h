@@ -138,6 +138,7 @@ class CompressiveTransformer : public SegmentModel {
   // aux_loss: the weighted reconstruction loss, defined only while training and only on
   // segments that compressed something.
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
+  std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
   void visit(nn::ParamVisitor& v) override;
 
   int64_t num_memory_layers() const { return int64_t(cfg.memory_layers.size()); }

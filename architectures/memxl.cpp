@@ -102,6 +102,24 @@ MemoryTransformerXL::MemoryTransformerXL(nn::Init& init, MemXLConfig c)
   for (int64_t l = 0; l < cfg.depth; ++l) ff_layers.emplace_back(init, cfg, cfg.dim, 4, cfg.ff_dropout, cfg.ff_glu);
 }
 
+// Keys per layer: [P_l ; n(m) ; n(s^l) ; n(h^{l-1})] in memory layers, [P_l ; n(h^{l-1})] in the others.
+std::vector<AttentionLayout> MemoryTransformerXL::attention_layout(const Memory& memory, int64_t t) const {
+  const auto slots = [&](const char* name, int axis) {
+    const auto it = memory.find(name);
+    return it == memory.end() ? int64_t(0) : it->second.dim(axis);
+  };
+  const int64_t Ll = slots("long", 1), Ls = slots("short", 2);  // (B, Ll, D), (Lm, B, Ls, D)
+  std::vector<AttentionLayout> calls;
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const bool reads = memory_index(l) >= 0;
+    calls.push_back({.name = "layer " + std::to_string(l),
+                     .keys = {{"persistent", cfg.num_mem_kv}, {"long_term", reads ? Ll : 0},
+                              {"xl_cache", reads ? Ls : 0}, {"segment", t}},
+                     .rows = t});
+  }
+  return calls;
+}
+
 void MemoryTransformerXL::visit(nn::ParamVisitor& v) {
   emb.visit(v);  // "token_emb.weight", "to_model_dim.*" as the reference's top level
   v("pos_emb", pos_emb);

@@ -154,6 +154,7 @@ class MemoryTransformerXL : public SegmentModel {
   // "short" (|M_L|, B, 0, D) and "long" (B, 0, D): the writer starts from init_lmem.
   Memory initial_memory(int64_t batch) const override;
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
+  std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
   void visit(nn::ParamVisitor& v) override;
 
   int64_t memory_depth() const { return int64_t(cfg.memory_layers.size()); }

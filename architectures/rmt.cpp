@@ -317,6 +317,22 @@ SegmentOut RecurrentMemoryTransformer::forward(Tape& tape, const Tensor& tokens,
   return out;
 }
 
+// Keys per layer (steps 4-6): [xl ; null ; read ; tokens ; write]; token rows after the read rows.
+std::vector<AttentionLayout> RecurrentMemoryTransformer::attention_layout(const Memory& memory, int64_t n) const {
+  const int64_t m = cfg.num_memory_tokens;
+  const auto it = memory.find(kWrite);
+  const int64_t r = (it == memory.end() ? cfg.always_have_read_memories : it->second.dim(1) == m) ? m : 0;
+  std::vector<AttentionLayout> calls;
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const auto xl = cfg.use_xl_memories ? memory.find(xl_name(xl_source(l))) : memory.end();
+    const int64_t L = xl == memory.end() ? 0 : xl->second.dim(3), null = layers[size_t(l)].null_kv.value.defined();
+    calls.push_back({.name = "layer " + std::to_string(l),
+                     .keys = {{"xl_cache", L}, {"null", null}, {"memory", r}, {"segment", n}, {"segment.write", m}},
+                     .row0 = r, .rows = n});
+  }
+  return calls;
+}
+
 void RecurrentMemoryTransformer::visit(nn::ParamVisitor& v) {
   v.sub("token_emb", token_emb);
   if (pos_emb) v.sub("pos_emb", *pos_emb);

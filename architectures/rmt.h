@@ -138,6 +138,7 @@ class RecurrentMemoryTransformer : public SegmentModel {
   // Memories missing from `memory` count as initial. Returns "write" and, with XL memories
   // on, every "xl.<l>"; "write" keeps its graph, the XL caches are stop-gradient.
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
+  std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
   void visit(nn::ParamVisitor& v) override;
 
   // The visibility rule of step 5 for `read` read rows and `write` write rows (keys in the

@@ -57,6 +57,22 @@ inline Tensor token_columns(const Tensor& t, int64_t start, int64_t n) {
   return Tensor::from_ints({B, n}, out);
 }
 
+// What the key columns of one attention call hold, for `mnemo inspect`: regions in column
+// order covering every key: the segment's own columns ("segment", or "segment.<what>", e.g.
+// RMT's write slots), the learned "null" slot, and memories by kind ("xl_cache", "memory",
+// "compressed", "long_term", "state", "persistent"),
+// and which query rows are the segment's tokens (positions pos0.. of the segment).
+struct KeyRegion {
+  std::string name;
+  int64_t size = 0;
+};
+struct AttentionLayout {
+  std::string name;              // "layer 0", "layer 1 state read", ...
+  std::vector<KeyRegion> keys;
+  int64_t row0 = 0, rows = 0;    // token query rows [row0, row0 + rows); rows 0: none (state queries)
+  int64_t pos0 = 0;              // the segment position of row row0
+};
+
 class SegmentModel : public nn::Module {
  public:
   virtual Memory initial_memory(int64_t batch) const = 0;
@@ -71,6 +87,12 @@ class SegmentModel : public nn::Module {
   virtual std::unique_ptr<Generator> cached_generator(const Memory& /*memory*/, int64_t /*batch*/,
                                                       int64_t /*seg_len*/) const {
     return nullptr;
+  }
+  // Every attention call forward() makes for a segment of `tokens` tokens entering with
+  // `memory`, in call order, with its key regions (read by experiments/inspect.*, which
+  // checks the calls and their sizes against what was recorded); empty: not declared.
+  virtual std::vector<AttentionLayout> attention_layout(const Memory& /*memory*/, int64_t /*tokens*/) const {
+    return {};
   }
 };
 

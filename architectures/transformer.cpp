@@ -82,6 +82,14 @@ SegmentOut Transformer::forward(Tape& tape, const Tensor& tokens, const MemoryVa
   return {to_logits(norm(h)), {}};                                                 // (B, T, V)
 }
 
+// Keys per layer: the segment's tokens only.
+std::vector<AttentionLayout> Transformer::attention_layout(const Memory&, int64_t T) const {
+  std::vector<AttentionLayout> calls;
+  for (int64_t l = 0; l < cfg.depth; ++l)
+    calls.push_back({.name = "layer " + std::to_string(l), .keys = {{"segment", T}}, .rows = T});
+  return calls;
+}
+
 void Transformer::visit(nn::ParamVisitor& v) {
   v.sub("token_emb", token_emb);
   v.sub("pos_emb", pos_emb);
@@ -139,6 +147,17 @@ SegmentOut TransformerXL::forward(Tape& tape, const Tensor& tokens, const Memory
   }
   out.logits = to_logits(norm(h));  // (B, T, V)
   return out;
+}
+
+// Keys per layer: [m^{l-1}_tau ; u^{l-1}_tau].
+std::vector<AttentionLayout> TransformerXL::attention_layout(const Memory& memory, int64_t T) const {
+  std::vector<AttentionLayout> calls;
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const auto it = memory.find(memory_name(l));
+    const int64_t M = it == memory.end() ? 0 : it->second.dim(1);
+    calls.push_back({.name = "layer " + std::to_string(l), .keys = {{"xl_cache", M}, {"segment", T}}, .rows = T});
+  }
+  return calls;
 }
 
 void TransformerXL::visit(nn::ParamVisitor& v) {

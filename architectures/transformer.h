@@ -88,6 +88,7 @@ class Transformer : public SegmentModel {
   Transformer(nn::Init& init, TransformerConfig cfg);
   Memory initial_memory(int64_t batch) const override;  // empty: segments stand alone
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
+  std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
   void visit(nn::ParamVisitor& v) override;
 };
 
@@ -104,6 +105,7 @@ class TransformerXL : public SegmentModel {
   // "mem.0" .. "mem.<depth-1>", each (B, 0, D) in the parameters' dtype.
   Memory initial_memory(int64_t batch) const override;
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
+  std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
   void visit(nn::ParamVisitor& v) override;
 
   static std::string memory_name(int64_t layer) { return "mem." + std::to_string(layer); }

@@ -11,6 +11,7 @@
 #include "bench/bench.h"
 #include "mnemo_config.h"
 #include "tools/gradcheck_cmd.h"
+#include "tools/inspect_cmd.h"
 #include "tools/sweep_cmd.h"
 #include "tools/train_cmd.h"
 
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   mnemo::tools::add_train_commands(app);
   mnemo::tools::add_sweep_commands(app);
   mnemo::tools::add_gradcheck_command(app);
+  mnemo::tools::add_inspect_command(app);
   mnemo::bench::add_bench_command(app);
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "autograd/apply.h"
+#include "autograd/attention_recorder.h"
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/ops/ops.h"
 #include "autograd/ops/tensor_math.h"
@@ -199,6 +200,8 @@ Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
   a.op.desc.key_pad = spec.key_padding.defined() ? spec.key_padding.data<uint8_t>() : nullptr;
   a.op.desc.mask = spec.mask.defined() ? spec.mask.data<uint8_t>() : nullptr;
   a.op.has_bias = spec.bias.defined();
+  if (AttentionRecorder* r = attention_recorder())  // `mnemo inspect` only; null otherwise
+    r->record(q.value(), k.value(), a.op.has_bias ? spec.bias.value() : Tensor{}, a.op.desc);
   if (spec.dropout > 0) return attention_with_dropout(q, k, v, spec, a.op.desc);
   std::vector<Var> in{q, k, v};
   if (a.op.has_bias) in.push_back(spec.bias);
