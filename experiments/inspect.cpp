@@ -98,6 +98,7 @@ void heatmap(const std::string& png, const std::string& title, const std::string
   s << "set palette rgbformulae 30,31,32\nset cbrange " << (unit_range ? "[0:1]" : "[0:*]") << "\n";
   double x0 = 1e300, x1 = -1e300;
   for (const Cell& c : cells) x0 = std::min(x0, c.x), x1 = std::max(x1, c.x);
+  if (x1 - x0 <= 40) s << "set xtics 1\n";
   s << "set xrange [" << x0 - 0.5 << ":" << x1 + 0.5 << "]\nset yrange [" << double(ylabels.size()) - 0.5
     << ":-0.5]\n";
   if (!ylabels.empty()) {
@@ -285,15 +286,17 @@ InspectOutput inspect(const arch::SegmentModel& model, SegmentSource& source, co
   }
   for (const std::string& name : call_names) {
     const std::vector<std::string>& label = key_labels[name];
-    std::string title = name + ": mean attention per key column (over heads, token queries, streams); keys:";
+    const std::string title = name + ": mean attention per key column (over heads, token queries, streams)";
+    std::string xlabel = "key column, right-aligned (widest layout:";
     for (size_t j = 0; j < label.size(); ++j)
-      if (j == 0 || label[j] != label[j - 1]) title += " " + label[j] + "@" + std::to_string(j);
+      if (j == 0 || label[j] != label[j - 1]) xlabel += " " + label[j] + " from " + std::to_string(j);
+    xlabel += ")";
     const std::string png = (dir / ("keys_" + file_part(name) + ".png")).string();
     std::vector<Cell> c;
     for (const Cell& k : key_cells[name]) c.push_back({k.x + double(label.size()), k.y, k.v});
     std::vector<std::string> seg_labels;
     for (int64_t s = 0; s < out.segments; ++s) seg_labels.push_back("segment " + std::to_string(s));
-    heatmap(png, title, "key column (right-aligned: a segment's own keys last)", "segment", c, seg_labels, false);
+    heatmap(png, title, xlabel, "segment", c, seg_labels, false);
     out.files.push_back(png);
   }
   for (const auto& [name, cells] : norm_cells) {
