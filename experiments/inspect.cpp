@@ -200,6 +200,7 @@ InspectOutput inspect(const arch::SegmentModel& model, SegmentSource& source, co
   std::map<std::string, std::vector<Cell>> key_cells, norm_cells;
   std::map<std::string, std::vector<std::string>> key_labels;  // per call name, its key columns' regions
   std::set<std::string> memory_regions, present;  // memory kinds read; every region that held a key
+  std::set<std::pair<std::string, std::string>> held;  // (call name, region) that held a key
 
   InspectOutput out;
   FirstSegments first(source, o.max_segments);
@@ -218,7 +219,7 @@ InspectOutput inspect(const arch::SegmentModel& model, SegmentSource& source, co
         }
         for (const arch::KeyRegion& r : l.keys)
           if (r.size > 0) {
-            present.insert(r.name);
+            present.insert(r.name), held.insert({name, r.name});
             if (is_memory(r.name)) memory_regions.insert(r.name);
           }
         const std::vector<double> k = key_masses(l, s.probs[c]);
@@ -254,6 +255,7 @@ InspectOutput inspect(const arch::SegmentModel& model, SegmentSource& source, co
     const std::string& rn = row_names[row];
     const std::string call = rn.substr(0, rn.rfind(" h"));
     for (const std::string& region : out.memory_regions) {
+      if (!held.count({call, region})) continue;  // e.g. a layer without memory
       double sum = 0;
       int n = 0;
       for (const auto& [at, cell] : mass[region])
