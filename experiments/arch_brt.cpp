@@ -6,6 +6,9 @@
 //   reference_parity: false
 // import_reference maps lucidrains/block-recurrent-transformer-pytorch state dicts (@9f28fcd).
 #include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "architectures/brt.h"
 #include "experiments/models.h"
@@ -39,21 +42,46 @@ std::string reference_name(const std::string& n) {
   return n;  // token_emb.weight
 }
 
-// The bias-less LayerNorms keep a zero `beta` buffer in the state dict: accepted if zero.
-bool is_zero_ln_buffer(const std::string& name, const Tensor& t) {
-  static const std::regex beta(R"(^(layers\.\d+\.0\.norm|layers\.\d+\.0\.state_container\.state_norm|layers\.\d+\.1\.0|to_logits\.0)\.beta$)");
-  if (!std::regex_match(name, beta)) return false;
-  for (double x : t.to_vector()) MNEMO_CHECK(x == 0.0, "[brt import] " << name << " must be zero (mnemo's LayerNorm has no bias)");
-  return true;
+// The bias-less LayerNorms keep a zero `beta` buffer beside each `gamma` in the state dict:
+// exported as zeros, accepted on import when zero.
+NamedTensors zero_ln_buffers(nn::Module& model) {
+  NamedTensors out;
+  for (const auto& [name, p] : nn::named_params(model)) {
+    const std::string ref = reference_name(name);
+    if (ref.ends_with(".gamma")) out.emplace_back(ref.substr(0, ref.size() - 5) + "beta", Tensor::zeros(p->value.shape()));
+  }
+  return out;
+}
+
+// The option that accounts for a reference tensor the model lacks (missing: false) or wants.
+std::string explain(const std::string& ref, bool missing) {
+  const auto has = [&](const char* s) { return ref.find(s) != std::string::npos; };
+  if (has(".state_container.")) return "model.brt.recurrent_layers (the layer holding it " + std::string(missing ? "is not" : "is") + " recurrent in the reference)";
+  if (has("q_scale") || has("k_scale")) return missing ? "model.brt.all_layers_qk_rmsnorm: false" : "model.brt.all_layers_qk_rmsnorm: true";
+  if (has("mem_manager.")) return missing ? "model.brt.use_compressed_mem: false" : "model.brt.use_compressed_mem: true";
+  return "";
+}
+
+ReferenceImport brt_reference(nn::Module& model, const std::string& what) {
+  return {.what = what, .reference_name = reference_name, .buffers = zero_ln_buffers(model), .explain = explain};
 }
 
 NamedTensors import_brt(const std::map<std::string, Tensor>& ref, const arch::BrtConfig& c) {
   nn::Init init(0);
   arch::BlockRecurrentTransformer model(init, c);
-  return import_by_name(model, ref,
-                        {.what = "[brt import] the reference state dict does not match model.brt",
-                         .reference_name = reference_name,
-                         .ignorable = is_zero_ln_buffer});
+  return import_by_name(model, ref, brt_reference(model, "[brt import] the reference state dict does not match model.brt"));
+}
+
+// The reference's rotary/xPos constants are fixed (theta 10000, scale base 512) and its
+// tables are not in the state dict; qk_rmsnorm_scale is what reference_parity replaces (P1).
+NamedTensors export_brt(nn::Module& model, const arch::BrtConfig& c) {
+  const auto num = [](double v) { return (std::ostringstream() << v).str(); };
+  std::vector<std::string> refused;
+  if (!c.reference_parity) refused.push_back(kParityOff);
+  if (c.rotary_theta != 10000) refused.push_back("rotary_theta: " + num(c.rotary_theta) + " (the reference's is 10000)");
+  if (c.xpos_scale_base != 512) refused.push_back("xpos_scale_base: " + num(c.xpos_scale_base) + " (the reference's is 512)");
+  refuse_export("brt", refused);
+  return export_by_name(model, brt_reference(model, "[export brt]"));
 }
 
 MNEMO_REGISTER_ARCH(arch_entry<BrtTraits>(
@@ -61,7 +89,7 @@ MNEMO_REGISTER_ARCH(arch_entry<BrtTraits>(
     [](const arch::BrtConfig& c, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
       return std::make_unique<arch::BlockRecurrentTransformer>(init, c);
     },
-    import_brt));
+    import_brt, export_brt));
 
 }  // namespace
 }  // namespace mnemo::experiments

@@ -29,6 +29,17 @@ struct CompressiveTraits {
 
 // Reference state dict -> mnemo names: the names are the same, so this checks that every
 // parameter is there with its shape and that nothing is left over.
+// The option that accounts for a reference tensor the model lacks (missing: false) or wants.
+std::string explain(const std::string& ref, bool missing) {
+  const auto has = [&](const char* s) { return ref.find(s) != std::string::npos; };
+  if (ref.starts_with("norm.")) return "model.compressive.final_norm: false";
+  if (ref.starts_with("to_logits.0.")) return missing ? "model.compressive.emb_dim: dim" : "model.compressive.emb_dim (the reference's)";
+  if (has("compress_mem_fn")) return "model.compressive.memory_layers (the reference's)";
+  if (has(".mogrify")) return missing ? "model.compressive.mogrify_gru: false" : "model.compressive.mogrify_gru: true";
+  if (has(".gru.")) return missing ? "model.compressive.gru_gated_residual: false" : "model.compressive.gru_gated_residual: true";
+  return "";
+}
+
 NamedTensors import_reference(const std::map<std::string, Tensor>& reference, const arch::CompressiveConfig& c) {
   nn::Init init(0);
   arch::CompressiveTransformer model(init, c);
@@ -36,7 +47,18 @@ NamedTensors import_reference(const std::map<std::string, Tensor>& reference, co
       model, reference,
       {.what = "[compressive] the reference state dict does not match model.compressive",
        .hint = *model.cfg.final_norm ? " (the reference has no final norm: set reference_parity: true or final_norm: false)"
-                                    : ""});
+                                    : "",
+       .explain = explain});
+}
+
+// Names are the reference's. gate_bias_init only initialises; final_norm adds a norm the
+// reference does not have.
+NamedTensors export_reference(nn::Module& model, const arch::CompressiveConfig& c) {
+  std::vector<std::string> refused;
+  if (!c.reference_parity) refused.push_back(kParityOff);
+  if (*c.final_norm) refused.push_back("final_norm: true (the reference has no norm before its logits)");
+  refuse_export("compressive", refused);
+  return export_by_name(model, {.what = "[export compressive]"});
 }
 
 MNEMO_REGISTER_ARCH(arch_entry<CompressiveTraits>(
@@ -44,7 +66,7 @@ MNEMO_REGISTER_ARCH(arch_entry<CompressiveTraits>(
     [](const arch::CompressiveConfig& c, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
       return std::make_unique<arch::CompressiveTransformer>(init, c);
     },
-    import_reference));
+    import_reference, export_reference));
 
 }  // namespace
 }  // namespace mnemo::experiments

@@ -7,7 +7,7 @@
 //   mem_write_iters: 2      detach_hiddens: true               reference_parity: false
 // import: lucidrains/memory-transformer-xl state dicts; names are the reference's except
 // to_logits.0 -> to_emb_dim and to_logits.1 -> to_logits, and empty (zero-slot) mem_kv
-// tensors, which the model does not hold.
+// tensors, which the model does not hold. export: the same map the other way.
 
 #include "architectures/memxl.h"
 #include "experiments/models.h"
@@ -28,13 +28,47 @@ std::string reference_name(const std::string& name) {
   return name;
 }
 
+// With num_mem_kv: 0 the reference still holds every mem_kv parameter, empty (1, 0, D); the
+// model holds none.
+NamedTensors empty_mem_kv(nn::Module& model, const arch::MemXLConfig& c) {
+  if (c.num_mem_kv > 0) return {};
+  NamedTensors out;
+  for (int64_t l = 0; l < c.depth; ++l)
+    out.emplace_back("attn_layers." + std::to_string(l) + ".fn.fn.mem_kv", Tensor::zeros({1, 0, c.dim}));
+  for (const auto& [name, p] : nn::named_params(model))
+    if (name.starts_with("memory_network.")) {
+      out.emplace_back("memory_network.mem_kv", Tensor::zeros({1, 0, c.dim}));
+      break;
+    }
+  return out;
+}
+
+// The option that accounts for a reference tensor the model lacks (missing: false) or wants.
+std::string explain(const std::string& ref, bool missing) {
+  const auto has = [&](const char* s) { return ref.find(s) != std::string::npos; };
+  if (ref.starts_with("to_logits.0.")) return missing ? "model.memxl.emb_dim: dim" : "model.memxl.emb_dim (the reference's)";
+  if (has(".mogrify")) return missing ? "model.memxl.mogrify_gru: false" : "model.memxl.mogrify_gru: true";
+  if (has(".gru.")) return missing ? "model.memxl.gru_gated_residual: false" : "model.memxl.gru_gated_residual: true";
+  if (has("mem_kv")) return "model.memxl.num_mem_kv (the reference's)";
+  if (ref.starts_with("memory_network.")) return "model.memxl.memory_layers (the reference's)";
+  return "";
+}
+
+ReferenceImport memxl_reference(nn::Module& model, const arch::MemXLConfig& c, const std::string& what) {
+  return {.what = what, .reference_name = reference_name, .buffers = empty_mem_kv(model, c), .explain = explain};
+}
+
 NamedTensors import_memxl(const std::map<std::string, Tensor>& reference, const arch::MemXLConfig& c) {
   nn::Init init(0);
   arch::MemoryTransformerXL model(init, c);
-  return import_by_name(model, reference,
-                        {.what = "[import memxl] the reference state dict does not match model.memxl as configured",
-                         .reference_name = reference_name,
-                         .ignorable = [](const std::string&, const Tensor& t) { return t.numel() == 0; }});
+  return import_by_name(
+      model, reference,
+      memxl_reference(model, c, "[import memxl] the reference state dict does not match model.memxl as configured"));
+}
+
+NamedTensors export_memxl(nn::Module& model, const arch::MemXLConfig& c) {
+  refuse_export("memxl", c.reference_parity ? std::vector<std::string>{} : std::vector<std::string>{kParityOff});
+  return export_by_name(model, memxl_reference(model, c, "[export memxl]"));
 }
 
 MNEMO_REGISTER_ARCH(arch_entry<MemXLTraits>(
@@ -42,7 +76,7 @@ MNEMO_REGISTER_ARCH(arch_entry<MemXLTraits>(
     [](const arch::MemXLConfig& c, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
       return std::make_unique<arch::MemoryTransformerXL>(init, c);
     },
-    import_memxl));
+    import_memxl, export_memxl));
 
 }  // namespace
 }  // namespace mnemo::experiments

@@ -13,6 +13,8 @@
 #include "architectures/rmt.h"
 #include "experiments/models.h"
 
+#include <cmath>
+
 namespace mnemo::experiments {
 namespace {
 
@@ -57,6 +59,28 @@ std::vector<std::pair<std::string, std::string>> reference_names(const arch::Rmt
   return m;
 }
 
+// The reference's persistent buffer: RotaryEmbedding(dim_head).inv_freq, computed in f32 as
+// torch does (and as the model's rotary tables do, architectures/rmt.cpp).
+NamedTensors reference_buffers(const arch::RmtConfig& c) {
+  if (!c.rotary_pos_emb) return {};
+  std::vector<double> inv_freq;  // f32 values
+  for (int64_t i = 0; i < c.dim_head / 2; ++i)
+    inv_freq.push_back(1.0f / std::pow(float(c.rotary_theta), float(2 * i) / float(c.dim_head)));
+  return {{"rotary_pos_emb.inv_freq", Tensor::from(Shape{c.dim_head / 2}, inv_freq)}};
+}
+
+// The option that accounts for a reference tensor the model lacks (missing: false) or wants.
+std::string explain(const std::string& ref, bool missing) {
+  const auto has = [&](const char* s) { return ref.find(s) != std::string::npos; };
+  if (ref == "pos_emb.weight") return missing ? "model.rmt.abs_pos_emb: false" : "model.rmt.abs_pos_emb: true";
+  if (ref == "rotary_pos_emb.inv_freq") return "model.rmt.rotary_pos_emb: true";
+  if (has(".branch.null_kv")) return missing ? "model.rmt.null_kv: false" : "model.rmt.null_kv: true";
+  if (has("learned_value_residual_mix")) return missing ? "model.rmt.value_residual: false" : "model.rmt.value_residual: true";
+  if (has("static_") || has("dynamic_") || has(".norm.gamma"))
+    return missing ? "model.rmt.num_residual_streams: 1" : "model.rmt.num_residual_streams: 4 (or more)";
+  return "";
+}
+
 NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const arch::RmtConfig& c) {
   std::map<std::string, std::string> to_reference;  // mnemo name -> reference name
   for (const auto& [ref, ours] : reference_names(c)) to_reference.emplace(ours, ref);
@@ -67,7 +91,24 @@ NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const ar
                          .reference_name = [&](const std::string& name) {
                            const auto it = to_reference.find(name);
                            return it == to_reference.end() ? name : it->second;
-                         }});
+                         },
+                         .buffers = reference_buffers(c),
+                         .explain = explain});
+}
+
+// Every option is a constructor argument of the reference or, rotary_theta, its buffer; only
+// mnemo's fixes of the reference's numerics (reference_parity: false) have no counterpart.
+NamedTensors export_rmt(nn::Module& model, const arch::RmtConfig& c) {
+  refuse_export("rmt", c.reference_parity ? std::vector<std::string>{} : std::vector<std::string>{kParityOff});
+  std::map<std::string, std::string> to_reference;
+  for (const auto& [ref, ours] : reference_names(c)) to_reference.emplace(ours, ref);
+  return export_by_name(model, {.what = "[export rmt]",
+                                .reference_name = [&](const std::string& name) {
+                                  const auto it = to_reference.find(name);
+                                  MNEMO_CHECK(it != to_reference.end(), "[export rmt] no reference name for " << name);
+                                  return it->second;
+                                },
+                                .buffers = reference_buffers(c)});
 }
 
 MNEMO_REGISTER_ARCH(arch_entry<RmtTraits>(
@@ -75,7 +116,7 @@ MNEMO_REGISTER_ARCH(arch_entry<RmtTraits>(
     [](const arch::RmtConfig& c, nn::Init& init) -> std::unique_ptr<arch::SegmentModel> {
       return std::make_unique<arch::RecurrentMemoryTransformer>(init, c);
     },
-    import_rmt));
+    import_rmt, export_rmt));
 
 }  // namespace
 }  // namespace mnemo::experiments

@@ -45,6 +45,30 @@ bool is_fixture_entry(const std::string& name) {
   return false;
 }
 
+namespace {
+// " (model.rmt.abs_pos_emb: true would explain it)", or "" when `explain` knows no option.
+std::string explained(const ReferenceImport& how, const std::string& ref, bool missing) {
+  const std::string option = how.explain ? how.explain(ref, missing) : "";
+  return option.empty() ? "" : " (" + option + " would explain it)";
+}
+
+// A reference-only buffer's values against the model's: "" when they agree.
+std::string buffer_mismatch(const std::string& name, const Tensor& got, const Tensor& want) {
+  std::ostringstream out;
+  if (got.shape() != want.shape()) {
+    out << "\n  buffer: " << name << " is " << got.shape() << " in the reference, " << want.shape() << " in the model";
+    return out.str();
+  }
+  const std::vector<double> g = got.to_vector(), w = want.to_vector();
+  for (size_t i = 0; i < g.size(); ++i)
+    if (!(std::abs(g[i] - w[i]) <= 1e-6 * std::abs(w[i]))) {
+      out << "\n  buffer: " << name << " holds " << g[i] << " at flat index " << i << " where the model implies " << w[i];
+      return out.str();
+    }
+  return "";
+}
+}  // namespace
+
 NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tensor>& reference,
                             const ReferenceImport& how) {
   NamedTensors out;
@@ -54,7 +78,8 @@ NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tenso
     const std::string ref = how.reference_name(name);
     const auto it = reference.find(ref);
     if (it == reference.end()) {
-      problems << "\n  missing: " << ref << (ref == name ? "" : " (for " + name + ")") << " " << p->value.shape();
+      problems << "\n  missing: " << ref << (ref == name ? "" : " (for " + name + ")") << " " << p->value.shape()
+               << explained(how, ref, true);
       continue;
     }
     used.insert(ref);
@@ -80,12 +105,40 @@ NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tenso
     }
     out.emplace_back(name, it->second.to(p->value.dtype()));
   }
+  for (const auto& [name, want] : how.buffers) {
+    const auto it = reference.find(name);
+    if (it == reference.end()) continue;  // a buffer holds nothing the model needs
+    used.insert(name);
+    problems << buffer_mismatch(name, it->second, want);
+  }
   for (const auto& [name, t] : reference)
     if (!used.count(name) && !is_fixture_entry(name) && !(how.ignorable && how.ignorable(name, t)))
-      problems << "\n  unused: " << name << " " << t.shape();
+      problems << "\n  unused: " << name << " " << t.shape() << explained(how, name, false);
   const std::string p = problems.str();
   MNEMO_CHECK(p.empty(), how.what << how.hint << ":" << p);
   return out;
+}
+
+NamedTensors export_by_name(nn::Module& model, const ReferenceImport& how) {
+  NamedTensors out;
+  std::set<std::string> names;
+  const auto add = [&](const std::string& name, const Tensor& t) {
+    MNEMO_CHECK(names.insert(name).second, how.what << ": two tensors would be exported as " << name);
+    out.emplace_back(name, t.to(DType::f32));
+  };
+  for (const auto& [name, p] : nn::named_params(model)) add(how.reference_name(name), p->value);
+  for (const auto& [name, t] : how.buffers) add(name, t);
+  return out;
+}
+
+void refuse_export(const std::string& arch, const std::vector<std::string>& refused) {
+  if (refused.empty()) return;
+  std::string list;
+  for (std::string r : refused) {
+    for (size_t at; (at = r.find("<arch>")) != std::string::npos;) r.replace(at, 6, arch);
+    list += "\n  model." + arch + "." + r;
+  }
+  MNEMO_CHECK(false, "[export " << arch << "] the reference implementation cannot express this model:" << list);
 }
 
 std::shared_ptr<const ArchOptions> options_or_defaults(const ExperimentConfig& cfg) {

@@ -33,21 +33,48 @@ struct ArchInfo {
   // Reference state dict (its names) -> the model's state dict (mnemo names). Empty when the
   // architecture has no reference implementation. Throws naming every missing/unused tensor.
   std::function<NamedTensors(const std::map<std::string, Tensor>& reference, const ExperimentConfig&)> import_reference;
+  // The model's weights (a built model holding them) -> the reference's state dict: its names,
+  // shapes, f32, its persistent buffers, nothing else (`mnemo export`). Empty when the
+  // architecture has no reference. Throws naming the option when the reference cannot express
+  // the configured model.
+  std::function<NamedTensors(nn::Module& model, const ExperimentConfig&)> export_reference;
 };
 
 // The common half of every import_reference: each model parameter is looked up in
 // `reference` under reference_name(its name) and must be there with its shape (converted to
 // the parameter's dtype); each reference tensor must be used, except parity-fixture entries
-// (input.*, expected.*, buffer.*) and those `ignorable` accepts. One error names every
-// missing, unused and mis-shaped tensor, after `what` and before `hint`.
+// (input.*, expected.*, buffer.*), the reference-only `buffers` (checked against their values
+// when present) and those `ignorable` accepts. One error names every missing, unused and
+// mis-shaped tensor, each with the option `explain` says would account for it, after `what`
+// and before `hint`.
 struct ReferenceImport {
   std::string what;  // "[import brt] the reference state dict does not match model.brt"
   std::function<std::string(const std::string&)> reference_name = [](const std::string& n) { return n; };
   std::function<bool(const std::string&, const Tensor&)> ignorable = {};
   std::string hint = {};
+  // Tensors of the reference's state dict that are no parameter of the model (persistent
+  // buffers such as RMT's rotary_pos_emb.inv_freq, BRT's zero LayerNorm betas, MemXL's empty
+  // mem_kv), under the reference's names, holding the values the model implies. Export writes
+  // them; import accepts them when their values agree (to 1e-6, relative) and names them when not.
+  NamedTensors buffers = {};
+  // (reference name, missing: true / unused: false) -> the option that would explain it, as
+  // "model.rmt.abs_pos_emb: true", or "" when none does.
+  std::function<std::string(const std::string&, bool missing)> explain = {};
 };
 NamedTensors import_by_name(nn::Module& model, const std::map<std::string, Tensor>& reference,
                             const ReferenceImport& how);
+// The other direction: every parameter of `model` under reference_name(its name), as f32 (the
+// reference's dtype), then how.buffers; two tensors under one name are an error.
+NamedTensors export_by_name(nn::Module& model, const ReferenceImport& how);
+// Throws "[export rmt] the reference implementation cannot express this model:" and each of
+// `refused` ("option: value (why)") when there is any.
+// A model trained with mnemo's fixes on (reference_parity: false) has the reference's weights
+// but not its numerics: export refuses it; `--set model.<arch>.reference_parity=true` exports
+// the same weights to be run under the reference's numerics.
+inline constexpr const char* kParityOff =
+    "reference_parity: false (mnemo's fixes of the reference's numerics are on; --set "
+    "model.<arch>.reference_parity=true exports the same weights to be run under the reference's numerics)";
+void refuse_export(const std::string& arch, const std::vector<std::string>& refused);
 bool is_fixture_entry(const std::string& name);  // input.*, expected.*, buffer.*: not weights
 
 bool register_arch(ArchInfo info);  // returns true, for static registration
@@ -152,13 +179,18 @@ template <class Traits>
 ArchInfo arch_entry(
     std::string name, std::string summary,
     std::function<std::unique_ptr<arch::SegmentModel>(const typename Traits::Config&, nn::Init&)> build,
-    std::function<NamedTensors(const std::map<std::string, Tensor>&, const typename Traits::Config&)> import = {}) {
+    std::function<NamedTensors(const std::map<std::string, Tensor>&, const typename Traits::Config&)> import = {},
+    std::function<NamedTensors(nn::Module&, const typename Traits::Config&)> export_ = {}) {
   ArchInfo info{.name = std::move(name), .summary = std::move(summary), .read_options = read_typed_options<Traits>,
-                .build = {}, .import_reference = {}};
+                .build = {}, .import_reference = {}, .export_reference = {}};
   info.build = [build](const ExperimentConfig& cfg, nn::Init& init) { return build(options_as<typename Traits::Config>(cfg), init); };
   if (import)
     info.import_reference = [import](const std::map<std::string, Tensor>& ref, const ExperimentConfig& cfg) {
       return import(ref, options_as<typename Traits::Config>(cfg));
+    };
+  if (export_)
+    info.export_reference = [export_](nn::Module& model, const ExperimentConfig& cfg) {
+      return export_(model, options_as<typename Traits::Config>(cfg));
     };
   return info;
 }

@@ -195,6 +195,28 @@ int import_cmd(const ImportArgs& a) {
   return 0;
 }
 
+// ---- export ----
+
+struct ExportArgs {
+  std::string arch, run, out;
+  std::vector<std::string> sets;
+};
+
+// The run's last checkpoint as the reference implementation's state dict: its names, f32, its
+// persistent buffers and nothing else (no optimizer state, no memories).
+int export_cmd(const ExportArgs& a) {
+  const ExperimentConfig cfg = load_run_config(a.run, a.sets);
+  MNEMO_CHECK(cfg.model.arch == a.arch, "--arch " << a.arch << " but the run's model.arch is " << cfg.model.arch);
+  const ArchInfo& info = find_arch(a.arch);
+  MNEMO_CHECK(info.export_reference, "architecture '" << a.arch << "' has no reference implementation to export to");
+  auto model = build_model(cfg);
+  restore_weights(*model, load_checkpoint(checkpoint_path(a.run)).weights);
+  const NamedTensors state_dict = info.export_reference(*model, cfg);
+  write_safetensors(a.out, state_dict, {{"format", "pt"}});
+  std::printf("exported %zu tensors from %s to %s\n", state_dict.size(), checkpoint_path(a.run).c_str(), a.out.c_str());
+  return 0;
+}
+
 // The generic decoder re-runs the partial segment for every byte, so generation is slow;
 // a length past a million bytes is far more likely a typo than a plan.
 constexpr int64_t kMaxGenerateLength = 1'000'000;
@@ -291,6 +313,16 @@ void add_train_commands(CLI::App& app) {
     c->add_option("run", a->run, "New run folder")->required();
     c->add_option("--set", a->sets, "Override a config key");
     c->callback([a] { throw CLI::RuntimeError(import_cmd(*a)); });
+  }
+  {
+    auto a = std::make_shared<ExportArgs>();
+    CLI::App* c = app.add_subcommand("export", "Write a run's weights as the reference implementation's state dict");
+    c->add_option("--arch", a->arch, "Architecture of the run (rmt, brt, compressive, memxl)")->required();
+    c->add_option("run", a->run, "Run folder (its last checkpoint)")->required();
+    c->add_option("out", a->out, "Output .safetensors (load with safetensors.torch.load_file + load_state_dict)")
+        ->required();
+    c->add_option("--set", a->sets, "Override a config key of the run (e.g. model.rmt.reference_parity=true)");
+    c->callback([a] { throw CLI::RuntimeError(export_cmd(*a)); });
   }
 }
 

@@ -284,6 +284,19 @@ check import_into_existing_run 1 "already holds a checkpoint" \
 check import_no_reference_impl 1 "no reference implementation" \
   "$MNEMO" import --arch transformer_xl "$tmp/tiny.yaml" "$REF" "$RUNS/imp8"
 
+# ---- export --------------------------------------------------------------------------------
+# (tests/experiments/test_interop.cpp checks what export writes; here, the command's errors.)
+"$MNEMO" import --arch memxl "$tmp/memxl.yaml" "$REF" "$RUNS/mx_imported" > /dev/null
+"$MNEMO" export --arch memxl "$RUNS/mx_imported" "$tmp/mx.safetensors" | grep -q "exported 87 tensors" ||
+  failures+=("export_round_trip: mnemo export of the imported memxl fixture")
+check export_arch_mismatch 1 "--arch rmt but the run's model.arch is memxl" \
+  "$MNEMO" export --arch rmt "$RUNS/mx_imported" "$tmp/x.safetensors"
+check export_parity_off 1 "model.memxl.reference_parity: false" \
+  "$MNEMO" export --arch memxl "$RUNS/mx_imported" "$tmp/x.safetensors" --set model.memxl.reference_parity=false
+check export_no_reference_impl 1 "no reference implementation to export to" \
+  "$MNEMO" export --arch transformer_xl "$RUNS/good" "$tmp/x.safetensors"
+check export_not_a_run 1 "not a run folder" "$MNEMO" export --arch memxl "$tmp/not_a_run" "$tmp/x.safetensors"
+
 if ((${#failures[@]})); then
   echo "bad_input: ${#failures[@]} of $cases cases failed:"
   printf '  %s\n' "${failures[@]}"

@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 expect() { grep -q -- "$1" "$2" || { echo "--- $2:"; cat "$2"; fail "expected '$1' in $2"; }; }
 
-for cmd in train eval generate import sweep plot gradcheck bench; do
+for cmd in train eval generate import export sweep plot gradcheck bench; do
   "$MNEMO" "$cmd" --help > "$tmp/help.txt" || fail "mnemo $cmd --help exited non-zero"
   expect "Usage" "$tmp/help.txt"
 done
