@@ -21,6 +21,7 @@
 
 #include "experiments/checkpoint.h"
 #include "experiments/generate.h"
+#include "experiments/tensorboard.h"
 #include "experiments/json.h"
 #include "experiments/memory_estimate.h"
 #include "experiments/models.h"
@@ -415,6 +416,7 @@ class Run {
                                      .add("step", step).add("loss", m.loss).add("aux_loss", m.aux_loss)
                                      .add("grad_norm", m.grad_norm).add("lr", m.lr)
                                      .add("tokens_per_s", res_.tokens_per_s).str());
+    tb_log_step(step, m);
     const double per_step = (seconds_since(loop_start) - eval_seconds_) / double(step - first);
     char line[256];
     std::snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | %s tok/s | ETA %s | RSS %ld MiB%s", long(step),
@@ -434,6 +436,7 @@ class Run {
     if (res_.best_step == trainer_.steps()) res_.best_eval = e;
     files_.append("metrics.jsonl", eval_row(trainer_.steps(), train_loss, e, data_.synthetic, res_.tokens_per_s,
                                             train_seconds_before_ + res_.train_seconds));
+    tb_log_eval(trainer_.steps(), e);
     files_.log("step " + std::to_string(trainer_.steps()) + ": " + eval_text(e, data_.synthetic));
   }
 
@@ -448,6 +451,18 @@ class Run {
     nn::train(*model_);
     files_.append("samples.txt", "--- step " + std::to_string(trainer_.steps()) + "\n" + printable(prompt) + "|" +
                                      printable(tokens));
+    tb_.text(trainer_.steps(), "samples", printable(prompt) + "|" + printable(tokens));
+  }
+
+  void tb_log_step(int64_t step, const StepMetrics& m) {
+    tb_.scalar(step, "train/loss", m.loss), tb_.scalar(step, "train/grad_norm", m.grad_norm);
+    tb_.scalar(step, "train/lr", m.lr), tb_.scalar(step, "train/tokens_per_s", res_.tokens_per_s);
+    if (m.aux_loss != 0) tb_.scalar(step, "train/aux_loss", m.aux_loss);
+  }
+
+  void tb_log_eval(int64_t step, const EvalResult& e) {
+    tb_.scalar(step, "val/loss", e.loss), tb_.scalar(step, "val/accuracy", e.accuracy);
+    if (!data_.synthetic) tb_.scalar(step, "val/bpb", e.bits_per_byte);
   }
 
   void save() {
@@ -505,6 +520,7 @@ class Run {
   AdamW opt_;
   Trainer trainer_;
   RunFiles files_;
+  TensorBoardWriter tb_{(dir_ / "tb").string()};  // runs/NAME/tb: the same numbers for TensorBoard
   double best_loss_ = INFINITY, train_seconds_before_ = 0, eval_seconds_ = 0, window_loss_ = 0;
   int64_t window_steps_ = 0, tokens_ = 0;
   int64_t consecutive_skips_ = 0, last_checkpoint_step_ = -1;
