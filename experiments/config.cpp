@@ -373,6 +373,12 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
     keys.push_back(spec.substr(start, dot - start));
     MNEMO_CHECK(!keys.back().empty(), flag << ": empty key in " << spec.substr(0, eq));
   }
+  // train.memory_dropout's keys are memory names and globs, dots included ("xl.0", "xl.*"):
+  // the rest of the path is one key there.
+  if (keys.size() > 3 && keys[0] == "train" && keys[1] == "memory_dropout") {
+    for (size_t i = 3; i < keys.size(); ++i) keys[2] += "." + keys[i];
+    keys.resize(3);
+  }
   YAML::Node value;
   try {
     value = YAML::Load(spec.substr(eq + 1));

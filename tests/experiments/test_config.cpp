@@ -230,6 +230,15 @@ BOOST_AUTO_TEST_CASE(set_flags) {
   BOOST_TEST(contains(msg, "--set train.steps=-1: train.steps: must be > 0, got -1"));
   BOOST_TEST(contains(error_of([&] { load_config(f, {"train.steps.x=1"}); }), "--set train.steps.x=1: steps is not a map"));
   BOOST_TEST(contains(error_of([&] { load_config(f, {"train.steps"}); }), "expected key.path=value"));
+  // memory names hold dots and globs: the rest of the path is the name
+  c = load_config(f, {"train.memory_dropout.xl.*=0.1", "--set train.memory_dropout.state.0=0.2",
+                      "train.memory_dropout.mem=0.3"});
+  BOOST_TEST(c.train.memory_dropout.size() == 3u);
+  BOOST_TEST(c.train.memory_dropout.at("xl.*") == 0.1);
+  BOOST_TEST(c.train.memory_dropout.at("state.0") == 0.2);
+  BOOST_TEST(c.train.memory_dropout.at("mem") == 0.3);
+  BOOST_TEST(contains(error_of([&] { load_config(f, {"train.memory_dropout.xl.*=2"}); }),
+                      "train.memory_dropout.xl.*: must be in [0, 1], got 2"));
 }
 
 BOOST_AUTO_TEST_CASE(base_inheritance_and_precedence) {
