@@ -31,7 +31,7 @@ struct FixtureCase {
 };
 
 const FixtureCase kFixtures[] = {
-    {"rmt_a", "rmt", "{num_memory_tokens: 4, dim_head: 16, xl_mem_len: 8, reference_parity: true}"},
+    {"rmt_a", "rmt", "{num_memory_tokens: 4, dim_head: 16, xl_mem_len: 8, abs_pos_emb: true, reference_parity: true}"},
     {"brt_a", "brt", "{block_width: 8, num_state_vectors: 8, recurrent_layers: [2], reference_parity: true}"},
     {"ct_a", "compressive", "{mem_len: 16, cmem_len: 4, cmem_ratio: 4, memory_layers: [1, 2], reference_parity: true}"},
     {"memxl_a", "memxl", "{mem_len: 16, lmem_len: 8, reference_parity: true}"},
@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(import_then_export_gives_back_each_fixture_state_dict_byte_
 // numerics, then exported, imported into a fresh model, and run on the same tokens.
 BOOST_AUTO_TEST_CASE(export_then_import_of_a_trained_model_gives_the_same_logits) {
   const std::pair<const char*, const char*> cases[] = {
-      {"rmt", "{num_memory_tokens: 2, reference_parity: true, rotary_pos_emb: true}"},
+      {"rmt", "{num_memory_tokens: 2, reference_parity: true, abs_pos_emb: true, rotary_pos_emb: true}"},
       {"brt", "{block_width: 4, reference_parity: true}"},
       {"compressive", "{mem_len: 8, cmem_ratio: 2, reference_parity: true}"},
       {"memxl", "{mem_len: 8, lmem_len: 4, reference_parity: true}"},
@@ -153,7 +153,8 @@ ExperimentConfig rotary_rmt(const std::string& extra = "") {
   c.model.arch = "rmt";
   c.model.dim = 32, c.model.depth = 2, c.model.heads = 2, c.model.vocab = 256;
   c.data.segment_len = 16;
-  set_arch_options(c, "{num_memory_tokens: 4, dim_head: 16, rotary_pos_emb: true, reference_parity: true" + extra + "}");
+  set_arch_options(c, "{num_memory_tokens: 4, dim_head: 16, abs_pos_emb: true, rotary_pos_emb: true, reference_parity: true" +
+                           extra + "}");
   return c;
 }
 
@@ -166,7 +167,7 @@ BOOST_AUTO_TEST_CASE(rmt_rotary_inv_freq_is_exported_as_torch_computes_it_and_ch
   std::map<std::string, Tensor> sd = export_through_file(cfg, *model);
   BOOST_TEST_REQUIRE(sd.count("rotary_pos_emb.inv_freq") == 1u);
   BOOST_TEST(same_bytes(sd.at("rotary_pos_emb.inv_freq"), brt.tensors.at("buffer.rotary_pos_emb.inv_freq")));
-  BOOST_TEST(sd.count("pos_emb.weight") == 1u);  // abs_pos_emb stays on by default
+  BOOST_TEST(sd.count("pos_emb.weight") == 1u);
 
   // The state dict imports (the buffer no longer "unused"), into the same weights.
   auto back = build_model(rotary_rmt(", rotary_theta: 10000"));
@@ -180,7 +181,8 @@ BOOST_AUTO_TEST_CASE(rmt_rotary_inv_freq_is_exported_as_torch_computes_it_and_ch
 
   // Without rotary in the config, the buffer is unused and the option is named.
   ExperimentConfig no_rotary = cfg;
-  set_arch_options(no_rotary, "{num_memory_tokens: 4, dim_head: 16, reference_parity: true}");
+  set_arch_options(no_rotary, "{num_memory_tokens: 4, dim_head: 16, abs_pos_emb: true, rotary_pos_emb: false, "
+                              "reference_parity: true}");
   const std::string unused = error_of([&] { find_arch("rmt").import_reference(sd, no_rotary); });
   BOOST_TEST(unused.find("unused: rotary_pos_emb.inv_freq (8,) (model.rmt.rotary_pos_emb: true would explain it)") !=
                  std::string::npos,
