@@ -195,16 +195,54 @@ EvalConfig read_eval(YamlReader r) {
   return e;
 }
 
-// sweep: {dotted.key: [v1, v2, ...], ...}, in file order. The keys are checked when the
-// grid is expanded (each point is a load_config with --set overrides).
+// sweep: {dotted.key: [v1, v2, ...], ...}, in file order. A value may be a one-entry map,
+// `v2: {dotted.key: value, ...}`: the points that take v2 also set those keys. The keys are
+// checked when the grid is expanded (each point is a load_config with --set overrides).
 std::vector<SweepAxis> read_sweep(YamlReader r) {
+  const auto check_key = [](YamlReader& at, const std::string& key, const char* what) {
+    if (key != "seed" && key.find('.') == std::string::npos)
+      at.fail(key, std::string(what) + " is `seed` or a dotted key such as train.optimizer.lr or model.arch");
+  };
   std::vector<SweepAxis> out;
   for (const std::string& key : r.keys()) {
-    std::vector<std::string> values = r.get(key, std::vector<std::string>{});
-    if (values.empty()) r.fail(key, "a sweep axis needs a non-empty list of values");
-    if (key != "seed" && key.find('.') == std::string::npos)
-      r.fail(key, "a sweep axis is `seed` or a dotted key such as train.optimizer.lr or model.arch");
-    out.push_back({key, std::move(values)});
+    check_key(r, key, "a sweep axis");
+    const YAML::Node& map = r.node();  // const: operator[] must not insert
+    const YAML::Node list = map[key];
+    bool with_overrides = false;
+    if (list.IsSequence())
+      for (const auto& item : list) with_overrides = with_overrides || item.IsMap();
+    SweepAxis axis{key, {}};
+    if (!with_overrides) {
+      axis.values = r.get(key, std::vector<std::string>{});
+    } else {
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (list[i].IsScalar()) {
+          axis.values.push_back(list[i].Scalar());
+          axis.overrides.emplace_back();
+          continue;
+        }
+        if (!list[i].IsMap())
+          r.fail(key, "value " + std::to_string(i + 1) +
+                          ": a sweep value is a scalar or a one-entry map `value: {dotted.key: value, ...}`");
+        YamlReader item(list[i], r.file(), r.key_path(key) + "[" + std::to_string(i) + "]", r.sources());
+        const std::vector<std::string> value = item.keys();
+        if (value.size() != 1)
+          r.fail(key, "value " + std::to_string(i + 1) +
+                          ": a sweep value is a scalar or a one-entry map `value: {dotted.key: value, ...}`");
+        YamlReader sets = item.child(value[0]);  // a map: {model.dim: 56, ...}
+        axis.values.push_back(value[0]);
+        auto& pairs = axis.overrides.emplace_back();
+        for (const std::string& k : sets.keys()) {
+          check_key(sets, k, "an override");
+          pairs.emplace_back(k, sets.get(k, std::string{}));
+        }
+      }
+    }
+    bool any_override = false;
+    for (const auto& o : axis.overrides) any_override = any_override || !o.empty();
+    if (!any_override) axis.overrides.clear();  // `- v: {}` is `- v`, as to_yaml writes it
+    if (axis.values.empty()) r.fail(key, "a sweep axis needs a non-empty list of values");
+    out.push_back(std::move(axis));
   }
   return out;
 }
@@ -468,7 +506,15 @@ std::string to_yaml(const ExperimentConfig& cfg) {
     e << YAML::Key << "sweep" << YAML::Value << YAML::BeginMap;
     for (const SweepAxis& a : cfg.sweep) {
       e << YAML::Key << a.key << YAML::Value << YAML::Flow << YAML::BeginSeq;
-      for (const auto& v : a.values) e << v;
+      for (size_t i = 0; i < a.values.size(); ++i) {
+        if (i >= a.overrides.size() || a.overrides[i].empty()) {
+          e << a.values[i];
+          continue;
+        }
+        e << YAML::BeginMap << YAML::Key << a.values[i] << YAML::Value << YAML::BeginMap;
+        for (const auto& [k, v] : a.overrides[i]) e << YAML::Key << k << YAML::Value << v;
+        e << YAML::EndMap << YAML::EndMap;
+      }
       e << YAML::EndSeq;
     }
     e << YAML::EndMap;

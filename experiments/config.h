@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -137,9 +138,14 @@ struct EvalConfig {
 };
 
 // One axis of a `sweep:` grid: a dotted key and the values it takes (YAML scalars as text).
+// A value written as a one-entry map, `- brt: {model.dim: 56}`, also sets those keys at the
+// points that take it: overrides[i] holds value i's ("model.dim", "56") pairs, in file order
+// (empty, or shorter than values, for plain values). For settings that differ by point,
+// such as a narrower model for an architecture with more parameters per layer.
 struct SweepAxis {
   std::string key;
   std::vector<std::string> values;
+  std::vector<std::vector<std::pair<std::string, std::string>>> overrides = {};
   bool operator==(const SweepAxis&) const = default;
 };
 

@@ -328,7 +328,8 @@ class Run {
     if (!res_.finished) return res_;
     const EvalResult& e = res_.final_eval;
     json::ObjectWriter w;
-    w.add("name", cfg_.name).add("arch", cfg_.model.arch).add("steps", res_.steps);
+    w.add("name", cfg_.name).add("arch", cfg_.model.arch).add("params", nn::param_count(*model_));
+    w.add("steps", res_.steps);
     w.add("final_val_loss", e.loss).add("final_val_accuracy", e.accuracy);
     if (!data_.synthetic) w.add("final_val_bpb", e.bits_per_byte).add("best_val_bpb", best_loss_ / std::log(2.0));
     w.add("best_val_loss", best_loss_).add("best_val_accuracy", res_.best_eval.accuracy).add("best_step", res_.best_step);

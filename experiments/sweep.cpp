@@ -80,10 +80,12 @@ std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
   for (const SweepAxis& a : axes) {
     std::vector<SweepPoint> next;
     for (const SweepPoint& p : points)
-      for (const std::string& v : a.values) {
+      for (size_t i = 0; i < a.values.size(); ++i) {
         SweepPoint q = p;
-        q.name += (q.name.empty() ? "" : ",") + short_key(a.key) + "=" + v;
-        q.overrides.push_back(a.key + "=" + v);
+        q.name += (q.name.empty() ? "" : ",") + short_key(a.key) + "=" + a.values[i];
+        q.overrides.push_back(a.key + "=" + a.values[i]);
+        if (i < a.overrides.size())
+          for (const auto& [k, v] : a.overrides[i]) q.overrides.push_back(k + "=" + v);
         next.push_back(std::move(q));
       }
     points = std::move(next);
@@ -94,7 +96,7 @@ std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
 
 SummaryTable summarize_runs(const std::vector<std::string>& run_dirs, const std::vector<SweepAxis>& axes) {
   const std::vector<std::pair<std::string, int>> metrics = {
-      {"steps", 0},          {"final_val_loss", 4},     {"best_val_loss", 4}, {"final_val_accuracy", 4},
+      {"params", 0},         {"steps", 0},          {"final_val_loss", 4},     {"best_val_loss", 4}, {"final_val_accuracy", 4},
       {"best_val_accuracy", 4}, {"final_val_bpb", 4},   {"best_val_bpb", 4},  {"tokens_per_s", 0},
       {"train_seconds", 1}};
   std::vector<std::map<std::string, std::string>> rows;

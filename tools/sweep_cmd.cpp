@@ -50,6 +50,8 @@ void add_sweep_commands(CLI::App& app) {
     c->add_option("--out", a->opts.dir, "Sweep folder (default: runs/<name>)");
     c->add_flag("--quiet", a->quiet, "No progress lines");
     c->footer("Example block:\n  sweep:\n    model.arch: [transformer, transformer_xl]\n    seed: [1, 2, 3]\n"
+              "A value written as a one-entry map also sets keys at its points:\n"
+              "    model.arch: [transformer, {brt: {model.dim: 60, train.optimizer.lr: 3.0e-3}}]\n"
               "Finished runs are skipped and a started one resumes when the sweep is run again.");
     c->callback([a] { throw CLI::RuntimeError(sweep(*a)); });
   }

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "autograd/ops/ops.h"
@@ -154,9 +155,9 @@ BOOST_AUTO_TEST_CASE(sweeps_expand_run_tabulate_and_skip_finished_points) {
   const std::vector<std::string> sets = {"train.steps=4", "train.memory_dropout={}", "model.transformer_xl.dropout=0"};
   const std::string dir = run_sweep(cfg, {.dir = tmp / "sw", .sets = sets, .progress = false});
   const std::string csv = read_text(fs::path(dir) / "summary.csv");
-  BOOST_TEST(csv.find("run,model.arch,steps,final_val_loss") == 0u);
-  BOOST_TEST(csv.find("\narch=transformer,transformer,4,") != std::string::npos);
-  BOOST_TEST(csv.find("\narch=transformer_xl,transformer_xl,4,") != std::string::npos);
+  BOOST_TEST(csv.find("run,model.arch,params,steps,final_val_loss") == 0u);
+  BOOST_TEST(std::regex_search(csv, std::regex("\narch=transformer,transformer,[0-9]+,4,")));
+  BOOST_TEST(std::regex_search(csv, std::regex("\narch=transformer_xl,transformer_xl,[0-9]+,4,")));
   BOOST_TEST(read_text(fs::path(dir) / "summary.md").find("| run | model.arch |") == 0u);
   // A point's folder is a run folder like any other: its config reads back (eval, resume).
   const ExperimentConfig point = load_run_config((fs::path(dir) / "arch=transformer_xl").string());
@@ -171,6 +172,73 @@ BOOST_AUTO_TEST_CASE(sweeps_expand_run_tabulate_and_skip_finished_points) {
   BOOST_CHECK_EXCEPTION(run_sweep(bad, {.dir = tmp / "bad", .progress = false}), Error,
                         [](const Error& e) { return std::string(e.what()).find("optimiser") != std::string::npos; });
   BOOST_TEST(!fs::exists(fs::path(tmp / "bad") / "train.steps=4"));
+}
+
+BOOST_AUTO_TEST_CASE(sweep_values_carry_per_point_overrides_and_the_table_counts_parameters) {
+  // `- transformer_xl: {model.dim: 32, ...}`: the points that take transformer_xl also set
+  // those keys (a narrower or wider model per architecture, to match parameter counts).
+  test::TempDir tmp("mnemo-sweep-overrides");
+  const std::string cfg = write_config(
+      tmp, kSynthetic, "sweep:\n  model.arch: [transformer, {transformer_xl: {model.dim: 32, train.optimizer.lr: 0.02}}]\n");
+  const ExperimentConfig c = load_config(cfg);
+  BOOST_REQUIRE(c.sweep.size() == 1u);
+  BOOST_TEST(c.sweep[0].values == (std::vector<std::string>{"transformer", "transformer_xl"}));
+  BOOST_REQUIRE(c.sweep[0].overrides.size() == 2u);
+  BOOST_TEST(c.sweep[0].overrides[0].empty());
+  BOOST_TEST((c.sweep[0].overrides[1] == std::vector<std::pair<std::string, std::string>>{
+                                              {"model.dim", "32"}, {"train.optimizer.lr", "0.02"}}));
+  // The resolved config writes them back in the same form.
+  const std::string back = tmp / "back.yaml";
+  std::ofstream(back) << to_yaml(c);
+  BOOST_TEST((load_config(back) == c));
+
+  const auto points = expand_sweep(c.sweep);
+  BOOST_REQUIRE(points.size() == 2u);
+  BOOST_TEST(points[1].name == "arch=transformer_xl");
+  BOOST_TEST(points[0].overrides == (std::vector<std::string>{"model.arch=transformer"}));
+  BOOST_TEST(points[1].overrides ==
+             (std::vector<std::string>{"model.arch=transformer_xl", "model.dim=32", "train.optimizer.lr=0.02"}));
+
+  const std::vector<std::string> sets = {"train.steps=4", "train.memory_dropout={}", "model.transformer_xl.dropout=0"};
+  const std::string dir = run_sweep(cfg, {.dir = tmp / "sw", .sets = sets, .progress = false});
+  const ExperimentConfig plain = load_run_config((fs::path(dir) / "arch=transformer").string());
+  const ExperimentConfig wide = load_run_config((fs::path(dir) / "arch=transformer_xl").string());
+  BOOST_TEST(plain.model.dim == 16);
+  BOOST_TEST(wide.model.dim == 32);
+  BOOST_TEST(wide.train.optimizer.lr == 0.02);
+  // The table has a params column: the parameter count each run's summary.json records.
+  const std::string csv = read_text(fs::path(dir) / "summary.csv");
+  BOOST_TEST(csv.find("run,model.arch,params,steps,") == 0u);
+  const auto params_of = [&](const std::string& run) {
+    const size_t at = csv.find("\n" + run + ",");
+    BOOST_REQUIRE(at != std::string::npos);
+    std::stringstream row(csv.substr(at + 1));
+    std::string cell;
+    for (int i = 0; i < 3; ++i) std::getline(row, cell, ',');
+    return std::stoll(cell);
+  };
+  auto model = build_model(plain);
+  BOOST_TEST(params_of("arch=transformer") == nn::param_count(*model));
+  BOOST_TEST(params_of("arch=transformer_xl") > 2 * params_of("arch=transformer"));
+  BOOST_TEST(read_text(fs::path(dir) / "summary.md").find("| run | model.arch | params | steps |") == 0u);
+
+  // An override is `seed` or a dotted key; a value map has one entry.
+  const auto refused = [&](const std::string& sweep, const std::string& why) {
+    const std::string bad = write_config(tmp, kSynthetic, sweep);
+    try {
+      load_config(bad);
+    } catch (const Error& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      return std::string(e.what()).find(why) != std::string::npos;
+    }
+    return false;
+  };
+  BOOST_TEST(refused("sweep: {model.arch: [transformer, {transformer_xl: {dim: 32}}]}\n",
+                     "sweep.model.arch[1].transformer_xl.dim: an override is `seed` or a dotted key"));
+  BOOST_TEST(refused("sweep: {model.arch: [{transformer: {}, transformer_xl: {}}]}\n",
+                     "value 1: a sweep value is a scalar or a one-entry map"));
+  BOOST_TEST(refused("sweep: {model.arch: [{transformer_xl: 32}]}\n",
+                     "sweep.model.arch[0].transformer_xl: expected a map"));
 }
 
 BOOST_AUTO_TEST_CASE(greedy_generation_equals_rerunning_the_whole_sequence) {
