@@ -1,9 +1,9 @@
 // Progress of a long command (train, eval, sweep, bench): one object per loop, told how far
 // it got. On a terminal it redraws one bar in place:
-//   eval [##########..........]  51% 5.10M/10.0M tok | 61.2k tok/s | ETA 1m20s | 2.413 bits/byte
+//   eval [##########..........]  51% 5.10M/10.00M tok | 61.2k tok/s | ETA 1m20s | 2.413 bits/byte
 // and when the stream is not a terminal (a log file, a pipe) it prints a plain line at most
 // every `plain_every_s` seconds, and at the end, so that logs stay readable:
-//   eval: 5.10M/10.0M tok (51%) | 61.2k tok/s | ETA 1m20s | 2.413 bits/byte
+//   eval: 5.10M/10.00M tok (51%) | 61.2k tok/s | ETA 1m20s | 2.413 bits/byte
 // The formatting and the ETA are pure functions below (tested without a clock); the clock
 // is injectable for the same reason.
 #pragma once
