@@ -28,7 +28,7 @@ for n in $SIZES; do  # the text repeated to n bytes
     reps=$(( n / $(stat -c %s "$TEXT") + 1 ))
     for _ in $(seq "$reps"); do cat "$TEXT"; done | head -c "$n" > "$f" || true
   fi
-  [ "$(stat -c %s "$f")" = "$n" ] || { echo "could not make $f" >&2; exit 1; }
+  [ "$(stat -L -c %s "$f")" = "$n" ] || { echo "could not make $f" >&2; exit 1; }
 done
 
 common=(--set model.dim=64 --set train.steps=20 --set train.schedule.warmup_steps=2 --set train.eval_every=0
