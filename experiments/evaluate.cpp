@@ -110,7 +110,10 @@ ByteFileSegments::ByteFileSegments(const std::string& path, int64_t seg_len) : p
   const int second = std::fgetc(file_);
   if (second != EOF) std::ungetc(second, file_);
   std::error_code ec;  // a pipe or a device has no size: the total stays unknown
-  if (std::filesystem::is_regular_file(path, ec)) total_ = int64_t(std::filesystem::file_size(path, ec)) - 1;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (!ec) total_ = int64_t(size) - 1;
+  }
   if (next_byte_ == EOF || second == EOF) {
     std::fclose(file_);
     file_ = nullptr;
