@@ -9,8 +9,10 @@
 # of 256), 20 training steps; transformer and transformer_xl use rmt's file with their own
 # model block. One OpenMP thread with passive waiting: on a shared 2-core machine, spinning
 # OpenMP threads made evaluation of this small model 7x slower.
-# Prints a Markdown table (arch, tokens, peak RSS MiB, tokens/s, bits/byte, wall s) and
-# leaves the runs, streams, logs and each evaluation's position table and plot in OUT.
+# Prints a Markdown table and leaves the runs, streams, logs and each evaluation's position
+# table and plot in OUT (run again, it redoes only the evaluations without a result). Two peaks: the one `mnemo eval` prints (getrusage of its own process,
+# before it writes the report) and /usr/bin/time's maximum resident size, which is the
+# largest of the process and its children: gnuplot, drawing the plot, can be the larger.
 set -euo pipefail
 MNEMO=$(realpath "${1:-build/tools/mnemo}")
 OUT=${2:-/tmp/mnemo-long-stream}
@@ -33,7 +35,8 @@ done
 
 common=(--set model.dim=64 --set train.steps=20 --set train.schedule.warmup_steps=2 --set train.eval_every=0
         --set eval.batches=2 --set eval.generate_every=0 --set "data.path=$TEXT")
-printf '| arch | tokens | peak RSS (MiB) | tokens/s | bits/byte | wall (s) |\n|---|---:|---:|---:|---:|---:|\n'
+printf '| arch | tokens | peak RSS of mnemo (MiB) | max RSS, time -v (MiB) | tokens/s | bits/byte | wall (s) |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
 for arch in $ARCHS; do
   run="$OUT/run_$arch"
   if [ ! -f "$run/summary.json" ]; then
@@ -49,11 +52,14 @@ for arch in $ARCHS; do
   fi
   for n in $SIZES; do
     log="$OUT/eval_${arch}_$n.log"
-    nice /usr/bin/time -v "$MNEMO" eval "$run" --tokens "$OUT/stream_$n.txt" --quiet > "$log" 2>&1
+    if ! grep -q "Maximum resident" "$log" 2> /dev/null; then  # finished evaluations are not redone
+      nice /usr/bin/time -v "$MNEMO" eval "$run" --tokens "$OUT/stream_$n.txt" --quiet > "$log" 2>&1
+    fi
+    own=$(sed -n 's/.* tokens\/s; peak RSS \([0-9.]*\) MiB.*/\1/p' "$log")
     rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$log")
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.0f", s}' "$log")
     rate=$(sed -n 's/.* tokens in .* s: \([0-9]*\) tokens\/s.*/\1/p' "$log")
     bpb=$(sed -n 's/^mean loss .* (\([0-9.]*\) bits\/byte.*/\1/p' "$log")
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$arch" "$n" "$rss" "$rate" "$bpb" "$wall"
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$arch" "$n" "$own" "$rss" "$rate" "$bpb" "$wall"
   done
 done
