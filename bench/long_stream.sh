@@ -10,9 +10,10 @@
 # model block. One OpenMP thread with passive waiting: on a shared 2-core machine, spinning
 # OpenMP threads made evaluation of this small model 7x slower.
 # Prints a Markdown table and leaves the runs, streams, logs and each evaluation's position
-# table and plot in OUT (run again, it redoes only the evaluations without a result). Two peaks: the one `mnemo eval` prints (getrusage of its own process,
-# before it writes the report) and /usr/bin/time's maximum resident size, which is the
-# largest of the process and its children: gnuplot, drawing the plot, can be the larger.
+# table and plot in OUT; run again, it redoes only the evaluations without a result. Two
+# peaks: the one `mnemo eval` prints (getrusage of its own process, before it writes the
+# report) and /usr/bin/time's maximum resident size, the largest of the process and its
+# children: gnuplot, drawing the plot, can be the larger.
 set -euo pipefail
 MNEMO=$(realpath "${1:-build/tools/mnemo}")
 OUT=${2:-/tmp/mnemo-long-stream}
