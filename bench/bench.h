@@ -18,6 +18,7 @@ struct TrainBenchOptions {
   std::string config;
   std::vector<std::string> sets = {};
   int steps = 10;  // timed steps (after one warm-up and one measured for memory)
+  bool quiet = false;  // no progress bar or lines on stderr
 };
 
 int run_train_bench(const TrainBenchOptions& opts);

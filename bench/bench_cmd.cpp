@@ -15,6 +15,7 @@ void add_bench_command(CLI::App& app) {
   tr->add_option("config", t->config, "Experiment YAML file")->required();
   tr->add_option("--set", t->sets, "Override a config key (repeatable)");
   tr->add_option("--steps", t->steps, "Timed steps")->capture_default_str();
+  tr->add_flag("--quiet", t->quiet, "No progress bar or lines");
   tr->callback([t] { throw CLI::RuntimeError(run_train_bench(*t)); });
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "autograd/ops/ops.h"
+#include "common/progress.h"
 #include "autograd/optim/adamw.h"
 #include "bench/bench.h"
 #include "bench/timing.h"
@@ -74,12 +75,19 @@ int run_train_bench(const TrainBenchOptions& o) {
 
   // Synthetic batches are independent sequences: every step starts from the initial memory,
   // as in the run loop, so the two measure the same model work.
+  // Every model step counts on the progress bar (two warm-ups, the median's warm-up and reps,
+  // the timed loop); a redraw costs a clock read, microseconds against a step's milliseconds.
+  Progress progress({.label = "bench", .unit = "step", .total = 2 * int64_t(o.steps) + 3,
+                     .rate_scale = double(tokens), .rate_unit = "tok",
+                     .mode = o.quiet ? ProgressMode::off : ProgressMode::automatic});
+  int64_t calls = 0;
   auto step = [&] {
     BpttResult r = train_batch(*model, batch, memory, b);
     memory = std::move(r.memory);
     clip_grad_norm(params, cfg.train.clip);
     opt.step();
     opt.zero_grad();
+    progress.update(++calls);
   };
   step();
   kernels::reset_peak_memory();
@@ -92,6 +100,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   for (int i = 0; i < o.steps; ++i) step();
   const double mean = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / o.steps;
   const double attention_per_step = double(attention_flops()) / o.steps;
+  progress.finish();
 
   // The same number of steps through the run loop of `mnemo train`.
   const std::string dir = (fs::temp_directory_path() / ("mnemo-bench-" + std::to_string(::getpid()))).string();

@@ -1,5 +1,6 @@
 #include "experiments/evaluate.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -17,9 +18,23 @@ struct Score {
   int64_t correct = 0, tokens = 0;
 };
 
+// Where a segment's tokens go by position: column j of the segment is at position first + j
+// of its stream; `buckets` grows to the furthest bucket reached.
+struct Positions {
+  int64_t first = 0, width = 0, furthest = -1;
+  std::vector<PositionBucket>& buckets;
+  void add(int64_t column, double loss, bool hit) {
+    furthest = std::max(furthest, first + column);
+    const size_t k = size_t(position_bucket(first + column, width));
+    while (buckets.size() <= k) buckets.push_back(bucket_range(int64_t(buckets.size()), width));
+    buckets[k].nats += loss, buckets[k].correct += hit, ++buckets[k].tokens;
+  }
+};
+
 // Summed loss and argmax hits over the counted targets, read straight from the logits.
 template <class T>
-Score score_rows(const T* logits, int64_t V, const int32_t* targets, const std::vector<double>& losses) {
+Score score_rows(const T* logits, int64_t V, int64_t n, const int32_t* targets, const std::vector<double>& losses,
+                 Positions& at) {
   Score s;
   for (size_t i = 0; i < losses.size(); ++i) {
     if (targets[i] == kIgnoreIndex) continue;
@@ -30,19 +45,38 @@ Score score_rows(const T* logits, int64_t V, const int32_t* targets, const std::
     s.nats += losses[i];
     s.correct += best == targets[i];
     ++s.tokens;
+    at.add(int64_t(i) % n, losses[i], best == targets[i]);
   }
   return s;
 }
 
-Score score(Var logits, const Tensor& targets) {  // logits (B, n, V), targets (B, n)
+Score score(Var logits, const Tensor& targets, Positions& at) {  // logits (B, n, V), targets (B, n)
   const std::vector<double> losses = cross_entropy(logits, targets, kIgnoreIndex, Reduction::none).value().to_vector();
   const Tensor& l = logits.value();
-  const int64_t V = l.dim(-1);
-  if (l.dtype() == DType::f64) return score_rows(l.data<double>(), V, targets.data<int32_t>(), losses);
-  return score_rows(l.data<float>(), V, targets.data<int32_t>(), losses);
+  const int64_t n = l.dim(1), V = l.dim(-1);
+  if (l.dtype() == DType::f64) return score_rows(l.data<double>(), V, n, targets.data<int32_t>(), losses, at);
+  return score_rows(l.data<float>(), V, n, targets.data<int32_t>(), losses, at);
 }
 
 }  // namespace
+
+// ---- positions ----
+
+double PositionBucket::bits_per_byte() const { return loss() / std::log(2.0); }
+
+int64_t position_bucket(int64_t position, int64_t width) {
+  MNEMO_CHECK(width > 0 && position >= 0, "[eval] position bucket of " << position << " for width " << width);
+  int64_t k = 0;
+  for (int64_t end = width; position >= end; end *= 2) ++k;
+  return k;
+}
+
+PositionBucket bucket_range(int64_t bucket, int64_t width) {
+  PositionBucket b;
+  b.begin = bucket == 0 ? 0 : width << (bucket - 1);
+  b.end = width << bucket;
+  return b;
+}
 
 // ---- sources ----
 
@@ -75,6 +109,11 @@ ByteFileSegments::ByteFileSegments(const std::string& path, int64_t seg_len) : p
   next_byte_ = std::fgetc(file_);
   const int second = std::fgetc(file_);
   if (second != EOF) std::ungetc(second, file_);
+  std::error_code ec;  // a pipe or a device has no size: the total stays unknown
+  if (std::filesystem::is_regular_file(path, ec)) {
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (!ec) total_ = int64_t(size) - 1;
+  }
   if (next_byte_ == EOF || second == EOF) {
     std::fclose(file_);
     file_ = nullptr;
@@ -156,20 +195,26 @@ EvalResult evaluate(const arch::SegmentModel& model, SegmentSource& source, cons
   arch::Memory memory;
   double nats = 0;
   int64_t correct = 0;
+  Positions at{.buckets = res.by_position};
   for (int64_t index = 0;; ++index) {
     const std::optional<EvalSegment> seg = source.next();
     if (!seg) break;
     if (starts_fresh(seg->reset_memory, /*stateful=*/true, memory)) memory = model.initial_memory(seg->tokens.dim(0));
+    if (seg->reset_memory) at.first = 0;  // a new stream (a model without memory restarts every segment regardless)
+    if (at.width == 0) at.width = seg->tokens.dim(1);
     Tape tape;
     Tape::NoRecord no_record(tape);
     const arch::SegmentOut out = model.forward(tape, seg->tokens, arch::constants(tape, memory));
     memory = arch::values(out.memory);
-    const Score s = seg->targets.defined() ? score(out.logits, seg->targets) : Score{};
+    const Score s = seg->targets.defined() ? score(out.logits, seg->targets, at) : Score{};
+    at.first += seg->tokens.dim(1);
     nats += s.nats, correct += s.correct, res.tokens += s.tokens;
     if (observe)
       observe({.index = index, .logits = out.logits.value(), .memory = memory,
                .loss = s.tokens > 0 ? s.nats / double(s.tokens) : 0.0, .tokens = s.tokens});
   }
+  if (!res.by_position.empty())  // the last bucket ends where the stream does
+    res.by_position.back().end = std::min(res.by_position.back().end, at.furthest + 1);
   if (res.tokens > 0) {
     res.loss = nats / double(res.tokens);
     res.bits_per_byte = res.loss / std::log(2.0);

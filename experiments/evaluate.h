@@ -19,11 +19,32 @@
 
 namespace mnemo::experiments {
 
+// The counted tokens whose position in their stream (from its start, or from the last segment
+// that resets memory) is
+// in [begin, end): how the loss falls as memory accumulates. Bucket 0 is [0, w), bucket
+// k >= 1 is [w 2^(k-1), w 2^k), with w the first segment's length: the first two segments
+// one bucket each, then log-spaced (a 10M-token stream in segments of 256 has 17).
+struct PositionBucket {
+  int64_t begin = 0, end = 0;
+  double nats = 0;            // summed token cross-entropy
+  int64_t correct = 0, tokens = 0;
+  double loss() const { return tokens > 0 ? nats / double(tokens) : 0.0; }
+  double bits_per_byte() const;
+  double accuracy() const { return tokens > 0 ? double(correct) / double(tokens) : 0.0; }
+};
+
+// The bucket of a position for first-bucket width w, and the positions it covers.
+int64_t position_bucket(int64_t position, int64_t width);
+PositionBucket bucket_range(int64_t bucket, int64_t width);
+
 struct EvalResult {
   double loss = 0;            // mean token cross-entropy (nats)
   double bits_per_byte = 0;   // loss / ln 2: a token is a byte
   double accuracy = 0;        // argmax == target over the counted tokens
   int64_t tokens = 0;
+  // Every bucket up to the furthest position counted (some may count no token: a mask); the
+  // last one ends at that position + 1.
+  std::vector<PositionBucket> by_position;
 };
 
 // One segment of B streams.
@@ -38,6 +59,8 @@ class SegmentSource {
  public:
   virtual ~SegmentSource() = default;
   virtual std::optional<EvalSegment> next() = 0;
+  // Token positions (streams x columns) in all, for a progress bar; 0 when not known.
+  virtual int64_t total_tokens() const { return 0; }
 };
 
 // Batches (B streams x S segments) segment by segment, with their loss masks; a batch's
@@ -62,12 +85,14 @@ class ByteFileSegments : public SegmentSource {
   ByteFileSegments(const std::string& path, int64_t seg_len);
   ~ByteFileSegments() override;
   std::optional<EvalSegment> next() override;
+  int64_t total_tokens() const override { return total_; }
 
  private:
   std::string path_;
   int64_t seg_len_;
   std::FILE* file_ = nullptr;
   int next_byte_ = -1;  // the lookahead: the next segment's first token
+  int64_t total_ = 0;   // the file's size less one (0 for a pipe)
 };
 
 // A .safetensors token file: input.tokens (B, N) i32 and optional input.labels (B, N) (the
@@ -76,6 +101,7 @@ class TokenFileSegments : public SegmentSource {
  public:
   TokenFileSegments(const std::string& path, int64_t seg_len);
   std::optional<EvalSegment> next() override;
+  int64_t total_tokens() const override { return tokens_.numel(); }
 
  private:
   Tensor tokens_, labels_;  // (B, N)
@@ -101,7 +127,8 @@ class SafetensorsWriter;  // experiments/checkpoint.h
 SegmentObserver dump_segments(SafetensorsWriter& out);
 
 // Runs the model over every segment of `source` with memory carried (reset where a segment
-// says so), nothing recorded. Counts the targets that are not kIgnoreIndex.
+// says so), nothing recorded. Counts the targets that are not kIgnoreIndex, overall and by
+// position (EvalResult::by_position).
 EvalResult evaluate(const arch::SegmentModel& model, SegmentSource& source, const SegmentObserver& observe = {});
 // The same over a list of batches (held-out data built in advance).
 EvalResult evaluate(const arch::SegmentModel& model, const std::vector<data::Batch>& batches);

@@ -17,8 +17,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
+#include "common/progress.h"
 #include "experiments/checkpoint.h"
 #include "experiments/generate.h"
 #include "experiments/tensorboard.h"
@@ -67,30 +69,18 @@ std::string number(double v) {
   return buf;
 }
 
-std::string format_duration(double s) {
-  char buf[32];
-  const int64_t t = int64_t(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", long(t / 3600), long(t / 60 % 60));
-  else std::snprintf(buf, sizeof buf, "%ldm%02lds", long(t / 60), long(t % 60));
-  return buf;
-}
-
-std::string format_count(double v) {
-  char buf[32];
-  if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", v);
-  return buf;
-}
-
-// The run folder's text outputs. Lines are flushed as written: a killed run keeps them.
+// The run folder's text outputs. Lines are flushed as written: a killed run keeps them. On a
+// terminal stderr shows a progress bar (common/progress.h) redrawn every step; elsewhere the
+// log's step lines, every train.log_every steps.
 class RunFiles {
  public:
   RunFiles(const fs::path& dir, bool progress) : dir_(dir), tty_(progress && ::isatty(2)), progress_(progress) {
     log_.open(dir / "log.txt", std::ios::app);
     MNEMO_CHECK(log_, "[run] cannot write " << (dir / "log.txt").string());
   }
-  ~RunFiles() { end_progress(); }
+  ~RunFiles() {
+    if (bar_) bar_->finish();
+  }
 
   void append(const char* file, const std::string& line) {
     std::ofstream f(dir_ / file, std::ios::app);
@@ -99,29 +89,30 @@ class RunFiles {
   }
   void log(const std::string& line) {  // a permanent line: log file and stderr
     log_ << line << "\n" << std::flush;
-    end_progress();
-    if (progress_) std::cerr << line << "\n";
+    if (bar_) bar_->message(line);
+    else if (progress_) std::cerr << line << "\n";
+  }
+  // The bar from step `first` to `total` (a terminal only); tick() after every step.
+  void start_bar(int64_t first, int64_t total, int64_t tokens_per_step) {
+    if (!tty_) return;
+    bar_.emplace(Progress::Options{.label = "train", .unit = "step", .total = total, .start = first,
+                                   .rate_scale = double(tokens_per_step), .rate_unit = "tok",
+                                   .mode = ProgressMode::terminal});
+  }
+  void tick(int64_t step, const std::string& note) {
+    if (bar_) bar_->update(step, note);
   }
   void record(const std::string& line) { log_ << line << "\n" << std::flush; }  // log file only
-  void progress(const std::string& line) {  // rewritten in place on a terminal
+  void progress(const std::string& line) {  // a step line: log file; stderr unless the bar shows
     log_ << line << "\n" << std::flush;
-    if (!progress_) return;
-    if (tty_) {
-      std::cerr << "\r\033[K" << line << std::flush;
-      open_line_ = true;
-    } else {
-      std::cerr << line << "\n";
-    }
+    if (progress_ && !bar_) std::cerr << line << "\n";
   }
 
  private:
-  void end_progress() {
-    if (open_line_) std::cerr << "\n";
-    open_line_ = false;
-  }
   fs::path dir_;
   std::ofstream log_;
-  bool tty_, progress_, open_line_ = false;
+  bool tty_, progress_;
+  std::optional<Progress> bar_;
 };
 
 // Keeps the rows of a .jsonl file whose "step" is at most `step` (a resumed run redoes the rest).
@@ -293,6 +284,7 @@ class Run {
     InterruptGuard guard;
     const int64_t first = trainer_.steps();
     const auto loop_start = Clock::now();
+    files_.start_bar(first, cfg_.train.steps, data_.tokens_per_batch * cfg_.train.grad_accum);
     while (trainer_.steps() < cfg_.train.steps) {
       const auto t0 = Clock::now();
       const StepMetrics m = trainer_.step();
@@ -304,6 +296,7 @@ class Run {
       if (m.skipped) on_non_finite(m);  // throws under on_nonfinite: stop, before any checkpoint
       else consecutive_skips_ = 0;
       log_step(m, first, loop_start);
+      files_.tick(step, "loss " + number(m.loss) + " | RSS " + std::to_string(resident_bytes() >> 20) + " MiB");
       const auto e0 = Clock::now();
       if ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last) evaluate_now(m.loss);
       if (cfg_.eval.generate_every > 0 && (step % cfg_.eval.generate_every == 0 || last)) sample();

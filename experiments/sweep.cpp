@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/progress.h"
 #include "experiments/checkpoint.h"
 #include "experiments/json.h"
 #include "experiments/run.h"
@@ -191,16 +192,23 @@ std::string run_sweep(const std::string& config_path, const SweepOptions& o) {
     configs.back().name = base.name + "." + p.name;  // a run name is one file name (config.cpp)
   }
   std::vector<std::string> run_dirs;
+  // A plain line as each run starts (runs done, rate, ETA); each run draws its own bar.
+  int64_t done = 0;
+  for (const SweepPoint& p : points) done += fs::exists(dir / p.name / "summary.json");
+  Progress progress({.label = "sweep", .unit = "runs", .total = int64_t(points.size()), .start = done,
+                     .mode = o.progress ? ProgressMode::plain : ProgressMode::off, .plain_every_s = 0});
   for (size_t i = 0; i < points.size(); ++i) {
     const std::string run = (dir / points[i].name).string();
     run_dirs.push_back(run);
     if (fs::exists(fs::path(run) / "summary.json")) {
-      if (o.progress) std::cerr << "sweep: " << points[i].name << " already finished\n";
+      progress.message("sweep: " + points[i].name + " already finished");
       continue;
     }
-    if (o.progress) std::cerr << "sweep: run " << i + 1 << "/" << points.size() << ": " << points[i].name << "\n";
+    progress.update(done, "run " + std::to_string(i + 1) + ": " + points[i].name);
     train_run(configs[i], {.dir = run, .resume = fs::exists(checkpoint_path(run)), .progress = o.progress});
+    ++done;
   }
+  progress.finish();
   const SummaryTable t = summarize_runs(run_dirs, base.sweep);
   write_file_atomic((dir / "summary.csv").string(), t.csv);
   write_file_atomic((dir / "summary.md").string(), t.markdown);

@@ -2,6 +2,7 @@
 // and checkpoints/last.safetensors); --set overrides apply to a file's config.
 #include "tools/train_cmd.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -9,12 +10,14 @@
 #include <limits>
 #include <optional>
 
+#include "common/progress.h"
 #include "experiments/checkpoint.h"
 #include "experiments/evaluate.h"
 #include "experiments/generate.h"
 #include "experiments/models.h"
 #include "experiments/run.h"
 #include "experiments/run_data.h"
+#include "experiments/stream_report.h"
 
 namespace mnemo::tools {
 namespace {
@@ -95,29 +98,69 @@ int train(const TrainArgs& a) {
 // ---- eval ----
 
 struct EvalArgs {
-  std::string target, weights, tokens, dump;
+  std::string target, weights, tokens, dump, plot, csv;
   std::vector<std::string> sets;
+  bool segments = false, quiet = false;
 };
 
-// Every segment's line; with --dump-logits its logits and memory go to the file as they come.
+// The report files' default: next to the run, named after the token file
+// (RUN/eval_<file stem>.csv and .png); none for an experiment file.
+std::string default_report(const EvalArgs& a, const char* ext) {
+  if (!fs::is_directory(a.target)) return "";
+  return (fs::path(a.target) / ("eval_" + fs::path(a.tokens).stem().string() + ext)).string();
+}
+
+// A stream of any length, memory carried throughout: the loss by position bucket as a table
+// (and CSV, PNG), tokens/s and peak RSS; every segment's line with --segments; with
+// --dump-logits its logits and memory go to the file as they come.
 int eval_tokens(const arch::SegmentModel& model, const ExperimentConfig& cfg, const EvalArgs& a) {
   const std::unique_ptr<SegmentSource> source = open_token_file(a.tokens, cfg.data.segment_len);
   std::optional<SafetensorsWriter> dump;
   if (!a.dump.empty()) dump.emplace(a.dump, std::map<std::string, std::string>{{"format", "mnemo.logits/1"},
                                                                              {"arch", cfg.model.arch}});
   const SegmentObserver write = dump ? dump_segments(*dump) : SegmentObserver{};
-  int64_t start = 0;
+  Progress progress({.label = "eval", .unit = "tok", .total = source->total_tokens(),
+                     .mode = a.quiet ? ProgressMode::off : ProgressMode::automatic});
+  int64_t start = 0, positions = 0, counted = 0;
+  double nats = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   const EvalResult e = evaluate(model, *source, [&](const SegmentReport& r) {
     const int64_t len = r.logits.dim(1);
-    std::printf("segment %ld: tokens [%ld, %ld)", long(r.index), long(start), long(start + len));
-    if (r.tokens > 0) std::printf("  loss %.6f", r.loss);
-    std::printf("\n");
+    if (a.segments) {
+      std::printf("segment %ld: tokens [%ld, %ld)", long(r.index), long(start), long(start + len));
+      if (r.tokens > 0) std::printf("  loss %.6f", r.loss);
+      std::printf("\n");
+    }
     start += len;
+    positions += r.logits.dim(0) * len;
+    nats += r.loss * double(r.tokens), counted += r.tokens;
+    char note[64] = "";
+    if (counted > 0) std::snprintf(note, sizeof note, "%.4f bits/byte", nats / double(counted) / std::log(2.0));
+    progress.update(positions, note);
     if (write) write(r);
   });
-  if (e.tokens > 0)
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress.finish();
+  if (e.tokens > 0) {
+    std::printf("%s", position_table(e).c_str());
     std::printf("mean loss %.6f (%.6f bits/byte, accuracy %.6f) over %ld tokens\n", e.loss, e.bits_per_byte,
                 e.accuracy, long(e.tokens));
+  }
+  std::printf("%ld tokens in %.1f s: %.0f tokens/s; peak RSS %.1f MiB\n", long(positions), seconds,
+              double(positions) / seconds, double(peak_resident_bytes()) / double(1 << 20));
+  const std::string csv = a.csv.empty() ? default_report(a, ".csv") : a.csv;
+  if (!csv.empty() && e.tokens > 0) {
+    write_file_atomic(csv, position_csv(e));
+    std::printf("positions table: %s\n", csv.c_str());
+  }
+  const std::string png = a.plot.empty() ? default_report(a, ".png") : a.plot;
+  if (!png.empty() && e.tokens > 0) {
+    std::string why;
+    if (plot_positions(e, cfg.name + " (" + cfg.model.arch + ") on " + fs::path(a.tokens).filename().string(), png, &why))
+      std::printf("plot: %s\n", png.c_str());
+    else
+      std::fprintf(stderr, "mnemo eval: no plot: %s\n", why.c_str());
+  }
   if (dump) {
     dump->finish();
     std::printf("logits and memories of every segment written to %s\n", a.dump.c_str());
@@ -130,6 +173,7 @@ int eval(const EvalArgs& a) {
   auto model = load_model(t);
   if (!a.tokens.empty()) return eval_tokens(*model, t.cfg, a);
   MNEMO_CHECK(a.dump.empty(), "--dump-logits needs --tokens FILE");
+  MNEMO_CHECK(a.plot.empty() && a.csv.empty() && !a.segments, "--plot, --csv and --segments need --tokens FILE");
   const RunData data = make_run_data(t.cfg);
   const EvalResult e = evaluate(*model, data.eval);
   std::printf("%s: loss %.6f, %.6f bits/byte, accuracy %.6f over %ld tokens\n", t.cfg.name.c_str(), e.loss,
@@ -282,6 +326,12 @@ void add_train_commands(CLI::App& app) {
     c->add_option("--weights", a->weights, "Checkpoint to load (default: the run's last)");
     c->add_option("--tokens", a->tokens, "Token file: .safetensors with input.tokens (B, N) [input.labels], or raw bytes (read as a stream, any length)");
     c->add_option("--dump-logits", a->dump, "Write every segment's logits and memories to this .safetensors file");
+    c->add_option("--plot", a->plot, "With --tokens: PNG of bits/byte by position in the stream "
+                                     "(default for a run folder: RUN/eval_<file stem>.png)");
+    c->add_option("--csv", a->csv, "With --tokens: the position buckets as CSV (default for a run folder: "
+                                   "RUN/eval_<file stem>.csv)");
+    c->add_flag("--segments", a->segments, "With --tokens: a line per segment (its positions and loss)");
+    c->add_flag("--quiet", a->quiet, "No progress bar or lines");
     c->callback([a] { throw CLI::RuntimeError(eval(*a)); });
   }
   {

@@ -37,10 +37,23 @@ done
 "$MNEMO" eval "$tmp/run" > "$tmp/out.txt" || fail "eval"
 expect "bits/byte" "$tmp/out.txt"
 printf 'abcdefghijklmnopqrstu' > "$tmp/tokens.txt"
-"$MNEMO" eval "$tmp/run" --tokens "$tmp/tokens.txt" --dump-logits "$tmp/logits.safetensors" > "$tmp/out.txt" \
-  || fail "eval --tokens --dump-logits"
+"$MNEMO" eval "$tmp/run" --tokens "$tmp/tokens.txt" --dump-logits "$tmp/logits.safetensors" --segments \
+  > "$tmp/out.txt" 2> "$tmp/err.txt" || fail "eval --tokens --dump-logits"
 expect "segment 2: tokens \[16, 20)" "$tmp/out.txt"
 expect "mean loss .* over 20 tokens" "$tmp/out.txt"
+# The loss by position in the stream: segments of 8, then log-spaced; a table and a CSV
+# next to the run (and a PNG where gnuplot is installed); stderr, not a terminal, gets plain
+# progress lines, never a carriage return.
+expect "^\[16, 20) *4 " "$tmp/out.txt"
+expect "tokens/s; peak RSS" "$tmp/out.txt"
+expect "^eval: 20/20 tok (100%)" "$tmp/err.txt"
+! grep -q $'\r' "$tmp/err.txt" || fail "progress wrote a carriage return into a file"
+[ "$(head -1 "$tmp/run/eval_tokens.csv")" = "begin,end,tokens,loss,bits_per_byte,accuracy" ] || fail "no position CSV"
+[ "$(sed -n 4p "$tmp/run/eval_tokens.csv" | cut -d, -f1-3)" = "16,20,4" ] || fail "wrong last bucket in the CSV"
+if command -v gnuplot > /dev/null; then [ -s "$tmp/run/eval_tokens.png" ] || fail "no position plot"; fi
+"$MNEMO" eval "$tmp/run" --tokens "$tmp/tokens.txt" --quiet --csv "$tmp/pos.csv" > "$tmp/out.txt" 2> "$tmp/err.txt"
+[ ! -s "$tmp/err.txt" ] || fail "--quiet still printed progress"
+cmp -s "$tmp/pos.csv" "$tmp/run/eval_tokens.csv" || fail "--csv wrote another table"
 [ -s "$tmp/logits.safetensors" ] || fail "no logits file"
 ! ls "$tmp" | grep -q '\.tmp\.' || fail "--dump-logits left a temporary file"
 "$MNEMO" generate "$tmp/run" --prompt "abc" --length 10 --seed 1 > "$tmp/gen1.txt" || fail "generate"
