@@ -17,9 +17,14 @@ RmtConfig resolved(RmtConfig c) {
   MNEMO_OPTION_CHECK(c.num_memory_tokens != 0, "num_memory_tokens", "is required (the number of read and write slots)");
   MNEMO_OPTION_CHECK(c.num_memory_tokens > 0, "num_memory_tokens", "must be > 0, got " << c.num_memory_tokens);
   MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
-  MNEMO_OPTION_CHECK(c.abs_pos_emb || c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
+  // P11: absolute positions restart every segment, so a cached key from position j of the
+  // last segment carries the same position as this segment's token j; rotary positions tell
+  // them apart. mnemo's default is rotary alone, the reference's learned absolute positions.
+  if (!c.rotary_pos_emb) c.rotary_pos_emb = !c.reference_parity && c.abs_pos_emb != true;
+  if (!c.abs_pos_emb) c.abs_pos_emb = c.reference_parity || !*c.rotary_pos_emb;
+  MNEMO_OPTION_CHECK(*c.abs_pos_emb || *c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
   MNEMO_OPTION_CHECK(c.rotary_theta > 0, "rotary_theta", "must be > 0, got " << c.rotary_theta);
-  MNEMO_OPTION_CHECK(!c.rotary_pos_emb || c.dim_head % 2 == 0, "dim_head",
+  MNEMO_OPTION_CHECK(!*c.rotary_pos_emb || c.dim_head % 2 == 0, "dim_head",
                      "must be even with rotary_pos_emb, got " << c.dim_head);
   MNEMO_OPTION_CHECK(c.xl_mem_len > 0 && c.xl_mem_len <= c.seq_len, "xl_mem_len",
                      "must be in [1, data.segment_len = " << c.seq_len << "], got " << c.xl_mem_len);
@@ -112,7 +117,7 @@ void RmtLayer::visit(nn::ParamVisitor& v) {
 RecurrentMemoryTransformer::RecurrentMemoryTransformer(nn::Init& init, RmtConfig c)
     : cfg(resolved(c)),
       token_emb(init, cfg.vocab, cfg.dim),
-      pos_emb(cfg.abs_pos_emb ? std::optional<nn::AbsolutePositionEmbedding>(std::in_place, init, cfg.seq_len, cfg.dim)
+      pos_emb(*cfg.abs_pos_emb ? std::optional<nn::AbsolutePositionEmbedding>(std::in_place, init, cfg.seq_len, cfg.dim)
                               : std::nullopt),
       read_memory_emb(init.normal({cfg.num_memory_tokens, cfg.dim}, 0.02)),
       memory_tokens(init.normal({cfg.num_memory_tokens, cfg.dim}, 0.02)),
@@ -121,7 +126,7 @@ RecurrentMemoryTransformer::RecurrentMemoryTransformer(nn::Init& init, RmtConfig
   layers.reserve(size_t(cfg.depth));
   for (int64_t l = 0; l < cfg.depth; ++l) layers.emplace_back(init, cfg, l);
   // Created after the layers so that turning rotary on leaves every other weight as it was.
-  if (cfg.rotary_pos_emb) rotary.emplace(init, cfg.dim_head, cfg.rotary_theta);
+  if (*cfg.rotary_pos_emb) rotary.emplace(init, cfg.dim_head, cfg.rotary_theta);
 }
 
 Memory RecurrentMemoryTransformer::initial_memory(int64_t batch) const {
@@ -376,7 +381,11 @@ Var three_segments(Sample& s, RmtConfig c) {
 const RmtConfig kTiny{.vocab = 7, .dim = 8, .depth = 2, .heads = 2, .dim_head = 4, .seq_len = 3,
                       .num_memory_tokens = 2, .ff_mult = 1, .xl_mem_len = 2, .num_residual_streams = 2};
 
-MNEMO_GRADCHECK("arch.rmt.three_segments", [](Sample& s) { return three_segments(s, kTiny); });
+MNEMO_GRADCHECK("arch.rmt.three_segments", [](Sample& s) {
+  RmtConfig c = kTiny;
+  c.abs_pos_emb = true;  // the reference's positions (rotary alone in the next check)
+  return three_segments(s, c);
+});
 
 MNEMO_GRADCHECK("arch.rmt.three_segments.rotary_recurrent_write", [](Sample& s) {
   RmtConfig c = kTiny;

@@ -64,8 +64,11 @@ struct RmtConfig {
   double ff_mult = 4;                            // GEGLU inner width int(D mult 2/3)
   bool causal = true;                            // false: an encoder, every slot sees every slot
   bool memory_not_causal = true;                 // the memory-aware mask; false: one causal triangle (P5 fixed)
-  bool abs_pos_emb = true;                       // learned absolute token positions
-  bool rotary_pos_emb = false;                   // rotary, theta 32768 (at least one of the two)
+  // Positions (at least one of the two; P11). Unset: rotary only, the relative positions that
+  // keep the XL cache apart from the segment; under reference_parity, or when the other one is
+  // set, the reference's defaults (abs_pos_emb true, rotary_pos_emb false).
+  std::optional<bool> abs_pos_emb = {};          // learned absolute token positions, restarting every segment
+  std::optional<bool> rotary_pos_emb = {};       // rotary, theta 32768
   double rotary_theta = 32768;
   bool use_xl_memories = true;                   // per-layer key/value caches
   int64_t xl_mem_len = 0;                        // L_max; 0 = seq_len; at most seq_len
@@ -99,8 +102,8 @@ struct RmtConfig {
   }
 };
 
-// Fills the derived defaults (dim_head, xl_mem_len) and checks every option; throws
-// OptionError naming the option.
+// Fills the derived defaults (dim_head, xl_mem_len, abs_pos_emb, rotary_pos_emb) and checks
+// every option; throws OptionError naming the option.
 RmtConfig resolved(RmtConfig c);
 
 // One layer: a hyper-connected attention branch and a hyper-connected GEGLU branch.

@@ -80,7 +80,9 @@ BOOST_AUTO_TEST_CASE(memory_layout_and_shapes) {
 }
 
 BOOST_AUTO_TEST_CASE(parameter_names_follow_the_layers) {
-  RecurrentMemoryTransformer m = nudged(tiny_config());
+  RmtConfig with_abs = tiny_config();
+  with_abs.abs_pos_emb = true;  // the reference's positions (mnemo's default is rotary alone, P11)
+  RecurrentMemoryTransformer m = nudged(with_abs);
   for (const char* n : {"token_emb.weight", "pos_emb.emb.weight", "read_memory_emb", "memory_tokens",
                         "layers.0.attn_hc.static_alpha", "layers.0.attn_hc.norm.gamma", "layers.0.attn_norm.weight",
                         "layers.0.attn.to_q.weight", "layers.0.attn.to_kv.weight", "layers.0.attn.to_out.weight",
@@ -281,6 +283,57 @@ BOOST_AUTO_TEST_CASE(rotary_positions_put_memories_at_zero_and_the_null_before_t
              boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(positions_tell_the_cache_from_the_segment) {
+  // P11. The reference's absolute positions restart at 0 every segment, and the XL cache keeps
+  // the keys and values the previous segment computed: a cached token at position j wears the
+  // same position as this segment's token j. So a query cannot tell which of the two stands
+  // one step before it. Oracle, one layer (its keys come from token + position alone): swap
+  // the bytes at position 1 between the cached segment and the current one. Under absolute
+  // positions the later steps see the same set of keys and values, and their logits do not
+  // move (to rounding); with mnemo's default positions (rotary alone: the cache sits before
+  // the segment, P3 fixed) they do. This is why the absolute-position RMT could not learn to
+  // read the previous byte through its caches (docs/arch/rmt.md, P11).
+  const auto swap_effect = [](std::optional<bool> abs_pos_emb) {
+    RmtConfig c = tiny_config();
+    c.depth = 1;
+    c.xl_mem_len = c.seq_len;  // the whole previous segment is cached
+    c.abs_pos_emb = abs_pos_emb;
+    const RecurrentMemoryTransformer m = nudged(c, 1, DType::f64);
+    const auto later_steps = [&](std::vector<int32_t> cached, std::vector<int32_t> current) {
+      Memory mem = run(m, {Tensor::from_ints({1, 5}, cached)}).memory[0];
+      mem["write"] = m.initial_memory(1).at("write");  // only the cache carries the history
+      return steps(run(m, {Tensor::from_ints({1, 5}, current)}, mem).logits[0], 2, 3);
+    };
+    const std::vector<double> a = later_steps({1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}),
+                              b = later_steps({1, 7, 3, 4, 5}, {6, 2, 8, 9, 10});
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    return worst;
+  };
+  BOOST_TEST(swap_effect(std::nullopt) > 1e-3);  // mnemo's default tells the two apart
+  BOOST_TEST(swap_effect(true) < 1e-9);          // the reference's positions cannot
+}
+
+BOOST_AUTO_TEST_CASE(position_defaults_follow_reference_parity) {
+  // P11: unset, mnemo uses rotary alone; reference_parity, or setting one of the two, gives
+  // the reference's defaults (absolute on, rotary off).
+  const auto resolved_pair = [](bool parity, std::optional<bool> abs, std::optional<bool> rot) {
+    RmtConfig c = tiny_config();
+    c.reference_parity = parity, c.abs_pos_emb = abs, c.rotary_pos_emb = rot;
+    const RmtConfig r = arch::resolved(c);
+    return std::pair{*r.abs_pos_emb, *r.rotary_pos_emb};
+  };
+  BOOST_TEST((resolved_pair(false, {}, {}) == std::pair{false, true}));
+  BOOST_TEST((resolved_pair(true, {}, {}) == std::pair{true, false}));
+  BOOST_TEST((resolved_pair(false, true, {}) == std::pair{true, false}));
+  BOOST_TEST((resolved_pair(false, {}, false) == std::pair{true, false}));
+  BOOST_TEST((resolved_pair(true, {}, true) == std::pair{true, true}));  // the reference with rotary on
+  BOOST_TEST((resolved_pair(false, false, {}) == std::pair{false, true}));
+  const RecurrentMemoryTransformer m = nudged(tiny_config());
+  BOOST_TEST(!m.pos_emb.has_value());
+  BOOST_TEST(m.rotary.has_value());
+}
+
 BOOST_AUTO_TEST_CASE(rotary_only_model_uses_positions) {
   // Without absolute positions only rotary tells the tokens apart by place: swapping the first
   // two tokens changes the later steps' logits. Caches fill as with absolute positions.
@@ -445,6 +498,7 @@ BOOST_AUTO_TEST_CASE(rejects_bad_inputs_and_configs) {
   BOOST_CHECK_THROW(m.forward(tape, random_tokens(2, 5, 11, 1), mem), Error);  // wrong slot count
   RmtConfig c = tiny_config();
   c.abs_pos_emb = false;
+  c.rotary_pos_emb = false;
   nn::Init init(1);
   BOOST_CHECK_THROW(RecurrentMemoryTransformer(init, c), Error);
   c = tiny_config();
