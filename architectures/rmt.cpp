@@ -19,13 +19,12 @@ RmtConfig resolved(RmtConfig c) {
   MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
   // P11: absolute positions restart every segment, so a cached key from position j of the
   // last segment carries the same position as this segment's token j; rotary positions tell
-  // them apart. mnemo's default is rotary alone, the reference's learned absolute positions.
-  if (!c.rotary_pos_emb) c.rotary_pos_emb = !c.reference_parity && c.abs_pos_emb != true;
-  if (!c.abs_pos_emb) c.abs_pos_emb = c.reference_parity || !*c.rotary_pos_emb;
-  MNEMO_OPTION_CHECK(*c.abs_pos_emb || *c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
+  // them apart. The reference has absolute positions alone.
+  if (!c.rotary_pos_emb) c.rotary_pos_emb = !c.reference_parity;
+  MNEMO_OPTION_CHECK(c.abs_pos_emb || *c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
   MNEMO_OPTION_CHECK(c.rotary_theta > 0, "rotary_theta", "must be > 0, got " << c.rotary_theta);
   MNEMO_OPTION_CHECK(!*c.rotary_pos_emb || c.dim_head % 2 == 0, "dim_head",
-                     "must be even with rotary_pos_emb, got " << c.dim_head);
+                     "must be even with rotary_pos_emb (on unless reference_parity), got " << c.dim_head);
   MNEMO_OPTION_CHECK(c.xl_mem_len > 0 && c.xl_mem_len <= c.seq_len, "xl_mem_len",
                      "must be in [1, data.segment_len = " << c.seq_len << "], got " << c.xl_mem_len);
   MNEMO_OPTION_CHECK(c.emb_gradient_frac >= 0 && c.emb_gradient_frac <= 1, "emb_gradient_frac",
@@ -117,7 +116,7 @@ void RmtLayer::visit(nn::ParamVisitor& v) {
 RecurrentMemoryTransformer::RecurrentMemoryTransformer(nn::Init& init, RmtConfig c)
     : cfg(resolved(c)),
       token_emb(init, cfg.vocab, cfg.dim),
-      pos_emb(*cfg.abs_pos_emb ? std::optional<nn::AbsolutePositionEmbedding>(std::in_place, init, cfg.seq_len, cfg.dim)
+      pos_emb(cfg.abs_pos_emb ? std::optional<nn::AbsolutePositionEmbedding>(std::in_place, init, cfg.seq_len, cfg.dim)
                               : std::nullopt),
       read_memory_emb(init.normal({cfg.num_memory_tokens, cfg.dim}, 0.02)),
       memory_tokens(init.normal({cfg.num_memory_tokens, cfg.dim}, 0.02)),
@@ -383,7 +382,7 @@ const RmtConfig kTiny{.vocab = 7, .dim = 8, .depth = 2, .heads = 2, .dim_head = 
 
 MNEMO_GRADCHECK("arch.rmt.three_segments", [](Sample& s) {
   RmtConfig c = kTiny;
-  c.abs_pos_emb = true;  // the reference's positions (rotary alone in the next check)
+  c.rotary_pos_emb = false;  // the reference's positions (rotary alone in the next check, both in .parity)
   return three_segments(s, c);
 });
 

@@ -64,10 +64,11 @@ struct RmtConfig {
   double ff_mult = 4;                            // GEGLU inner width int(D mult 2/3)
   bool causal = true;                            // false: an encoder, every slot sees every slot
   bool memory_not_causal = true;                 // the memory-aware mask; false: one causal triangle (P5 fixed)
-  // Positions (at least one of the two; P11). Unset: rotary only, the relative positions that
-  // keep the XL cache apart from the segment; under reference_parity, or when the other one is
-  // set, the reference's defaults (abs_pos_emb true, rotary_pos_emb false).
-  std::optional<bool> abs_pos_emb = {};          // learned absolute token positions, restarting every segment
+  // Positions, at least one of the two. Absolute positions restart every segment, so alone they
+  // give a cached key and this segment's key at the same place the same position (P11);
+  // rotary places the cache before the segment. Unset rotary_pos_emb: true, false (the
+  // reference's) under reference_parity.
+  bool abs_pos_emb = true;                       // learned absolute token positions
   std::optional<bool> rotary_pos_emb = {};       // rotary, theta 32768
   double rotary_theta = 32768;
   bool use_xl_memories = true;                   // per-layer key/value caches
@@ -102,8 +103,8 @@ struct RmtConfig {
   }
 };
 
-// Fills the derived defaults (dim_head, xl_mem_len, abs_pos_emb, rotary_pos_emb) and checks
-// every option; throws OptionError naming the option.
+// Fills the derived defaults (dim_head, xl_mem_len, rotary_pos_emb) and checks every option;
+// throws OptionError naming the option.
 RmtConfig resolved(RmtConfig c);
 
 // One layer: a hyper-connected attention branch and a hyper-connected GEGLU branch.

@@ -2,8 +2,8 @@
 // The options of model.rmt, with their defaults (SPEC 2.1; the reference's constructor arguments
 // under the same names):
 //   num_memory_tokens (required), dim_head: dim / heads, ff_mult: 4, causal: true,
-//   memory_not_causal: true, abs_pos_emb: false, rotary_pos_emb: true (P11: the reference's, and
-//   mnemo's under reference_parity or when one of the two is set: true, false), rotary_theta: 32768,
+//   memory_not_causal: true, abs_pos_emb: true, rotary_pos_emb: true (false, the reference's,
+//   under reference_parity; P11), rotary_theta: 32768,
 //   use_xl_memories: true, xl_mem_len: data.segment_len, enhanced_xl_recurrence: false,
 //   emb_gradient_frac: 0.1, add_write_to_next_write_mem: false, next_write_mem_stop_grad: true,
 //   always_have_read_memories: true, mask_out_read_memories: false, num_residual_streams: 4,
@@ -35,7 +35,7 @@ std::vector<std::pair<std::string, std::string>> reference_names(const arch::Rmt
       {"to_logits.weight", "to_logits.weight"},
       {"to_logits.bias", "to_logits.bias"},
   };
-  if (*c.abs_pos_emb) m.push_back({"pos_emb.weight", "pos_emb.emb.weight"});
+  if (c.abs_pos_emb) m.push_back({"pos_emb.weight", "pos_emb.emb.weight"});
   for (int64_t l = 0; l < c.depth; ++l) {
     const std::string ref = "layers." + std::to_string(l) + ".", ours = "layers." + std::to_string(l) + ".";
     for (const auto& [branch, hc] : {std::pair{"0.", "attn_hc."}, std::pair{"1.", "ff_hc."}}) {
@@ -70,9 +70,9 @@ NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const ar
                                const auto it = to_reference.find(name);
                                return it == to_reference.end() ? name : it->second;
                              },
-                         .hint = *model.cfg.abs_pos_emb ? ""
-                                                        : " (the reference's default is absolute positions: set "
-                                                          "reference_parity: true or abs_pos_emb: true, P11)"});
+                         .hint = model.cfg.abs_pos_emb ? ""
+                                                       : " (the reference's default has absolute positions: "
+                                                         "abs_pos_emb: true)"});
 }
 
 MNEMO_REGISTER_ARCH(arch_entry<RmtTraits>(

@@ -80,9 +80,7 @@ BOOST_AUTO_TEST_CASE(memory_layout_and_shapes) {
 }
 
 BOOST_AUTO_TEST_CASE(parameter_names_follow_the_layers) {
-  RmtConfig with_abs = tiny_config();
-  with_abs.abs_pos_emb = true;  // the reference's positions (mnemo's default is rotary alone, P11)
-  RecurrentMemoryTransformer m = nudged(with_abs);
+  RecurrentMemoryTransformer m = nudged(tiny_config());
   for (const char* n : {"token_emb.weight", "pos_emb.emb.weight", "read_memory_emb", "memory_tokens",
                         "layers.0.attn_hc.static_alpha", "layers.0.attn_hc.norm.gamma", "layers.0.attn_norm.weight",
                         "layers.0.attn.to_q.weight", "layers.0.attn.to_kv.weight", "layers.0.attn.to_out.weight",
@@ -286,18 +284,19 @@ BOOST_AUTO_TEST_CASE(rotary_positions_put_memories_at_zero_and_the_null_before_t
 BOOST_AUTO_TEST_CASE(positions_tell_the_cache_from_the_segment) {
   // P11. The reference's absolute positions restart at 0 every segment, and the XL cache keeps
   // the keys and values the previous segment computed: a cached token at position j wears the
-  // same position as this segment's token j. So a query cannot tell which of the two stands
+  // same position as this segment's token j, so a query cannot tell which of the two stands
   // one step before it. Oracle, one layer (its keys come from token + position alone): swap
   // the bytes at position 1 between the cached segment and the current one. Under absolute
-  // positions the later steps see the same set of keys and values, and their logits do not
-  // move (to rounding); with mnemo's default positions (rotary alone: the cache sits before
-  // the segment, P3 fixed) they do. This is why the absolute-position RMT could not learn to
-  // read the previous byte through its caches (docs/arch/rmt.md, P11).
-  const auto swap_effect = [](std::optional<bool> abs_pos_emb) {
+  // positions alone the later steps see the same set of keys and values, and their logits do
+  // not move (to rounding); with mnemo's default (rotary on as well: the cache sits before the
+  // segment, P3 fixed) or rotary alone they do. This is why the absolute-position RMT could not
+  // learn to read the previous byte of its text streams (docs/arch/rmt.md, P11).
+  const auto swap_effect = [](std::optional<bool> rotary, bool abs) {
     RmtConfig c = tiny_config();
     c.depth = 1;
     c.xl_mem_len = c.seq_len;  // the whole previous segment is cached
-    c.abs_pos_emb = abs_pos_emb;
+    c.rotary_pos_emb = rotary;
+    c.abs_pos_emb = abs;
     const RecurrentMemoryTransformer m = nudged(c, 1, DType::f64);
     const auto later_steps = [&](std::vector<int32_t> cached, std::vector<int32_t> current) {
       Memory mem = run(m, {Tensor::from_ints({1, 5}, cached)}).memory[0];
@@ -310,27 +309,25 @@ BOOST_AUTO_TEST_CASE(positions_tell_the_cache_from_the_segment) {
     for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
     return worst;
   };
-  BOOST_TEST(swap_effect(std::nullopt) > 1e-3);  // mnemo's default tells the two apart
-  BOOST_TEST(swap_effect(true) < 1e-9);          // the reference's positions cannot
+  BOOST_TEST(swap_effect(std::nullopt, true) > 1e-3);  // mnemo's default tells the two apart
+  BOOST_TEST(swap_effect(true, false) > 1e-3);         // so does rotary alone
+  BOOST_TEST(swap_effect(false, true) < 1e-9);         // the reference's positions cannot
 }
 
 BOOST_AUTO_TEST_CASE(position_defaults_follow_reference_parity) {
-  // P11: unset, mnemo uses rotary alone; reference_parity, or setting one of the two, gives
-  // the reference's defaults (absolute on, rotary off).
-  const auto resolved_pair = [](bool parity, std::optional<bool> abs, std::optional<bool> rot) {
+  // P11: absolute positions on and rotary on unless reference_parity, whose default is the
+  // reference's (rotary off); a value set is kept.
+  const auto rotary_of = [](bool parity, std::optional<bool> rot) {
     RmtConfig c = tiny_config();
-    c.reference_parity = parity, c.abs_pos_emb = abs, c.rotary_pos_emb = rot;
-    const RmtConfig r = arch::resolved(c);
-    return std::pair{*r.abs_pos_emb, *r.rotary_pos_emb};
+    c.reference_parity = parity, c.rotary_pos_emb = rot;
+    return *arch::resolved(c).rotary_pos_emb;
   };
-  BOOST_TEST((resolved_pair(false, {}, {}) == std::pair{false, true}));
-  BOOST_TEST((resolved_pair(true, {}, {}) == std::pair{true, false}));
-  BOOST_TEST((resolved_pair(false, true, {}) == std::pair{true, false}));
-  BOOST_TEST((resolved_pair(false, {}, false) == std::pair{true, false}));
-  BOOST_TEST((resolved_pair(true, {}, true) == std::pair{true, true}));  // the reference with rotary on
-  BOOST_TEST((resolved_pair(false, false, {}) == std::pair{false, true}));
+  BOOST_TEST(rotary_of(false, {}));
+  BOOST_TEST(!rotary_of(true, {}));
+  BOOST_TEST(!rotary_of(false, false));
+  BOOST_TEST(rotary_of(true, true));
   const RecurrentMemoryTransformer m = nudged(tiny_config());
-  BOOST_TEST(!m.pos_emb.has_value());
+  BOOST_TEST(m.pos_emb.has_value());
   BOOST_TEST(m.rotary.has_value());
 }
 
