@@ -17,8 +17,10 @@
 //
 // Mask (memory_not_causal, step 5): read rows see the read slots only, token rows the read
 // slots and tokens up to themselves, write rows everything; the XL cache and the learned
-// null slot are visible to every row. Rotary (optional): memory slots at position 0, token i
-// at 10000 + L_xl + i, XL key j at 10000 + j, the null key at 9999 (P3 fixed).
+// null slot are visible to every row. Rotary (on unless reference_parity, P11: absolute
+// positions restart every segment and alone cannot tell a cached key from this segment's key
+// at the same place): memory slots at position 0, token i at 10000 + L_xl + i, XL key j at
+// 10000 + j, the null key at 9999 (P3 fixed).
 //
 // Notation (paper / SPEC -> code -> shape):
 //   tokens       tokens                                (B, n) i32, n <= seq_len
@@ -37,7 +39,8 @@
 // reference_parity reproduces the pinned reference's numbers: hyper-connections keep the
 // unmixed streams (SPEC 0.6), the XL cache is the last xl_mem_len slots of [null, read,
 // tokens, write] (P8), XL keys and the null key take the misaligned rotary positions (P3),
-// rotary angles are f32 products, enhanced_xl_recurrence does nothing (P4).
+// rotary angles are f32 products, enhanced_xl_recurrence does nothing (P4), rotary is off
+// unless asked for (P11).
 #pragma once
 
 #include <cstdint>
