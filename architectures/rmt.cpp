@@ -17,10 +17,14 @@ RmtConfig resolved(RmtConfig c) {
   MNEMO_OPTION_CHECK(c.num_memory_tokens != 0, "num_memory_tokens", "is required (the number of read and write slots)");
   MNEMO_OPTION_CHECK(c.num_memory_tokens > 0, "num_memory_tokens", "must be > 0, got " << c.num_memory_tokens);
   MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
-  MNEMO_OPTION_CHECK(c.abs_pos_emb || c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
+  // P11: absolute positions restart every segment, so a cached key from position j of the
+  // last segment carries the same position as this segment's token j; rotary positions tell
+  // them apart. The reference has absolute positions alone.
+  if (!c.rotary_pos_emb) c.rotary_pos_emb = !c.reference_parity;
+  MNEMO_OPTION_CHECK(c.abs_pos_emb || *c.rotary_pos_emb, "rotary_pos_emb", "abs_pos_emb or rotary_pos_emb must be true");
   MNEMO_OPTION_CHECK(c.rotary_theta > 0, "rotary_theta", "must be > 0, got " << c.rotary_theta);
-  MNEMO_OPTION_CHECK(!c.rotary_pos_emb || c.dim_head % 2 == 0, "dim_head",
-                     "must be even with rotary_pos_emb, got " << c.dim_head);
+  MNEMO_OPTION_CHECK(!*c.rotary_pos_emb || c.dim_head % 2 == 0, "dim_head",
+                     "must be even with rotary_pos_emb (on unless reference_parity), got " << c.dim_head);
   MNEMO_OPTION_CHECK(c.xl_mem_len > 0 && c.xl_mem_len <= c.seq_len, "xl_mem_len",
                      "must be in [1, data.segment_len = " << c.seq_len << "], got " << c.xl_mem_len);
   MNEMO_OPTION_CHECK(c.emb_gradient_frac >= 0 && c.emb_gradient_frac <= 1, "emb_gradient_frac",
@@ -121,7 +125,7 @@ RecurrentMemoryTransformer::RecurrentMemoryTransformer(nn::Init& init, RmtConfig
   layers.reserve(size_t(cfg.depth));
   for (int64_t l = 0; l < cfg.depth; ++l) layers.emplace_back(init, cfg, l);
   // Created after the layers so that turning rotary on leaves every other weight as it was.
-  if (cfg.rotary_pos_emb) rotary.emplace(init, cfg.dim_head, cfg.rotary_theta);
+  if (*cfg.rotary_pos_emb) rotary.emplace(init, cfg.dim_head, cfg.rotary_theta);
 }
 
 Memory RecurrentMemoryTransformer::initial_memory(int64_t batch) const {
@@ -392,7 +396,11 @@ Var three_segments(Sample& s, RmtConfig c) {
 const RmtConfig kTiny{.vocab = 7, .dim = 8, .depth = 2, .heads = 2, .dim_head = 4, .seq_len = 3,
                       .num_memory_tokens = 2, .ff_mult = 1, .xl_mem_len = 2, .num_residual_streams = 2};
 
-MNEMO_GRADCHECK("arch.rmt.three_segments", [](Sample& s) { return three_segments(s, kTiny); });
+MNEMO_GRADCHECK("arch.rmt.three_segments", [](Sample& s) {
+  RmtConfig c = kTiny;
+  c.rotary_pos_emb = false;  // the reference's positions (rotary alone in the next check, both in .parity)
+  return three_segments(s, c);
+});
 
 MNEMO_GRADCHECK("arch.rmt.three_segments.rotary_recurrent_write", [](Sample& s) {
   RmtConfig c = kTiny;

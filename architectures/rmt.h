@@ -17,8 +17,10 @@
 //
 // Mask (memory_not_causal, step 5): read rows see the read slots only, token rows the read
 // slots and tokens up to themselves, write rows everything; the XL cache and the learned
-// null slot are visible to every row. Rotary (optional): memory slots at position 0, token i
-// at 10000 + L_xl + i, XL key j at 10000 + j, the null key at 9999 (P3 fixed).
+// null slot are visible to every row. Rotary (on unless reference_parity, P11: absolute
+// positions restart every segment and alone cannot tell a cached key from this segment's key
+// at the same place): memory slots at position 0, token i at 10000 + L_xl + i, XL key j at
+// 10000 + j, the null key at 9999 (P3 fixed).
 //
 // Notation (paper / SPEC -> code -> shape):
 //   tokens       tokens                                (B, n) i32, n <= seq_len
@@ -37,7 +39,8 @@
 // reference_parity reproduces the pinned reference's numbers: hyper-connections keep the
 // unmixed streams (SPEC 0.6), the XL cache is the last xl_mem_len slots of [null, read,
 // tokens, write] (P8), XL keys and the null key take the misaligned rotary positions (P3),
-// rotary angles are f32 products, enhanced_xl_recurrence does nothing (P4).
+// rotary angles are f32 products, enhanced_xl_recurrence does nothing (P4), rotary is off
+// unless asked for (P11).
 #pragma once
 
 #include <cstdint>
@@ -64,8 +67,12 @@ struct RmtConfig {
   double ff_mult = 4;                            // GEGLU inner width int(D mult 2/3)
   bool causal = true;                            // false: an encoder, every slot sees every slot
   bool memory_not_causal = true;                 // the memory-aware mask; false: one causal triangle (P5 fixed)
+  // Positions, at least one of the two. Absolute positions restart every segment, so alone they
+  // give a cached key and this segment's key at the same place the same position (P11);
+  // rotary places the cache before the segment. Unset rotary_pos_emb: true, false (the
+  // reference's) under reference_parity.
   bool abs_pos_emb = true;                       // learned absolute token positions
-  bool rotary_pos_emb = false;                   // rotary, theta 32768 (at least one of the two)
+  std::optional<bool> rotary_pos_emb = {};       // rotary, theta 32768
   double rotary_theta = 32768;
   bool use_xl_memories = true;                   // per-layer key/value caches
   int64_t xl_mem_len = 0;                        // L_max; 0 = seq_len; at most seq_len
@@ -99,8 +106,8 @@ struct RmtConfig {
   }
 };
 
-// Fills the derived defaults (dim_head, xl_mem_len) and checks every option; throws
-// OptionError naming the option.
+// Fills the derived defaults (dim_head, xl_mem_len, rotary_pos_emb) and checks every option;
+// throws OptionError naming the option.
 RmtConfig resolved(RmtConfig c);
 
 // One layer: a hyper-connected attention branch and a hyper-connected GEGLU branch.

@@ -2,7 +2,8 @@
 // The options of model.rmt, with their defaults (SPEC 2.1; the reference's constructor arguments
 // under the same names):
 //   num_memory_tokens (required), dim_head: dim / heads, ff_mult: 4, causal: true,
-//   memory_not_causal: true, abs_pos_emb: true, rotary_pos_emb: false, rotary_theta: 32768,
+//   memory_not_causal: true, abs_pos_emb: true, rotary_pos_emb: true (false, the reference's,
+//   under reference_parity; P11), rotary_theta: 32768,
 //   use_xl_memories: true, xl_mem_len: data.segment_len, enhanced_xl_recurrence: false,
 //   emb_gradient_frac: 0.1, add_write_to_next_write_mem: false, next_write_mem_stop_grad: true,
 //   always_have_read_memories: true, mask_out_read_memories: false, num_residual_streams: 4,
@@ -62,7 +63,7 @@ std::vector<std::pair<std::string, std::string>> reference_names(const arch::Rmt
 // The reference's persistent buffer: RotaryEmbedding(dim_head).inv_freq, computed in f32 as
 // torch does (and as the model's rotary tables do, architectures/rmt.cpp).
 NamedTensors reference_buffers(const arch::RmtConfig& c) {
-  if (!c.rotary_pos_emb) return {};
+  if (!*arch::resolved(c).rotary_pos_emb) return {};  // unset means the resolved default
   std::vector<double> inv_freq;  // f32 values
   for (int64_t i = 0; i < c.dim_head / 2; ++i)
     inv_freq.push_back(1.0f / std::pow(float(c.rotary_theta), float(2 * i) / float(c.dim_head)));
@@ -82,10 +83,10 @@ std::string explain(const std::string& ref, bool missing) {
 }
 
 NamedTensors import_rmt(const std::map<std::string, Tensor>& reference, const arch::RmtConfig& c) {
-  std::map<std::string, std::string> to_reference;  // mnemo name -> reference name
-  for (const auto& [ref, ours] : reference_names(c)) to_reference.emplace(ours, ref);
   nn::Init init(0);
   arch::RecurrentMemoryTransformer model(init, c);
+  std::map<std::string, std::string> to_reference;  // mnemo name -> reference name
+  for (const auto& [ref, ours] : reference_names(model.cfg)) to_reference.emplace(ours, ref);
   return import_by_name(model, reference,
                         {.what = "[import rmt] the reference state dict does not fit model.rmt as configured",
                          .reference_name = [&](const std::string& name) {

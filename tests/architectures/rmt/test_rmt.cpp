@@ -281,6 +281,56 @@ BOOST_AUTO_TEST_CASE(rotary_positions_put_memories_at_zero_and_the_null_before_t
              boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(positions_tell_the_cache_from_the_segment) {
+  // P11. The reference's absolute positions restart at 0 every segment, and the XL cache keeps
+  // the keys and values the previous segment computed: a cached token at position j wears the
+  // same position as this segment's token j, so a query cannot tell which of the two stands
+  // one step before it. Oracle, one layer (its keys come from token + position alone): swap
+  // the bytes at position 1 between the cached segment and the current one. Under absolute
+  // positions alone the later steps see the same set of keys and values, and their logits do
+  // not move (to rounding); with mnemo's default (rotary on as well: the cache sits before the
+  // segment, P3 fixed) or rotary alone they do. This is why the absolute-position RMT could not
+  // learn to read the previous byte of its text streams (docs/arch/rmt.md, P11).
+  const auto swap_effect = [](std::optional<bool> rotary, bool abs) {
+    RmtConfig c = tiny_config();
+    c.depth = 1;
+    c.xl_mem_len = c.seq_len;  // the whole previous segment is cached
+    c.rotary_pos_emb = rotary;
+    c.abs_pos_emb = abs;
+    const RecurrentMemoryTransformer m = nudged(c, 1, DType::f64);
+    const auto later_steps = [&](std::vector<int32_t> cached, std::vector<int32_t> current) {
+      Memory mem = run(m, {Tensor::from_ints({1, 5}, cached)}).memory[0];
+      mem["write"] = m.initial_memory(1).at("write");  // only the cache carries the history
+      return steps(run(m, {Tensor::from_ints({1, 5}, current)}, mem).logits[0], 2, 3);
+    };
+    const std::vector<double> a = later_steps({1, 2, 3, 4, 5}, {6, 7, 8, 9, 10}),
+                              b = later_steps({1, 7, 3, 4, 5}, {6, 2, 8, 9, 10});
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    return worst;
+  };
+  BOOST_TEST(swap_effect(std::nullopt, true) > 1e-3);  // mnemo's default tells the two apart
+  BOOST_TEST(swap_effect(true, false) > 1e-3);         // so does rotary alone
+  BOOST_TEST(swap_effect(false, true) < 1e-9);         // the reference's positions cannot
+}
+
+BOOST_AUTO_TEST_CASE(position_defaults_follow_reference_parity) {
+  // P11: absolute positions on and rotary on unless reference_parity, whose default is the
+  // reference's (rotary off); a value set is kept.
+  const auto rotary_of = [](bool parity, std::optional<bool> rot) {
+    RmtConfig c = tiny_config();
+    c.reference_parity = parity, c.rotary_pos_emb = rot;
+    return *arch::resolved(c).rotary_pos_emb;
+  };
+  BOOST_TEST(rotary_of(false, {}));
+  BOOST_TEST(!rotary_of(true, {}));
+  BOOST_TEST(!rotary_of(false, false));
+  BOOST_TEST(rotary_of(true, true));
+  const RecurrentMemoryTransformer m = nudged(tiny_config());
+  BOOST_TEST(m.pos_emb.has_value());
+  BOOST_TEST(m.rotary.has_value());
+}
+
 BOOST_AUTO_TEST_CASE(rotary_only_model_uses_positions) {
   // Without absolute positions only rotary tells the tokens apart by place: swapping the first
   // two tokens changes the later steps' logits. Caches fill as with absolute positions.
@@ -445,6 +495,7 @@ BOOST_AUTO_TEST_CASE(rejects_bad_inputs_and_configs) {
   BOOST_CHECK_THROW(m.forward(tape, random_tokens(2, 5, 11, 1), mem), Error);  // wrong slot count
   RmtConfig c = tiny_config();
   c.abs_pos_emb = false;
+  c.rotary_pos_emb = false;
   nn::Init init(1);
   BOOST_CHECK_THROW(RecurrentMemoryTransformer(init, c), Error);
   c = tiny_config();
