@@ -149,9 +149,14 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   TrainConfig t;
   t.steps = r.get("steps", t.steps, positive);
   t.bptt = get_enum(r, "bptt", t.bptt, kBpttKinds);
+  // replay cuts its memory gradient every `window` segments; absent, it cuts nothing
+  if (t.bptt == BpttMode::replay) t.window = d.segments;
   t.window = r.get("window", t.window, size_in(1 << 16));
   if (t.window > d.segments)
     r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
+  if (t.bptt == BpttMode::replay && t.window == 1 && d.segments > 1)  // also what an old run folder says
+    r.fail("window", "bptt: replay with window: 1 carries no gradient between segments; use bptt: truncated "
+                     "(the same gradients without the replay pass), or a window of 2 to data.segments");
   t.replay_recompute = r.get("replay_recompute", t.replay_recompute);
   if (t.replay_recompute && t.bptt != BpttMode::replay)
     r.fail("replay_recompute", std::string("needs bptt: replay, got ") + name_of(t.bptt));

@@ -102,7 +102,9 @@ struct ScheduleConfig {
 struct TrainConfig {
   int64_t steps = 1000;               // optimizer steps
   BpttMode bptt = BpttMode::truncated;
-  int64_t window = 1;                 // truncated: k segments per tape; at most data.segments
+  // truncated: k segments per tape; replay: the memory gradient is cut every k segments
+  // (default data.segments: no cut, as full); at most data.segments; full ignores it
+  int64_t window = 1;
   // replay: keep only the first entering memory and recompute the others by re-running
   // forwards on the way back, instead of keeping all S
   bool replay_recompute = false;

@@ -13,7 +13,7 @@ Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, Ada
 }
 
 StepMetrics Trainer::step_per_segment() {
-  MNEMO_CHECK(opts_.grad_accum == 1 && opts_.bptt.mode == BpttMode::truncated && opts_.bptt.window == 1,
+  MNEMO_CHECK(opts_.grad_accum == 1 && opts_.bptt.mode == BpttMode::truncated && opts_.bptt.window <= 1,
               "[trainer] an update per segment needs truncated BPTT with window 1 and grad_accum 1");
   StepMetrics m;
   const std::vector<Param*> params = opt_.params();

@@ -85,6 +85,9 @@ yaml unknown_top "$(tiny)"$'\nstpes: 3'
 train_file unknown_top "stpes: unknown key"
 yaml unknown_nested "$(tiny)"$'\nmisc: {dimm: 3}'
 train_file unknown_nested "misc"
+yaml replay_window_one "$(tiny | sed 's/threads: 1,/threads: 1, bptt: replay, window: 1,/')"
+train_file replay_window_one "replay_window_one.yaml:4:103: train.window: bptt: replay with window: 1"
+train_set replay_window_one_set "train.window: bptt: replay with window: 1 carries no gradient" train.bptt=replay train.window=1
 train_set unknown_model_key "model.dimm: unknown key" model.dimm=3
 train_set wrong_type_int "model.dim" model.dim=abc
 train_set wrong_type_list "train.steps" 'train.steps=[1, 2]'
