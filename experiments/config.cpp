@@ -169,9 +169,16 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.grad_accum = r.get("grad_accum", t.grad_accum, size_in(1 << 16));
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
-  if (t.optimizer.step_every == StepEvery::segment && (t.bptt != BpttMode::truncated || t.window != 1 || t.grad_accum != 1))
-    r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated, window: 1 and grad_accum: 1 (each "
+  if (t.optimizer.step_every == StepEvery::segment && (t.bptt != BpttMode::truncated || t.window != 1))
+    r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated and window: 1 (each "
                         "segment is its own update)");
+  // accumulated batches run side by side, segment by segment: none may continue another
+  if (t.optimizer.step_every == StepEvery::segment && t.grad_accum > 1 && d.stateful && !d.random_crops &&
+      d.kind != DataKind::synthetic)
+    r.fail("grad_accum", "optimizer.step_every: segment with grad_accum > 1 needs batches that start from the "
+                         "initial memory (data.random_crops: true, data.stateful: false or a synthetic task): "
+                         "the accumulated batches run segment by segment side by side, and a stateful stream's "
+                         "next batch needs the memory its previous batch's last segment leaves");
   if (t.optimizer.step_every == StepEvery::segment && !d.curriculum_segments.empty())
     r.fail("optimizer", "optimizer.step_every: segment cannot follow a data.curriculum (its update count assumes "
                         "data.segments per batch)");

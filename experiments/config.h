@@ -87,7 +87,9 @@ struct OptimizerConfig {
   // batch: one update per batch of S segments (after every window's backward);
   // segment: an update after every segment, memory detached between them (TrXL-style
   // streaming, how the Compressive Transformer reference trains). The schedule then counts
-  // updates: train.steps * data.segments of them.
+  // updates: train.steps * data.segments of them. With train.grad_accum A > 1 the A batches
+  // run side by side and each segment's update adds their losses / A (the reference's
+  // micro-batches); it needs batches from fresh memory (random crops, synthetic, stateless).
   StepEvery step_every = StepEvery::batch;
   bool operator==(const OptimizerConfig&) const = default;
 };

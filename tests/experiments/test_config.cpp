@@ -209,6 +209,17 @@ BOOST_AUTO_TEST_CASE(curriculum_rules) {
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "l.yaml:2:"));
   BOOST_TEST(contains(error_of([&] { load_config(f); }), "train.window: bptt: replay with window: 1 carries no gradient"));
   BOOST_TEST(load_config(t.write("m.yaml", "data: {segments: 1}\ntrain: {bptt: replay, window: 1}\n")).train.window == 1);
+  // per-segment updates accumulate batches that start fresh; stateful streams are refused at the key
+  f = t.write("n.yaml", "data: {kind: text, path: x.txt}\ntrain: {grad_accum: 2, optimizer: {step_every: segment}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }),
+                      "n.yaml:2:21: train.grad_accum: optimizer.step_every: segment with grad_accum > 1 needs batches"));
+  BOOST_TEST(load_config(t.write("o.yaml", "data: {kind: text, path: x.txt, stateful: false, random_crops: true}\n"
+                                           "train: {grad_accum: 2, optimizer: {step_every: segment}}\n"))
+                 .train.grad_accum == 2);
+  BOOST_TEST(load_config(t.write("p.yaml", "data: {kind: synthetic}\ntrain: {grad_accum: 3, optimizer: {step_every: segment}}\n"))
+                 .train.grad_accum == 3);
+  f = t.write("q.yaml", "data: {kind: synthetic}\ntrain: {bptt: full, grad_accum: 3, optimizer: {step_every: segment}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "optimizer.step_every: segment needs bptt: truncated and window: 1"));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {
