@@ -1,5 +1,7 @@
 #include "experiments/bptt.h"
 
+#include <algorithm>
+
 #include "autograd/ops/ops.h"
 #include "autograd/optim/optimizer.h"
 #include "experiments/replay_schedule.h"
@@ -151,9 +153,11 @@ struct Replay {
   Memory backward(int64_t s, const Memory& entering, const Memory& grad_out) {
     Tape tape;
     tape.set_seed(segment_seed(o.seed, s));
+    // A window's first segment takes its memory as data: no gradient goes back past it.
+    const bool cut = s == 0 || (o.window > 0 && s % o.window == 0);
     MemoryVars in;
     for (const auto& [name, t] : entering)
-      in.emplace(name, model.memory_takes_gradient(name) ? tape.input(t) : tape.constant(t));
+      in.emplace(name, model.memory_takes_gradient(name) && !cut ? tape.input(t) : tape.constant(t));
     SegmentLoss l = run_segment(model, tape, batch, s, in, w, initial, o);
     check_memory(entering, l.memory);
     for (const auto& [name, v] : l.memory)
@@ -257,7 +261,7 @@ bool starts_fresh(bool data_restarts, bool stateful, const Memory& carried) {
 
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, Memory memory, const BpttOptions& o) {
   MNEMO_CHECK(batch.segments() > 0, "[bptt] empty batch");
-  MNEMO_CHECK(o.window >= 1, "[bptt] window must be >= 1, got " << o.window);
+  MNEMO_CHECK(o.window >= 0, "[bptt] window must be >= 0, got " << o.window);
   for (const auto& [glob, p] : o.memory_dropout)
     MNEMO_CHECK(p >= 0 && p <= 1, "[bptt] memory_dropout '" << glob << "' must be in [0, 1], got " << p);
   const Memory initial = batch.reset_memory || !o.memory_dropout.empty() ? model.initial_memory(batch.batch_size())
@@ -270,7 +274,7 @@ BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch
                                                << names_of(memory) << ")");
   }
   switch (o.mode) {
-    case BpttMode::truncated: return windows(model, batch, std::move(memory), o, o.window, initial);
+    case BpttMode::truncated: return windows(model, batch, std::move(memory), o, std::max<int64_t>(o.window, 1), initial);
     case BpttMode::full: return windows(model, batch, std::move(memory), o, batch.segments(), initial);
     case BpttMode::replay: return replay(model, batch, std::move(memory), o, initial);
   }

@@ -7,6 +7,10 @@
 //                 on its own tape, seeded by its loss and by the gradient of the memory it
 //                 produced (the last segment runs taped only: S-1 + S forwards, not 2S).
 //                 Activation memory stays one segment's; gradients equal `full`.
+//                 With a window of k segments the memory gradient is dropped where a
+//                 window starts (segments k, 2k, ..., entered by a constant), so gradients
+//                 equal truncated(k)'s: the RMT reference's `truncate_at_step` under
+//                 `memory_replay_backprop`, cut at the same edges as its plain path.
 //                 With replay_recompute there is no pass ahead; the sweep back splits
 //                 [lo, hi): re-run [lo, mid) without a tape to get the memory at mid,
 //                 do [mid, hi), drop it, then [lo, mid), with at most
@@ -31,7 +35,9 @@ namespace mnemo::experiments {
 
 struct BpttOptions {
   BpttMode mode = BpttMode::truncated;
-  int64_t window = 1;        // segments per tape in truncated mode
+  // Segments per tape in truncated mode (0 there means 1); in replay mode the truncation
+  // window (0, or k >= the batch's segments, cuts nothing: gradients equal `full`).
+  int64_t window = 0;
   bool replay_recompute = false;  // replay: recompute entering memories instead of keeping S
   int64_t replay_snapshots = 3;   // with replay_recompute: most memories alive at once
   double loss_scale = 1.0;   // e.g. 1 / gradient-accumulation steps

@@ -149,9 +149,14 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   TrainConfig t;
   t.steps = r.get("steps", t.steps, positive);
   t.bptt = get_enum(r, "bptt", t.bptt, kBpttKinds);
+  // replay cuts its memory gradient every `window` segments; absent, it cuts nothing
+  if (t.bptt == BpttMode::replay) t.window = d.segments;
   t.window = r.get("window", t.window, size_in(1 << 16));
   if (t.window > d.segments)
     r.fail("window", "must be <= data.segments = " + std::to_string(d.segments) + ", got " + std::to_string(t.window));
+  if (t.bptt == BpttMode::replay && t.window == 1 && d.segments > 1)  // also what an old run folder says
+    r.fail("window", "bptt: replay with window: 1 carries no gradient between segments; use bptt: truncated "
+                     "(the same gradients without the replay pass), or a window of 2 to data.segments");
   t.replay_recompute = r.get("replay_recompute", t.replay_recompute);
   if (t.replay_recompute && t.bptt != BpttMode::replay)
     r.fail("replay_recompute", std::string("needs bptt: replay, got ") + name_of(t.bptt));
@@ -164,9 +169,16 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.grad_accum = r.get("grad_accum", t.grad_accum, size_in(1 << 16));
   t.clip = r.get("clip", t.clip, non_negative);
   t.optimizer = read_optimizer(r.child("optimizer"));
-  if (t.optimizer.step_every == StepEvery::segment && (t.bptt != BpttMode::truncated || t.window != 1 || t.grad_accum != 1))
-    r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated, window: 1 and grad_accum: 1 (each "
+  if (t.optimizer.step_every == StepEvery::segment && (t.bptt != BpttMode::truncated || t.window != 1))
+    r.fail("optimizer", "optimizer.step_every: segment needs bptt: truncated and window: 1 (each "
                         "segment is its own update)");
+  // accumulated batches run side by side, segment by segment: none may continue another
+  if (t.optimizer.step_every == StepEvery::segment && t.grad_accum > 1 && d.stateful && !d.random_crops &&
+      d.kind != DataKind::synthetic)
+    r.fail("grad_accum", "optimizer.step_every: segment with grad_accum > 1 needs batches that start from the "
+                         "initial memory (data.random_crops: true, data.stateful: false or a synthetic task): "
+                         "the accumulated batches run segment by segment side by side, and a stateful stream's "
+                         "next batch needs the memory its previous batch's last segment leaves");
   if (t.optimizer.step_every == StepEvery::segment && !d.curriculum_segments.empty())
     r.fail("optimizer", "optimizer.step_every: segment cannot follow a data.curriculum (its update count assumes "
                         "data.segments per batch)");

@@ -88,7 +88,9 @@ struct OptimizerConfig {
   // batch: one update per batch of S segments (after every window's backward);
   // segment: an update after every segment, memory detached between them (TrXL-style
   // streaming, how the Compressive Transformer reference trains). The schedule then counts
-  // updates: train.steps * data.segments of them.
+  // updates: train.steps * data.segments of them. With train.grad_accum A > 1 the A batches
+  // run side by side and each segment's update adds their losses / A (the reference's
+  // micro-batches); it needs batches from fresh memory (random crops, synthetic, stateless).
   StepEvery step_every = StepEvery::batch;
   bool operator==(const OptimizerConfig&) const = default;
 };
@@ -103,7 +105,9 @@ struct ScheduleConfig {
 struct TrainConfig {
   int64_t steps = 1000;               // optimizer steps
   BpttMode bptt = BpttMode::truncated;
-  int64_t window = 1;                 // truncated: k segments per tape; at most data.segments
+  // truncated: k segments per tape; replay: the memory gradient is cut every k segments
+  // (default data.segments: no cut, as full); at most data.segments; full ignores it
+  int64_t window = 1;
   // replay: keep only the first entering memory and recompute the others by re-running
   // forwards on the way back, instead of keeping all S
   bool replay_recompute = false;

@@ -12,42 +12,69 @@ Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, Ada
   MNEMO_CHECK(opts_.grad_accum >= 1, "[trainer] grad_accum must be >= 1, got " << opts_.grad_accum);
 }
 
+// With grad_accum A > 1 a step draws A batches and runs them side by side as micro-batches,
+// each with its own memory: every segment's update adds (segment loss + aux) / A of each,
+// as the Compressive and Memory Transformer-XL reference scripts step (one update per
+// segment at the last micro-batch). That order needs every batch to start from the initial
+// memory (random crops, synthetic tasks, stateless streams): consecutive batches of stateful
+// streams continue each other, so segment 0 of batch i + 1 would need what batch i's last
+// segment leaves. Load refuses that combination; the trainer checks it on every batch.
 StepMetrics Trainer::step_per_segment() {
-  MNEMO_CHECK(opts_.grad_accum == 1 && opts_.bptt.mode == BpttMode::truncated && opts_.bptt.window == 1,
-              "[trainer] an update per segment needs truncated BPTT with window 1 and grad_accum 1");
+  MNEMO_CHECK(opts_.bptt.mode == BpttMode::truncated && opts_.bptt.window <= 1,
+              "[trainer] an update per segment needs truncated BPTT with window 1");
+  const int64_t A = opts_.grad_accum;
   StepMetrics m;
   const std::vector<Param*> params = opt_.params();
-  data::Batch batch = source_.next();
-  batch.reset_memory = starts_fresh(batch.reset_memory, opts_.stateful, memory_);
-  const int64_t S = batch.segments();
+  std::vector<data::Batch> batches;
+  for (int64_t i = 0; i < A; ++i) {
+    batches.push_back(source_.next());
+    data::Batch& b = batches.back();
+    MNEMO_CHECK(A == 1 || b.reset_memory || !opts_.stateful,  // whatever was carried so far
+                "[trainer] an update per segment with grad_accum " << A << " needs batches that start from the "
+                "initial memory (stateful streams continue the previous batch)");
+    MNEMO_CHECK(b.segments() == batches[0].segments(), "[trainer] accumulated batches differ in segments");
+    b.reset_memory = starts_fresh(b.reset_memory, opts_.stateful, memory_);
+  }
+  const int64_t S = batches[0].segments();
+  std::vector<arch::Memory> memories{size_t(A)};  // each micro-batch's own
+  memories[0] = std::move(memory_);
   for (int64_t s = 0; s < S; ++s) {
-    data::Batch one;  // segment s alone
-    one.inputs = {batch.inputs[size_t(s)]};
-    one.targets = {batch.targets[size_t(s)]};
-    if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
-    // within a batch memory always carries; it is empty after a skipped segment
-    one.reset_memory = starts_fresh(s == 0 && batch.reset_memory, /*stateful=*/true, memory_);
-    BpttOptions b = opts_.bptt;
-    b.seed = mix64(opts_.seed ^ mix64(uint64_t(steps_ * S + s) + 1));
-    BpttResult r = train_batch(model_, one, memory_, b);
-    m.loss += r.loss * double(r.tokens);  // token-weighted, as one batch's loss would be
-    m.aux_loss += r.aux_loss / double(S);
-    m.tokens += r.tokens;
+    std::vector<arch::Memory> next{size_t(A)};
+    bool finite = true;
+    for (int64_t i = 0; i < A; ++i) {
+      const data::Batch& batch = batches[size_t(i)];
+      data::Batch one;  // segment s alone
+      one.inputs = {batch.inputs[size_t(s)]};
+      one.targets = {batch.targets[size_t(s)]};
+      if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
+      // within a batch memory always carries; it is empty after a skipped segment
+      one.reset_memory = starts_fresh(s == 0 && batch.reset_memory, /*stateful=*/true, memories[size_t(i)]);
+      BpttOptions b = opts_.bptt;
+      b.loss_scale = opts_.bptt.loss_scale / double(A);
+      b.seed = mix64(opts_.seed ^ mix64(uint64_t((steps_ * A + i) * S + s) + 1));  // A = 1: steps_ * S + s
+      BpttResult r = train_batch(model_, one, memories[size_t(i)], b);
+      m.loss += r.loss * double(r.tokens);  // token-weighted, as one batch's loss would be
+      m.aux_loss += r.aux_loss / double(S * A);
+      m.tokens += r.tokens;
+      finite = finite && std::isfinite(r.loss) && std::isfinite(r.aux_loss);
+      next[size_t(i)] = std::move(r.memory);
+    }
     const double norm = clip_grad_norm(params, opts_.clip);
     const double lr = opts_.schedule ? opts_.schedule->lr_at(opt_.steps()) : opt_.lr();
     m.grad_norm += norm / double(S);
     m.lr = lr;
-    if (std::isfinite(r.loss) && std::isfinite(r.aux_loss) && std::isfinite(norm)) {
-      memory_ = std::move(r.memory);
+    if (finite && std::isfinite(norm)) {
+      memories = std::move(next);
       opt_.set_lr(lr);
       opt_.step();
     } else {  // not applied; a NaN memory would poison every later segment, so start afresh
-      memory_.clear();
+      for (arch::Memory& mem : memories) mem.clear();
       m.skipped = true;
       ++m.skipped_updates, ++skipped_updates_;
     }
     opt_.zero_grad();
   }
+  memory_ = std::move(memories[size_t(A - 1)]);  // the last batch's, as the batch-mode step keeps
   m.loss = m.tokens > 0 ? m.loss / double(m.tokens) : 0.0;
   m.step = ++steps_;
   return m;

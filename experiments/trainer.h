@@ -2,8 +2,10 @@
 // `grad_accum` batches of BPTT (experiments/bptt.h) whose gradients add up, then global-norm
 // clipping, the scheduled learning rate and one AdamW update, taken only after every tape
 // of the step is gone. Memory carries from batch to batch when training is stateful.
-// With step_every_segment a step is one batch whose S segments each get their own tape,
-// backward and update (memory detached between them), the schedule indexed by updates.
+// With step_every_segment a step is grad_accum batches run side by side (each from the
+// initial memory, with its own memory after) whose S segments each get their own tapes,
+// backward and one update over all of them (memory detached between segments), the
+// schedule indexed by updates.
 // Evaluation is experiments/evaluate.h.
 #pragma once
 

@@ -109,4 +109,99 @@ BOOST_AUTO_TEST_CASE(an_update_per_segment_equals_one_segment_batches) {
   BOOST_TEST(std::abs(loss_s - loss_p) < 1e-6);
 }
 
+namespace {
+// Fixed batches in order, each from the initial memory (as random crops and synthetic tasks).
+struct FixedBatches : data::BatchSource {
+  std::vector<data::Batch> batches;
+  size_t n = 0;
+  data::Batch next() override {
+    data::Batch b = batches.at(n++);
+    b.reset_memory = true;
+    return b;
+  }
+  std::vector<int64_t> cursor() const override { return {int64_t(n)}; }
+  void set_cursor(const std::vector<int64_t>& c) override { n = size_t(c.at(0)); }
+};
+
+std::vector<int32_t> token_rows(int64_t rows, int64_t S, int64_t T, uint64_t seed) {
+  std::vector<int32_t> out(size_t(rows * (S * T + 1)));
+  for (auto& t : out) t = int32_t((seed = seed * 6364136223846793005ULL + 1442695040888963407ULL) >> 56);
+  return out;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(per_segment_updates_over_accumulated_batches_step_as_the_references) {
+  // The Compressive / Memory Transformer-XL reference scripts: a batch of A*B rows run as A
+  // micro-batches of B, each with its own memory; per segment, backward of (loss_i + aux_i) / A
+  // for every micro-batch, then one update. Without masks every micro-batch segment counts
+  // B*T tokens, so that is the per-segment update over the whole A*B-row batch: the same
+  // losses, gradient norms (the 1/A scale shows here, AdamW would hide it) and weights.
+  const int64_t A = 2, B = 2, S = 3, T = 8, steps = 2;
+  auto run = [&](bool accumulate) {
+    nn::Init init(3, DType::f64);
+    arch::TransformerXL model(init, tiny(8));
+    FixedBatches src;
+    for (int64_t k = 0; k < steps; ++k) {
+      std::vector<int32_t> all;
+      for (int64_t i = 0; i < A; ++i) {
+        const std::vector<int32_t> rows = token_rows(B, S, T, uint64_t(100 * k + i + 1));
+        if (accumulate) src.batches.push_back(data::make_batch(rows, B, S, T));
+        all.insert(all.end(), rows.begin(), rows.end());
+      }
+      if (!accumulate) src.batches.push_back(data::make_batch(all, A * B, S, T));
+    }
+    AdamW opt(nn::named_params(model), {.lr = 3e-3, .weight_decay = 0.0});
+    TrainerOptions o{.grad_accum = accumulate ? A : 1, .clip = 0.0,
+                     .schedule = Schedule{.kind = Schedule::Kind::constant, .base_lr = 3e-3}};
+    o.step_every_segment = true;
+    Trainer trainer(model, src, opt, o);
+    std::vector<StepMetrics> metrics;
+    for (int64_t k = 0; k < steps; ++k) metrics.push_back(trainer.step());
+    std::vector<double> weights;
+    for (Param* p : nn::params(model))
+      for (double w : p->value.to_vector()) weights.push_back(w);
+    return std::make_tuple(metrics, weights, opt.steps(), src.n);
+  };
+  const auto [acc, w_acc, updates_acc, drawn_acc] = run(true);
+  const auto [one, w_one, updates_one, drawn_one] = run(false);
+  BOOST_TEST(updates_acc == steps * S);  // one update per segment, not per micro-batch
+  BOOST_TEST(updates_one == steps * S);
+  BOOST_TEST(drawn_acc == size_t(steps * A));
+  BOOST_TEST(drawn_one == size_t(steps));
+  for (int64_t k = 0; k < steps; ++k) {
+    BOOST_TEST_CONTEXT("step " << k) {
+      BOOST_TEST(acc[size_t(k)].tokens == A * B * S * T);
+      BOOST_TEST(std::abs(acc[size_t(k)].loss - one[size_t(k)].loss) < 1e-12 * one[size_t(k)].loss);
+      BOOST_TEST(one[size_t(k)].grad_norm > 1e-3);
+      BOOST_TEST(std::abs(acc[size_t(k)].grad_norm - one[size_t(k)].grad_norm) < 1e-9 * one[size_t(k)].grad_norm);
+    }
+  }
+  double worst = 0, moved = 0;
+  nn::Init init(3, DType::f64);
+  arch::TransformerXL fresh(init, tiny(8));
+  std::vector<double> w0;
+  for (Param* p : nn::params(fresh))
+    for (double w : p->value.to_vector()) w0.push_back(w);
+  for (size_t j = 0; j < w_one.size(); ++j) {
+    worst = std::max(worst, std::abs(w_acc[j] - w_one[j]));
+    moved = std::max(moved, std::abs(w_one[j] - w0[j]));
+  }
+  BOOST_TEST(worst < 1e-9);
+  BOOST_TEST(moved > 1e-3);  // the updates did move the weights
+}
+
+BOOST_AUTO_TEST_CASE(per_segment_updates_refuse_to_accumulate_continuing_batches) {
+  // Stateful streams: batch i + 1 continues batch i, so they cannot run side by side.
+  nn::Init init(1);
+  arch::TransformerXL model(init, tiny(8));
+  data::ContiguousStreams streams(repeating_bytes(4000), {.batch = 2, .segments = 2, .seg_len = 8});
+  AdamW opt(nn::named_params(model), {.lr = 3e-3, .weight_decay = 0.0});
+  TrainerOptions o{.grad_accum = 2};
+  o.step_every_segment = true;
+  Trainer trainer(model, streams, opt, o);
+  BOOST_CHECK_EXCEPTION(trainer.step(), Error, [](const Error& e) {
+    return std::string(e.what()).find("needs batches that start from the initial memory") != std::string::npos;
+  });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

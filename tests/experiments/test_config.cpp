@@ -126,6 +126,7 @@ eval: {top_k: 5, temperature: 0.8}
   BOOST_TEST(c.data.segments == 8);
   BOOST_TEST(c.model.dim == 64);
   BOOST_TEST((c.train.bptt == BpttMode::replay));
+  BOOST_TEST(c.train.window == 2);  // replay truncated every 2 segments
   BOOST_TEST(c.train.optimizer.betas[1] == 0.98);
   BOOST_TEST(c.train.optimizer.no_decay.size() == 2u);
   BOOST_TEST(c.train.memory_dropout.at("xl") == 0.25);
@@ -201,6 +202,24 @@ BOOST_AUTO_TEST_CASE(curriculum_rules) {
   f = t.write("i.yaml", "data: {segments: 4}\ntrain: {bptt: replay, replay_recompute: true, replay_snapshots: 1}\n");
   BOOST_TEST(contains(error_of([&] { load_config(f); }),
                       "train.replay_snapshots: replaying 4 segments needs at least 2, got 1"));
+  // replay without a window cuts nothing: the window spans data.segments
+  BOOST_TEST(load_config(t.write("j.yaml", "data: {segments: 6}\ntrain: {bptt: replay}\n")).train.window == 6);
+  BOOST_TEST(load_config(t.write("k.yaml", "data: {segments: 6}\ntrain: {bptt: replay, window: 3}\n")).train.window == 3);
+  f = t.write("l.yaml", "data: {segments: 6}\ntrain: {bptt: replay, window: 1}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "l.yaml:2:"));
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "train.window: bptt: replay with window: 1 carries no gradient"));
+  BOOST_TEST(load_config(t.write("m.yaml", "data: {segments: 1}\ntrain: {bptt: replay, window: 1}\n")).train.window == 1);
+  // per-segment updates accumulate batches that start fresh; stateful streams are refused at the key
+  f = t.write("n.yaml", "data: {kind: text, path: x.txt}\ntrain: {grad_accum: 2, optimizer: {step_every: segment}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }),
+                      "n.yaml:2:21: train.grad_accum: optimizer.step_every: segment with grad_accum > 1 needs batches"));
+  BOOST_TEST(load_config(t.write("o.yaml", "data: {kind: text, path: x.txt, stateful: false, random_crops: true}\n"
+                                           "train: {grad_accum: 2, optimizer: {step_every: segment}}\n"))
+                 .train.grad_accum == 2);
+  BOOST_TEST(load_config(t.write("p.yaml", "data: {kind: synthetic}\ntrain: {grad_accum: 3, optimizer: {step_every: segment}}\n"))
+                 .train.grad_accum == 3);
+  f = t.write("q.yaml", "data: {kind: synthetic}\ntrain: {bptt: full, grad_accum: 3, optimizer: {step_every: segment}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(f); }), "optimizer.step_every: segment needs bptt: truncated and window: 1"));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_yaml_and_missing_file) {

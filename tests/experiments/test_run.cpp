@@ -99,9 +99,14 @@ BOOST_AUTO_TEST_CASE(resume_continues_bit_for_bit) {
   }
   const std::string text_block = "data: {kind: text, path: " + (tmp / "corpus.txt") +
                                  ", segments: 2, segment_len: 8, batch_size: 2, val_fraction: 0.1}\n";
-  for (const std::string& data : {kSynthetic, text_block}) {
-    BOOST_TEST_CONTEXT(data) {
-      const ExperimentConfig cfg = load_config(write_config(tmp, data));
+  // the third: an update per segment over 2 accumulated batches (checkpoints fall between
+  // steps, so no accumulation is ever cut by one)
+  const std::vector<std::string> per_segment = {"train.bptt=truncated", "train.window=1", "train.grad_accum=2",
+                                                "train.optimizer.step_every=segment"};
+  for (const auto& [data, sets] : {std::pair{kSynthetic, std::vector<std::string>{}}, std::pair{text_block, std::vector<std::string>{}},
+                                   std::pair{kSynthetic, per_segment}}) {
+    BOOST_TEST_CONTEXT(data << sets.size()) {
+      const ExperimentConfig cfg = load_config(write_config(tmp, data), sets);
       const std::string a = tmp / "straight", b = tmp / "stopped";
       train_run(cfg, {.dir = a, .progress = false});
       const RunResult first = train_run(cfg, {.dir = b, .stop_after = 10, .progress = false});

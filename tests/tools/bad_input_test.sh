@@ -85,6 +85,12 @@ yaml unknown_top "$(tiny)"$'\nstpes: 3'
 train_file unknown_top "stpes: unknown key"
 yaml unknown_nested "$(tiny)"$'\nmisc: {dimm: 3}'
 train_file unknown_nested "misc"
+yaml replay_window_one "$(tiny | sed 's/threads: 1,/threads: 1, bptt: replay, window: 1,/')"
+train_file replay_window_one "replay_window_one.yaml:4:103: train.window: bptt: replay with window: 1"
+yaml segment_accum_stateful "$(tiny | sed -e 's/data: {kind: synthetic, task: copy, copy_len: 3,/data: {kind: text, path: corpus.txt,/' \
+  -e 's/optimizer: {lr: 0.01}/grad_accum: 2, optimizer: {lr: 0.01, step_every: segment}/')"
+train_file segment_accum_stateful "segment_accum_stateful.yaml:4:93: train.grad_accum: optimizer.step_every: segment with grad_accum > 1 needs"
+train_set replay_window_one_set "train.window: bptt: replay with window: 1 carries no gradient" train.bptt=replay train.window=1
 train_set unknown_model_key "model.dimm: unknown key" model.dimm=3
 train_set wrong_type_int "model.dim" model.dim=abc
 train_set wrong_type_list "train.steps" 'train.steps=[1, 2]'
