@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ meson ninja-build pkg-config cmake ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev
-          libyaml-cpp-dev libboost-test-dev libcli11-dev zlib1g-dev gnuplot-nox)
+          libyaml-cpp-dev libboost-test-dev libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
