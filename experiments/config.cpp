@@ -139,9 +139,12 @@ ScheduleConfig read_schedule(YamlReader r, const TrainConfig& t) {
   return s;
 }
 
-std::map<std::string, double> read_memory_dropout(YamlReader r) {
+std::map<std::string, double> read_memory_dropout(YamlReader r, KeyLocations& where) {
   std::map<std::string, double> out;
-  for (const auto& name : r.keys()) out[name] = r.get(name, 0.0, in_range(0, 1));
+  for (const auto& name : r.keys()) {
+    out[name] = r.get(name, 0.0, in_range(0, 1));
+    where.at[name] = r.where(name);
+  }
   return out;
 }
 
@@ -171,7 +174,7 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
     r.fail("optimizer", "optimizer.step_every: segment cannot follow a data.curriculum (its update count assumes "
                         "data.segments per batch)");
   t.schedule = read_schedule(r.child("schedule"), t);
-  t.memory_dropout = read_memory_dropout(r.child("memory_dropout"));
+  t.memory_dropout = read_memory_dropout(r.child("memory_dropout"), t.memory_dropout_at);
   t.log_every = r.get("log_every", t.log_every, positive);
   t.eval_every = r.get("eval_every", t.eval_every, non_negative);
   t.checkpoint_every = r.get("checkpoint_every", t.checkpoint_every, non_negative);
@@ -242,6 +245,13 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   c.data = read_data(r.child("data"));
   c.model = read_model(r.child("model"), c.data);
   if (c.data.kind == DataKind::synthetic) check_synthetic(r, c);
+  // text and enwik8 are read as bytes: every value 0..255 can occur, so the embedding needs them all
+  // (found here, with the key's location, rather than as an out-of-range token mid-run).
+  constexpr int64_t kByteVocab = 256;
+  if (c.data.kind != DataKind::synthetic && c.model.vocab < kByteVocab)
+    r.child("model").fail("vocab", std::string("data.kind: ") + name_of(c.data.kind) +
+                                       " is read as bytes (tokens 0..255): must be >= " + std::to_string(kByteVocab) +
+                                       ", got " + std::to_string(c.model.vocab));
   c.train = read_train(r.child("train"), c.data);
   c.eval = read_eval(r.child("eval"));
   c.sweep = read_sweep(r.child("sweep"));
