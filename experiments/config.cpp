@@ -225,7 +225,10 @@ void check_synthetic(YamlReader& r, const ExperimentConfig& c) {
   } catch (const Error& e) {
     d.fail(c.data.task == data::Task::assoc_recall ? "num_pairs" : "copy_len", e.what());
   }
-  constexpr int64_t kLargestToken = 'z';  // the tasks' letters and markers are ASCII up to 'z'
+  // The tasks' letters go up to 'z', but the copy marker '|' is above it (a vocab of 123 or 124
+  // once passed this check and failed mid-run with an index out of range).
+  constexpr int64_t kLargestToken = std::max<int64_t>({'z', data::vocab::kBlank, data::vocab::kSep, data::vocab::kNoise,
+                                                       data::vocab::kQuery, data::vocab::kMark, data::vocab::kEq});
   if (c.model.vocab <= kLargestToken)
     r.child("model").fail("vocab", "synthetic tasks use byte values up to " + std::to_string(kLargestToken) +
                                        ": must be > " + std::to_string(kLargestToken) + ", got " +

@@ -188,6 +188,7 @@ text_set valid_too_short "data.val_fraction" "$tmp/corpus.txt" data.val_fraction
 text_set valid_zero "data.val_fraction" "$tmp/corpus.txt" data.val_fraction=0
 check text_no_path 1 "data.path" "$MNEMO" train "$tmp/text.yaml" --out "$RUNS/text_no_path" --set 'data.path=""'
 text_set valid_short_for_batch "data.batch_size" "$tmp/corpus.txt" data.batch_size=200
+train_set vocab_synthetic_marker "--set model.vocab=124: model.vocab: synthetic tasks use byte values up to 124" model.vocab=124
 # Byte data needs every byte value in the vocabulary: refused at load, at the key.
 text_set vocab_small_set "--set model.vocab=100: model.vocab: data.kind: text is read as bytes (tokens 0..255): must be >= 256, got 100" \
   "$tmp/corpus.txt" model.vocab=100
