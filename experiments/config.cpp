@@ -10,6 +10,8 @@
 #include <optional>
 #include <vector>
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion, not in yaml.h
+
 #include "experiments/models.h"
 #include "experiments/replay_schedule.h"
 #include "experiments/run_data.h"
@@ -294,6 +296,9 @@ YAML::Node parse_file(const fs::path& file) {
   YAML::Node root;
   try {
     root = YAML::Load(in);
+  } catch (const YAML::DeepRecursion& e) {  // its own message is only "bad file"
+    MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: nested deeper than "
+                             << e.depth() << " levels");
   } catch (const YAML::ParserException& e) {
     MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: " << e.msg);
   } catch (const YAML::Exception& e) {  // e.g. nesting too deep for the parser
@@ -389,6 +394,8 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
   YAML::Node value;
   try {
     value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::DeepRecursion& e) {
+    MNEMO_FAIL(flag << ": malformed YAML value: nested deeper than " << e.depth() << " levels");
   } catch (const YAML::ParserException& e) {
     MNEMO_FAIL(flag << ": malformed YAML value: " << e.msg);
   }

@@ -146,6 +146,9 @@ train_set set_empty_key "--set" =3
 train_set set_empty_value "--set" train.steps=
 train_set set_unknown_key "nosuch: unknown key" train.nosuch=1
 train_set set_through_scalar "seed" seed.x=1
+yaml deep_nesting "x: $(printf '[%.0s' $(seq 3000))"
+train_file deep_nesting "deep_nesting.yaml:2:1: malformed YAML: nested deeper than"
+train_set deep_nesting_set "nested deeper than" "seed=$(printf '[%.0s' $(seq 3000))"
 yaml duplicate_key "$(tiny)"$'\nseed: 4'
 train_file duplicate_key "seed"
 check set_on_run_folder 1 "--set applies to experiment files" "$MNEMO" eval "$RUNS/good" --set seed=1
