@@ -20,6 +20,15 @@ struct Json {
   std::string text;  // a string's value, or a number's literal
   std::vector<Json> items;
   std::vector<std::pair<std::string, Json>> members;  // in file order; keys unique
+
+  // Defined in json.cpp, where Json is complete: clang instantiates pair<string, Json> for
+  // implicit ones while Json is still being defined, and refuses it.
+  Json();
+  Json(const Json&);
+  Json(Json&&) noexcept;
+  Json& operator=(const Json&);
+  Json& operator=(Json&&) noexcept;
+  ~Json();
 };
 
 const char* kind_name(Json::Kind k);

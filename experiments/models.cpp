@@ -113,7 +113,8 @@ void check_memory_dropout(const ExperimentConfig& cfg, const arch::SegmentModel&
   const arch::Memory memory = model.initial_memory(1);
   std::string names;
   for (const auto& [name, t] : memory) names += (names.empty() ? "" : ", ") + name;
-  for (const auto& [glob, p] : cfg.train.memory_dropout) {
+  for (const auto& entry : cfg.train.memory_dropout) {
+    const std::string& glob = entry.first;
     const bool any = std::any_of(memory.begin(), memory.end(), [&](const auto& m) { return glob_match(glob, m.first); });
     const auto at = cfg.train.memory_dropout_at.at.find(glob);
     MNEMO_CHECK(any, (at != cfg.train.memory_dropout_at.at.end() ? at->second : "train.memory_dropout." + glob)
