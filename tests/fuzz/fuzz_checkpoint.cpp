@@ -15,7 +15,8 @@ using namespace mnemo::experiments;
 
 namespace {
 
-// The config the seed checkpoints were trained with (tests/fuzz/corpus/checkpoint/README).
+// The config the seed checkpoints were trained with (`mnemo train` of this text, --stop-after 2,
+// then --resume; step2_no_crc is step2 without its crc32/ keys, so mutations reach restore).
 constexpr const char* kConfig = R"(seed: 3
 data: {kind: synthetic, task: copy, copy_len: 2, segments: 2, segment_len: 4, batch_size: 1}
 model: {arch: transformer_xl, dim: 8, depth: 1, heads: 2, vocab: 128, transformer_xl: {mem_len: 4}}
