@@ -8,10 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
+#include <string_view>
 #include <vector>
 
 #include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion, not in yaml.h
 
+#include "experiments/json.h"
 #include "experiments/models.h"
 #include "experiments/replay_schedule.h"
 #include "experiments/run_data.h"
@@ -289,13 +292,30 @@ void check_acyclic(const YAML::Node& n, std::vector<YAML::Node>& ancestors, cons
   ancestors.pop_back();
 }
 
+// yaml-cpp passes invalid UTF-8 through into strings, and its emitter then writes them back
+// differently, so a run folder's config.yaml would not read back as the config that made it
+// (found by tests/fuzz/fuzz_config). Refused at the first line that is not UTF-8.
+void check_utf8(const std::string& text, const std::string& where) {
+  int64_t line = 1;
+  for (size_t start = 0; start <= text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    MNEMO_CHECK(json::valid_utf8(std::string_view(text).substr(start, end - start)),
+                where << ":" << line << ": not valid UTF-8 text");
+    start = end + 1;
+  }
+}
+
 YAML::Node parse_file(const fs::path& file) {
   MNEMO_CHECK(!fs::is_directory(file), "[config] " << file.string() << " is a directory, not a config file");
-  std::ifstream in(file);
+  std::ifstream in(file, std::ios::binary);
   MNEMO_CHECK(in, "[config] cannot open " << file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  check_utf8(text.str(), file.string());
   YAML::Node root;
   try {
-    root = YAML::Load(in);
+    root = YAML::Load(text.str());
   } catch (const YAML::DeepRecursion& e) {  // its own message is only "bad file"
     MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: nested deeper than "
                              << e.depth() << " levels");
@@ -385,6 +405,7 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
   const std::string flag = "--set " + spec;
   const size_t eq = spec.find('=');
   MNEMO_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), flag << ": expected key.path=value");
+  MNEMO_CHECK(json::valid_utf8(spec), flag << ": not valid UTF-8 text");
   std::vector<std::string> keys;
   for (size_t start = 0, dot; start <= eq; start = dot + 1) {
     dot = std::min(spec.find('.', start), eq);

@@ -149,6 +149,11 @@ train_set set_through_scalar "seed" seed.x=1
 yaml deep_nesting "x: $(printf '[%.0s' $(seq 3000))"
 train_file deep_nesting "deep_nesting.yaml:2:1: malformed YAML: nested deeper than"
 train_set deep_nesting_set "nested deeper than" "seed=$(printf '[%.0s' $(seq 3000))"
+# Bytes that are not UTF-8 (a sweep value here) would be written back differently into the
+# run folder's config.yaml (found by tests/fuzz/fuzz_config).
+yaml not_utf8 "$(tiny)"$'\nsweep: {model.arch: [transformer\xff]}'
+train_file not_utf8 "not_utf8.yaml:6: not valid UTF-8 text"
+train_set set_not_utf8 "not valid UTF-8 text" $'name=caf\xe9'
 yaml duplicate_key "$(tiny)"$'\nseed: 4'
 train_file duplicate_key "seed"
 check set_on_run_folder 1 "--set applies to experiment files" "$MNEMO" eval "$RUNS/good" --set seed=1
