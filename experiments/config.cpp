@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <string_view>
 #include <vector>
 
@@ -310,12 +309,19 @@ YAML::Node parse_file(const fs::path& file) {
   MNEMO_CHECK(!fs::is_directory(file), "[config] " << file.string() << " is a directory, not a config file");
   std::ifstream in(file, std::ios::binary);
   MNEMO_CHECK(in, "[config] cannot open " << file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  check_utf8(text.str(), file.string());
+  // Bounded: a `base:` naming /dev/zero or a huge file must not read forever (a pipe, as
+  // in `mnemo train <(...)`, is still fine).
+  constexpr size_t kMaxConfigBytes = 16 << 20;
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, size_t(in.gcount()));
+    MNEMO_CHECK(text.size() <= kMaxConfigBytes, "[config] " << file.string() << " is larger than 16 MiB: not a config file");
+  }
+  check_utf8(text, file.string());
   YAML::Node root;
   try {
-    root = YAML::Load(text.str());
+    root = YAML::Load(text);
   } catch (const YAML::DeepRecursion& e) {  // its own message is only "bad file"
     MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: nested deeper than "
                              << e.depth() << " levels");

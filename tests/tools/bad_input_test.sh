@@ -154,6 +154,8 @@ train_set deep_nesting_set "nested deeper than" "seed=$(printf '[%.0s' $(seq 300
 yaml not_utf8 "$(tiny)"$'\nsweep: {model.arch: [transformer\xff]}'
 train_file not_utf8 "not_utf8.yaml:6: not valid UTF-8 text"
 train_set set_not_utf8 "not valid UTF-8 text" $'name=caf\xe9'
+yaml base_dev_zero 'base: /dev/zero'
+train_file base_dev_zero "/dev/zero is larger than 16 MiB: not a config file"
 yaml duplicate_key "$(tiny)"$'\nseed: 4'
 train_file duplicate_key "seed"
 check set_on_run_folder 1 "--set applies to experiment files" "$MNEMO" eval "$RUNS/good" --set seed=1
