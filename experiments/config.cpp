@@ -8,8 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <string_view>
 #include <vector>
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion, not in yaml.h
+
+#include "experiments/json.h"
 #include "experiments/models.h"
 #include "experiments/replay_schedule.h"
 #include "experiments/run_data.h"
@@ -139,9 +143,12 @@ ScheduleConfig read_schedule(YamlReader r, const TrainConfig& t) {
   return s;
 }
 
-std::map<std::string, double> read_memory_dropout(YamlReader r) {
+std::map<std::string, double> read_memory_dropout(YamlReader r, KeyLocations& where) {
   std::map<std::string, double> out;
-  for (const auto& name : r.keys()) out[name] = r.get(name, 0.0, in_range(0, 1));
+  for (const auto& name : r.keys()) {
+    out[name] = r.get(name, 0.0, in_range(0, 1));
+    where.at[name] = r.where(name);
+  }
   return out;
 }
 
@@ -183,7 +190,7 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
     r.fail("optimizer", "optimizer.step_every: segment cannot follow a data.curriculum (its update count assumes "
                         "data.segments per batch)");
   t.schedule = read_schedule(r.child("schedule"), t);
-  t.memory_dropout = read_memory_dropout(r.child("memory_dropout"));
+  t.memory_dropout = read_memory_dropout(r.child("memory_dropout"), t.memory_dropout_at);
   t.log_every = r.get("log_every", t.log_every, positive);
   t.eval_every = r.get("eval_every", t.eval_every, non_negative);
   t.checkpoint_every = r.get("checkpoint_every", t.checkpoint_every, non_negative);
@@ -272,7 +279,10 @@ void check_synthetic(YamlReader& r, const ExperimentConfig& c) {
   } catch (const Error& e) {
     d.fail(c.data.task == data::Task::assoc_recall ? "num_pairs" : "copy_len", e.what());
   }
-  constexpr int64_t kLargestToken = 'z';  // the tasks' letters and markers are ASCII up to 'z'
+  // The tasks' letters go up to 'z', but the copy marker '|' is above it (a vocab of 123 or 124
+  // once passed this check and failed mid-run with an index out of range).
+  constexpr int64_t kLargestToken = std::max<int64_t>({'z', data::vocab::kBlank, data::vocab::kSep, data::vocab::kNoise,
+                                                       data::vocab::kQuery, data::vocab::kMark, data::vocab::kEq});
   if (c.model.vocab <= kLargestToken)
     r.child("model").fail("vocab", "synthetic tasks use byte values up to " + std::to_string(kLargestToken) +
                                        ": must be > " + std::to_string(kLargestToken) + ", got " +
@@ -292,6 +302,13 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   c.data = read_data(r.child("data"));
   c.model = read_model(r.child("model"), c.data);
   if (c.data.kind == DataKind::synthetic) check_synthetic(r, c);
+  // text and enwik8 are read as bytes: every value 0..255 can occur, so the embedding needs them all
+  // (found here, with the key's location, rather than as an out-of-range token mid-run).
+  constexpr int64_t kByteVocab = 256;
+  if (c.data.kind != DataKind::synthetic && c.model.vocab < kByteVocab)
+    r.child("model").fail("vocab", std::string("data.kind: ") + name_of(c.data.kind) +
+                                       " is read as bytes (tokens 0..255): must be >= " + std::to_string(kByteVocab) +
+                                       ", got " + std::to_string(c.model.vocab));
   c.train = read_train(r.child("train"), c.data);
   c.eval = read_eval(r.child("eval"));
   c.sweep = read_sweep(r.child("sweep"));
@@ -324,13 +341,40 @@ void check_acyclic(const YAML::Node& n, std::vector<YAML::Node>& ancestors, cons
   ancestors.pop_back();
 }
 
+// yaml-cpp passes invalid UTF-8 through into strings, and its emitter then writes them back
+// differently, so a run folder's config.yaml would not read back as the config that made it
+// (found by tests/fuzz/fuzz_config). Refused at the first line that is not UTF-8.
+void check_utf8(const std::string& text, const std::string& where) {
+  int64_t line = 1;
+  for (size_t start = 0; start <= text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    MNEMO_CHECK(json::valid_utf8(std::string_view(text).substr(start, end - start)),
+                where << ":" << line << ": not valid UTF-8 text");
+    start = end + 1;
+  }
+}
+
 YAML::Node parse_file(const fs::path& file) {
   MNEMO_CHECK(!fs::is_directory(file), "[config] " << file.string() << " is a directory, not a config file");
-  std::ifstream in(file);
+  std::ifstream in(file, std::ios::binary);
   MNEMO_CHECK(in, "[config] cannot open " << file.string());
+  // Bounded: a `base:` naming /dev/zero or a huge file must not read forever (a pipe, as
+  // in `mnemo train <(...)`, is still fine).
+  constexpr size_t kMaxConfigBytes = 16 << 20;
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, size_t(in.gcount()));
+    MNEMO_CHECK(text.size() <= kMaxConfigBytes, "[config] " << file.string() << " is larger than 16 MiB: not a config file");
+  }
+  check_utf8(text, file.string());
   YAML::Node root;
   try {
-    root = YAML::Load(in);
+    root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {  // its own message is only "bad file"
+    MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: nested deeper than "
+                             << e.depth() << " levels");
   } catch (const YAML::ParserException& e) {
     MNEMO_FAIL(file.string() << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": malformed YAML: " << e.msg);
   } catch (const YAML::Exception& e) {  // e.g. nesting too deep for the parser
@@ -417,6 +461,7 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
   const std::string flag = "--set " + spec;
   const size_t eq = spec.find('=');
   MNEMO_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), flag << ": expected key.path=value");
+  MNEMO_CHECK(json::valid_utf8(spec), flag << ": not valid UTF-8 text");
   std::vector<std::string> keys;
   for (size_t start = 0, dot; start <= eq; start = dot + 1) {
     dot = std::min(spec.find('.', start), eq);
@@ -432,6 +477,8 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
   YAML::Node value;
   try {
     value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::DeepRecursion& e) {
+    MNEMO_FAIL(flag << ": malformed YAML value: nested deeper than " << e.depth() << " levels");
   } catch (const YAML::ParserException& e) {
     MNEMO_FAIL(flag << ": malformed YAML value: " << e.msg);
   }

@@ -102,6 +102,13 @@ struct ScheduleConfig {
   bool operator==(const ScheduleConfig&) const = default;
 };
 
+// Where each key of a map of names was written (name -> "file:line:col: train.memory_dropout.h"),
+// for the errors found only once the model is built. Not part of the config's value: == ignores it.
+struct KeyLocations {
+  std::map<std::string, std::string> at;
+  bool operator==(const KeyLocations&) const { return true; }
+};
+
 struct TrainConfig {
   int64_t steps = 1000;               // optimizer steps
   BpttMode bptt = BpttMode::truncated;
@@ -119,6 +126,7 @@ struct TrainConfig {
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   std::map<std::string, double> memory_dropout;  // memory name -> p of dropping it for a segment
+  KeyLocations memory_dropout_at;                // checked against the model's memories by build_model
   int64_t log_every = 10;             // steps between progress/log lines
   int64_t eval_every = 200;           // steps between evaluations; 0 = only at the end
   int64_t checkpoint_every = 1000;    // steps between checkpoints; 0 = only at the end

@@ -1,14 +1,18 @@
-// The strict JSON subset behind safetensors headers: objects, arrays, strings with
-// escapes (surrogate pairs checked), numbers kept as text, true/false/null; duplicate keys,
-// bad escapes, lone surrogates and trailing junk are errors.
+// nlohmann-json's SAX parser fills our small Json tree. Going through SAX rather than its DOM
+// lets us refuse what nlohmann accepts silently: a repeated key (it keeps the last; a header
+// with two entries for one tensor must not load either) and absurd nesting (our tree is freed
+// recursively). nlohmann itself refuses invalid UTF-8, control characters, bad escapes, lone
+// surrogates and anything after the document.
 #include "experiments/json.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <unordered_set>
 
-#include <charconv>
-#include <set>
-#include <string>
+#include <nlohmann/json.hpp>
 
 #include "autograd/error.h"
 
@@ -17,32 +21,128 @@ namespace {
 
 constexpr int kMaxJsonDepth = 16;  // a safetensors header nests three deep
 
+// A const char* that also records how far nlohmann's lexer has read: the SAX callbacks are not
+// told where they are, and a duplicate key is reported with its byte like any other error.
+struct CountingIter {
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  const char* p;
+  const char** read;
+  reference operator*() const { return *p; }
+  CountingIter& operator++() {
+    *read = ++p;
+    return *this;
+  }
+  bool operator==(const CountingIter& o) const { return p == o.p; }
+  bool operator!=(const CountingIter& o) const { return p != o.p; }
+};
+
+class TreeBuilder : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  TreeBuilder(const char* start, const char* const* read) : start_(start), read_(read) {}
+
+  Json root;
+  std::string error;  // set when parsing stopped
+  size_t error_at = 0;
+
+  bool null() override { return add(Json{}); }
+  bool boolean(bool v) override {
+    Json j = leaf(Json::Kind::boolean);
+    j.boolean = v;
+    return add(std::move(j));
+  }
+  bool number_integer(number_integer_t v) override { return number(std::to_string(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(std::to_string(v)); }
+  bool number_float(number_float_t, const string_t& literal) override { return number(literal); }
+  bool string(string_t& s) override { return add(leaf(Json::Kind::string, std::move(s))); }
+  bool binary(binary_t&) override { return fail("binary values are not JSON"); }
+
+  bool start_object(std::size_t) override {
+    if (!open(Json::Kind::object)) return false;
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!keys_.back().insert(k).second) return fail("duplicate key \"" + k + "\"");
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    keys_.pop_back();
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return open(Json::Kind::array); }
+  bool end_array() override {
+    stack_.pop_back();
+    return true;
+  }
+
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    // what() is "[json.exception.parse_error.101] parse error at line 1, column 5: <the reason>";
+    // the line and column of a one-line header add nothing to the byte offset.
+    std::string why = e.what();
+    if (const size_t col = why.find(", column "); col != std::string::npos)
+      if (const size_t colon = why.find(": ", col); colon != std::string::npos) why = why.substr(colon + 2);
+    error = why;
+    error_at = position > 0 ? position - 1 : 0;  // nlohmann counts bytes read, including the bad one
+    return false;
+  }
+
+ private:
+  bool fail(std::string why) {
+    error = std::move(why);
+    error_at = *read_ > start_ ? size_t(*read_ - start_) - 1 : 0;
+    return false;
+  }
+  static Json leaf(Json::Kind kind, std::string text = {}) {
+    Json j;
+    j.kind = kind;
+    j.text = std::move(text);
+    return j;
+  }
+  bool number(std::string literal) { return add(leaf(Json::Kind::number, std::move(literal))); }
+
+  // Places v in the innermost open array or object (or as the root) and returns where it went.
+  // Pointers on the stack stay valid: a container only grows while it is the innermost one.
+  Json* place(Json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
+    }
+    Json& top = *stack_.back();
+    if (top.kind == Json::Kind::array) return &top.items.emplace_back(std::move(v));
+    return &top.members.emplace_back(std::move(key_), std::move(v)).second;
+  }
+  bool add(Json v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(Json::Kind kind) {
+    if (stack_.size() >= size_t(kMaxJsonDepth)) return fail("nested too deeply");
+    stack_.push_back(place(leaf(kind)));
+    return true;
+  }
+
+  const char* start_;
+  const char* const* read_;
+  std::vector<Json*> stack_;
+  std::vector<std::unordered_set<std::string>> keys_;
+  std::string key_;
+};
+
 }  // namespace
 
-// ---- UTF-8 (the header must be valid UTF-8; so must every name we write) ----
-
-bool valid_utf8(std::string_view s) {
-  static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};  // below these: overlong
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
-    if (n < 0 || i + size_t(n) >= s.size() + (n == 0)) return false;  // bad lead byte, or cut short
-    uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
-    for (int k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + size_t(k)]);
-      if ((d >> 6) != 0x2) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += size_t(n) + 1;
-  }
-  return true;
-}
-
-// ---- JSON: just enough for a safetensors header, and strict about it ----
-
-
+Json::Json() = default;
+Json::Json(const Json&) = default;
+Json::Json(Json&&) noexcept = default;
+Json& Json::operator=(const Json&) = default;
+Json& Json::operator=(Json&&) noexcept = default;
+Json::~Json() = default;
 
 const char* kind_name(Json::Kind k) {
   switch (k) {
@@ -56,240 +156,38 @@ const char* kind_name(Json::Kind k) {
   return "?";
 }
 
-class JsonParser {
- public:
-  JsonParser(std::string_view s, const std::string& what) : s_(s), what_(what) {}
-
-  Json document() {
-    skip_ws();
-    Json v = value(0);
-    skip_ws();  // the writer may pad the header with spaces
-    if (i_ != s_.size()) fail("unexpected '" + std::string(1, s_[i_]) + "' after the header object");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& msg) const {
-    MNEMO_FAIL(what_ << ": bad JSON at byte " << i_ << ": " << msg);
-  }
-  bool at_end() const { return i_ >= s_.size(); }
-  char peek() const { return at_end() ? '\0' : s_[i_]; }
-  void skip_ws() {
-    while (!at_end() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  void expect(char c) {
-    if (peek() != c || at_end()) fail(std::string("expected '") + c + "'" + (at_end() ? " but the header ended" : ""));
-    ++i_;
-  }
-
-  Json value(int depth) {
-    if (depth > kMaxJsonDepth) fail("nested too deeply");
-    if (at_end()) fail("expected a value but the header ended");
-    switch (peek()) {
-      case '{': return object(depth);
-      case '[': return array(depth);
-      case '"': {
-        Json j;
-        j.kind = Json::Kind::string;
-        j.text = string();
-        return j;
-      }
-      case 't': return literal("true", Json::Kind::boolean, true);
-      case 'f': return literal("false", Json::Kind::boolean, false);
-      case 'n': return literal("null", Json::Kind::null, false);
-      default: return number();
-    }
-  }
-
-  Json literal(std::string_view word, Json::Kind kind, bool b) {
-    if (s_.substr(i_, word.size()) != word) fail("unknown literal");
-    i_ += word.size();
-    Json j;
-    j.kind = kind;
-    j.boolean = b;
-    return j;
-  }
-
-  Json object(int depth) {
-    Json j;
-    j.kind = Json::Kind::object;
-    expect('{');
-    skip_ws();
-    if (peek() == '}') return ++i_, j;
-    std::set<std::string> seen;
-    for (;;) {
-      skip_ws();
-      if (peek() != '"') fail("expected a string key");
-      std::string key = string();
-      if (!seen.insert(key).second) fail("duplicate key \"" + key + "\"");
-      skip_ws();
-      expect(':');
-      skip_ws();
-      j.members.emplace_back(std::move(key), value(depth + 1));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      expect('}');
-      return j;
-    }
-  }
-
-  Json array(int depth) {
-    Json j;
-    j.kind = Json::Kind::array;
-    expect('[');
-    skip_ws();
-    if (peek() == ']') return ++i_, j;
-    for (;;) {
-      skip_ws();
-      j.items.push_back(value(depth + 1));
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      expect(']');
-      return j;
-    }
-  }
-
-  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?  kept as text; callers convert.
-  Json number() {
-    const size_t start = i_;
-    auto digits = [&] {
-      const size_t d = i_;
-      while (!at_end() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
-      return i_ - d;
-    };
-    if (peek() == '-') ++i_;
-    if (peek() == '0') {
-      ++i_;
-    } else if (digits() == 0) {
-      i_ = start;
-      fail("expected a value");
-    }
-    if (peek() == '.') {
-      ++i_;
-      if (digits() == 0) fail("expected digits after '.'");
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++i_;
-      if (peek() == '+' || peek() == '-') ++i_;
-      if (digits() == 0) fail("expected digits in the exponent");
-    }
-    Json j;
-    j.kind = Json::Kind::number;
-    j.text = std::string(s_.substr(start, i_ - start));
-    return j;
-  }
-
-  std::string string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (at_end()) fail("unterminated string");
-      const char c = s_[i_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (at_end()) fail("unterminated escape");
-      const char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': append_utf8(out, code_point()); break;
-        default: fail(std::string("unknown escape '\\") + e + "'");
-      }
-    }
-  }
-
-  uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("short \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char h = s_[i_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= uint32_t(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= uint32_t(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= uint32_t(h - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-
-  // After "\u": one code point, joining a surrogate pair.
-  uint32_t code_point() {
-    const uint32_t hi = hex4();
-    if (hi >= 0xDC00 && hi <= 0xDFFF) fail("lone low surrogate");
-    if (hi < 0xD800 || hi > 0xDBFF) return hi;
-    if (s_.substr(i_, 2) != "\\u") fail("high surrogate without its low half");
-    i_ += 2;
-    const uint32_t lo = hex4();
-    if (lo < 0xDC00 || lo > 0xDFFF) fail("high surrogate without its low half");
-    return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18));
-      out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    }
-  }
-
-  std::string_view s_;
-  const std::string& what_;
-  size_t i_ = 0;
-};
-
-void json_string(std::string& out, std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      out += "\\u00";
-      out += hex[u >> 4];
-      out += hex[u & 0xF];
-    } else {
-      out += c;  // UTF-8 passes through (checked by the caller)
-    }
-  }
-  out += '"';
+Json parse(std::string_view s, const std::string& what) {
+  const char* read = s.data();
+  TreeBuilder b(s.data(), &read);
+  const CountingIter first{s.data(), &read}, last{s.data() + s.size(), &read};
+  if (!nlohmann::json::sax_parse(first, last, &b)) MNEMO_FAIL(what << ": bad JSON at byte " << b.error_at << ": " << b.error);
+  return std::move(b.root);
 }
 
-// A non-negative integer that fits in uint64_t, from a JSON number's text.
+// nlohmann's writer refuses a string that is not UTF-8 (type_error 316), with the same
+// decoder its reader uses: one definition of valid for both directions.
+bool valid_utf8(std::string_view s) {
+  try {
+    (void)nlohmann::json(std::string(s)).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
+void json_string(std::string& out, std::string_view s) {
+  try {
+    out += nlohmann::json(std::string(s)).dump();
+  } catch (const nlohmann::json::type_error&) {
+    MNEMO_FAIL("[json] cannot write a string that is not valid UTF-8");
+  }
+}
+
 bool to_u64(std::string_view text, uint64_t& out) {
   if (text.empty() || text[0] == '-') return false;
   const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && p == text.data() + text.size();
 }
-
-Json parse(std::string_view s, const std::string& what) { return JsonParser(s, what).document(); }
 
 void ObjectWriter::key(std::string_view k) {
   if (out_.size() > 1) out_ += ',';
@@ -303,15 +201,17 @@ ObjectWriter& ObjectWriter::add(std::string_view k, double v) {
     out_ += "null";
     return *this;
   }
+  // Metrics are float sums: 9 significant digits hold a float exactly, and nlohmann writes the
+  // shortest text that reads back as the rounded value, so lines stay short.
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
-  out_ += buf;
+  out_ += nlohmann::json(std::strtod(buf, nullptr)).dump();
   return *this;
 }
 
 ObjectWriter& ObjectWriter::add(std::string_view k, int64_t v) {
   key(k);
-  out_ += std::to_string(v);
+  out_ += nlohmann::json(v).dump();
   return *this;
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
+#include "autograd/optim/optimizer.h"
 
 namespace mnemo::experiments {
 
@@ -155,10 +156,33 @@ void set_arch_options(ExperimentConfig& cfg, const std::string& yaml, const std:
       find_arch(cfg.model.arch).read_options(YamlReader(node, origin, "model." + cfg.model.arch), cfg.model, cfg.data);
 }
 
+namespace {
+
+// A train.memory_dropout name must match a memory of the model. The names depend on the
+// architecture and its options and are known only once the model is built: checked here,
+// before any step, and reported at the key's location in the config.
+void check_memory_dropout(const ExperimentConfig& cfg, const arch::SegmentModel& model) {
+  if (cfg.train.memory_dropout.empty()) return;
+  const arch::Memory memory = model.initial_memory(1);
+  std::string names;
+  for (const auto& [name, t] : memory) names += (names.empty() ? "" : ", ") + name;
+  for (const auto& entry : cfg.train.memory_dropout) {
+    const std::string& glob = entry.first;
+    const bool any = std::any_of(memory.begin(), memory.end(), [&](const auto& m) { return glob_match(glob, m.first); });
+    const auto at = cfg.train.memory_dropout_at.at.find(glob);
+    MNEMO_CHECK(any, (at != cfg.train.memory_dropout_at.at.end() ? at->second : "train.memory_dropout." + glob)
+                         << ": matches no memory of model.arch " << cfg.model.arch << " (it has: "
+                         << (names.empty() ? "none" : names) << ")");
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<arch::SegmentModel> build_model(const ExperimentConfig& cfg, DType dtype) {
   nn::Init init(cfg.seed, dtype);
   auto model = find_arch(cfg.model.arch).build(cfg, init);
   MNEMO_CHECK(model, "[models] the builder of '" << cfg.model.arch << "' returned no model");
+  check_memory_dropout(cfg, *model);
   return model;
 }
 

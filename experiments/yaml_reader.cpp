@@ -160,8 +160,12 @@ void YamlReader::reject_unknown_keys() const {
 }
 
 void YamlReader::fail(const std::string& key, const std::string& message) const {
+  MNEMO_FAIL(where(key) << ": " << message);
+}
+
+std::string YamlReader::where(const std::string& key) const {
   YAML::Node n = lookup(key);
-  fail_at(n ? n : node_, key_path(key), message);
+  return sources_->where(n ? n : node_, file_) + ": " + key_path(key);
 }
 
 void YamlReader::fail_at(const YAML::Node& at, const std::string& path, const std::string& message) const {

@@ -90,6 +90,9 @@ class YamlReader {
   void reject_unknown_keys() const;
 
   std::string key_path(const std::string& key) const;
+  /// "file:line:col: dotted.key" (or "--set ...: dotted.key"): how fail() starts its message, for
+  /// errors that can only be found later (once the model exists) but should still name the key.
+  std::string where(const std::string& key) const;
   /// Located error at `key`'s value, or at this map when the key is absent.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 

@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ meson ninja-build pkg-config cmake ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev
-          libyaml-cpp-dev libboost-test-dev libcli11-dev zlib1g-dev gnuplot-nox protobuf-compiler)
+          libyaml-cpp-dev libboost-test-dev libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox
+          protobuf-compiler)
+# The libFuzzer targets (tests/fuzz, scripts/test.sh --fuzz) need clang and its runtimes.
+if [ "${MNEMO_SETUP_FUZZ:-0}" = 1 ]; then
+  PACKAGES+=(clang libclang-rt-14-dev libomp-14-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,7 +2,10 @@
 # Sets up, builds and runs the whole test suite, then prints `N passed, N failed` from
 # meson's testlog.json. With --with-sanitizers it also runs the suite in an ASan+UBSan build
 # (build-asan) and the closing line counts both. The `slow` suite (long training runs such as
-# the quickstart's accuracy) runs only with --slow. Exit status: non-zero on any failure.
+# the quickstart's accuracy) runs only with --slow. With --fuzz SECONDS it also builds the
+# libFuzzer targets (tests/fuzz/run.sh, clang, ASan+UBSan) and runs each for SECONDS: one test
+# per target in the closing line, counted as skipped when clang is missing.
+# Exit status: non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,13 +28,21 @@ run_suite() {  # run_suite BUILD_DIR TIMEOUT_MULTIPLIER [meson options...]
 }
 
 SANITIZERS=0
+FUZZ=0
 SUITES=(--no-suite slow)
-for arg in "$@"; do
-  case "$arg" in
+usage="usage: scripts/test.sh [--with-sanitizers] [--slow] [--fuzz SECONDS]"
+while [ $# -gt 0 ]; do
+  case "$1" in
     --with-sanitizers) SANITIZERS=1 ;;
     --slow) SUITES=() ;;
-    *) echo "usage: scripts/test.sh [--with-sanitizers] [--slow]" >&2; exit 2 ;;
+    --fuzz)
+      FUZZ=${2:-}
+      [[ "$FUZZ" =~ ^[1-9][0-9]*$ ]] || { echo "$usage" >&2; exit 2; }
+      export MNEMO_SETUP_FUZZ=1  # setup.sh then installs clang too
+      shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
+  shift
 done
 
 rc=0
@@ -45,6 +56,19 @@ if [ "$SANITIZERS" = 1 ]; then
 fi
 
 passed=0; failed=0; skipped=0
+if [ "$FUZZ" -gt 0 ]; then
+  t0=$SECONDS
+  bash tests/fuzz/run.sh "$FUZZ"
+  frc=$?
+  echo "test.sh: fuzzing took $((SECONDS - t0)) s"
+  if [ "$frc" -eq 77 ]; then  # no clang: every target counts as skipped, never as passed
+    skipped=$((skipped + $(ls tests/fuzz/fuzz_*.cpp | wc -l)))
+  else
+    [ "$frc" -eq 0 ] || rc=1
+    logs+=(build-fuzz/meson-logs/testlog.json)
+    [ -f build-fuzz/meson-logs/testlog.json ] || failed=$((failed + 1))  # the fuzz build failed
+  fi
+fi
 for f in "${logs[@]}"; do
   passed=$((passed + $(count 'OK|EXPECTEDFAIL' "$f")))
   failed=$((failed + $(count 'FAIL|UNEXPECTEDPASS|TIMEOUT|ERROR|INTERRUPT' "$f")))

@@ -269,7 +269,8 @@ BOOST_AUTO_TEST_CASE(corrupt_and_truncated_files_are_refused) {
   auto hdr = [](const std::string& body) { return "{\"w\":{" + body + "}}"; };
   expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},})", 8), {"header: bad JSON"});
   expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 8), {"header: bad JSON"});
-  expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x)", 8), {"after the header"});
+  expect_refused(p, make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x)", 8),
+                 {"header: bad JSON at byte 55:", "expected end of input"});
   expect_refused(p, make_file(R"({"w":1,"w":2})", 0), {"duplicate key"});
   expect_refused(p, make_file("[1]", 0), {"is not a safetensors file"});
   expect_refused(p, make_file(hdr(R"("dtype":"F32","shape":[4],"data_offsets":[0,16])"), 8),

@@ -424,7 +424,8 @@ BOOST_AUTO_TEST_CASE(hostile_inputs_are_refused_with_their_location) {
   // synthetic tasks: sizes that do not fit the sequence, a vocabulary without the task's letters
   BOOST_TEST(refused("cl.yaml", "data: {copy_len: 200}\n", "cl.yaml:1:18: data.copy_len: [data] copy: content_len 200"));
   BOOST_TEST(refused("tl.yaml", "data: {total_len: 7}\n", "data.total_len: must equal data.segments * data.segment_len"));
-  BOOST_TEST(refused("v.yaml", "model: {vocab: 100}\n", "model.vocab: synthetic tasks use byte values up to 122"));
+  BOOST_TEST(refused("v.yaml", "model: {vocab: 100}\n", "model.vocab: synthetic tasks use byte values up to 124"));
+  BOOST_TEST(refused("v.yaml", "model: {vocab: 124}\n", "v.yaml:1:16: model.vocab: synthetic tasks use byte values up to 124: must be > 124, got 124"));
   // an option whose value would silently degenerate
   BOOST_TEST(refused("cr.yaml", "model: {arch: compressive, compressive: {cmem_ratio: 1000}}\n",
                      "model.compressive.cmem_ratio: must be <= mem_len = 64"));

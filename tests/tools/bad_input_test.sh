@@ -152,9 +152,25 @@ train_set set_empty_key "--set" =3
 train_set set_empty_value "--set" train.steps=
 train_set set_unknown_key "nosuch: unknown key" train.nosuch=1
 train_set set_through_scalar "seed" seed.x=1
+yaml deep_nesting "x: $(printf '[%.0s' $(seq 3000))"
+train_file deep_nesting "deep_nesting.yaml:2:1: malformed YAML: nested deeper than"
+train_set deep_nesting_set "nested deeper than" "seed=$(printf '[%.0s' $(seq 3000))"
+# Bytes that are not UTF-8 (a sweep value here) would be written back differently into the
+# run folder's config.yaml (found by tests/fuzz/fuzz_config).
+yaml not_utf8 "$(tiny)"$'\nsweep: {model.arch: [transformer\xff]}'
+train_file not_utf8 "not_utf8.yaml:6: not valid UTF-8 text"
+train_set set_not_utf8 "not valid UTF-8 text" $'name=caf\xe9'
+yaml base_dev_zero 'base: /dev/zero'
+train_file base_dev_zero "/dev/zero is larger than 16 MiB: not a config file"
 yaml duplicate_key "$(tiny)"$'\nseed: 4'
 train_file duplicate_key "seed"
 check set_on_run_folder 1 "--set applies to experiment files" "$MNEMO" eval "$RUNS/good" --set seed=1
+# A memory_dropout name is checked against the model's memories once it is built, but the
+# error still points at the key.
+yaml dropout_unknown "$(tiny | sed 's/^train: {/train: {memory_dropout: {nosuch: 0.5}, /')"
+train_file dropout_unknown "dropout_unknown.yaml:4:34: train.memory_dropout.nosuch: matches no memory of model.arch transformer_xl (it has: mem.0)"
+train_set dropout_unknown_set "--set train.memory_dropout={mem.0: 0.1, xl: 0.5}: train.memory_dropout.xl: matches no memory" \
+  'train.memory_dropout={mem.0: 0.1, xl: 0.5}'
 
 # ---- data ----------------------------------------------------------------------------------
 # A text experiment on a few kilobytes; text_set NAME SUBSTRING PATH [KEY=VALUE...] must be refused.
@@ -188,6 +204,13 @@ text_set valid_too_short "data.val_fraction" "$tmp/corpus.txt" data.val_fraction
 text_set valid_zero "data.val_fraction" "$tmp/corpus.txt" data.val_fraction=0
 check text_no_path 1 "data.path" "$MNEMO" train "$tmp/text.yaml" --out "$RUNS/text_no_path" --set 'data.path=""'
 text_set valid_short_for_batch "data.batch_size" "$tmp/corpus.txt" data.batch_size=200
+train_set vocab_synthetic_marker "--set model.vocab=124: model.vocab: synthetic tasks use byte values up to 124" model.vocab=124
+# Byte data needs every byte value in the vocabulary: refused at load, at the key.
+text_set vocab_small_set "--set model.vocab=100: model.vocab: data.kind: text is read as bytes (tokens 0..255): must be >= 256, got 100" \
+  "$tmp/corpus.txt" model.vocab=100
+sed 's/heads: 2,/heads: 2, vocab: 255,/' "$tmp/text.yaml" > "$tmp/vocab_small.yaml"
+check vocab_small 1 "vocab_small.yaml:2:" "$MNEMO" train "$tmp/vocab_small.yaml" --out "$RUNS/vocab_small" --quiet \
+  --set "data.path=$tmp/corpus.txt"
 
 # ---- checkpoints ---------------------------------------------------------------------------
 # corrupt NAME: a copy of the good run whose checkpoint the caller then damages
