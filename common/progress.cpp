@@ -39,7 +39,14 @@ std::string tail(const ProgressState& s) {
   std::string out;
   if (s.elapsed > 0 && s.done > s.start) {
     const double rate = double(s.done - s.start) * s.rate_scale / s.elapsed;
-    out += " | " + format_count(rate) + " " + (s.rate_unit.empty() ? s.unit : s.rate_unit) + "/s";
+    const std::string& unit = s.rate_unit.empty() ? s.unit : s.rate_unit;
+    if (rate >= 1) {
+      out += " | " + format_count(rate) + " " + unit + "/s";
+    } else {  // slow items (a sweep's runs): "0 runs/s" would say nothing
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f s/", 1.0 / rate);
+      out += " | " + (buf + unit);
+    }
   }
   if (s.total > 0) {
     const double eta = eta_seconds(s.start, s.done, s.total, s.elapsed);

@@ -56,6 +56,10 @@ BOOST_AUTO_TEST_CASE(plain_lines_and_the_bar_say_count_rate_eta_and_note) {
                   .rate_scale = 1, .rate_unit = "", .note = ""};
   BOOST_TEST(plain_line(u) == "eval: 300 tok | 30 tok/s");
   BOOST_TEST(bar_line(u) == "eval 300 tok | 30 tok/s");
+  // Slower than one a second (a sweep's runs): seconds per item instead of "0 run/s".
+  ProgressState v{.label = "sweep", .unit = "run", .start = 0, .done = 5, .total = 6, .elapsed = 47,
+                  .rate_scale = 1, .rate_unit = "", .note = ""};
+  BOOST_TEST(plain_line(v) == "sweep: 5/6 run (83%) | 9.4 s/run | ETA 0m09s");
 }
 
 BOOST_AUTO_TEST_CASE(a_log_gets_a_plain_line_every_interval_and_the_last) {
