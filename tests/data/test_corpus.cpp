@@ -5,12 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <unistd.h>
 
 #include "data/byte_corpus.h"
 #include "data/streams.h"
+#include "tests/support/error_of.h"
 
 using namespace mnemo;
 using namespace mnemo::data;
@@ -43,14 +43,7 @@ fs::path write_gzip(const std::string& name, const std::vector<uint8_t>& v) {
   return p;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using mnemo::test::error_of;
 
 // Row b of a (B, T) i32 tensor.
 std::vector<int32_t> row(const Tensor& t, int64_t b) {

@@ -17,6 +17,7 @@
 #include "architectures/transformer.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "tests/support/error_of.h"
 
 namespace fs = std::filesystem;
 using namespace mnemo::experiments;
@@ -40,16 +41,7 @@ struct TempDir {
   }
 };
 
-// The message of the mnemo::Error that `f` throws ("" if it throws none).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const mnemo::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using mnemo::test::error_of;
 
 bool contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return true;

@@ -18,6 +18,7 @@
 #include "experiments/models.h"
 #include "experiments/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/error_of.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
@@ -64,14 +65,7 @@ bool same_bytes(const Tensor& a, const Tensor& b) {
          std::memcmp(a.data<float>(), b.data<float>(), a.nbytes()) == 0;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using mnemo::test::error_of;
 
 }  // namespace
 
