@@ -341,16 +341,25 @@ void check_acyclic(const YAML::Node& n, std::vector<YAML::Node>& ancestors, cons
   ancestors.pop_back();
 }
 
-// yaml-cpp passes invalid UTF-8 through into strings, and its emitter then writes them back
-// differently, so a run folder's config.yaml would not read back as the config that made it
-// (found by tests/fuzz/fuzz_config). Refused at the first line that is not UTF-8.
-void check_utf8(const std::string& text, const std::string& where) {
+// yaml-cpp passes invalid UTF-8 and control characters (a lone carriage return, NUL, ESC)
+// through into strings, and its emitter then writes them back differently, so a run
+// folder's config.yaml would not read back as the config that made it (both found by
+// tests/fuzz/fuzz_config). Refused at the first such line; tabs and CRLF line ends stay fine.
+void check_text(const std::string& text, const std::string& where) {
   int64_t line = 1;
   for (size_t start = 0; start <= text.size(); ++line) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
-    MNEMO_CHECK(json::valid_utf8(std::string_view(text).substr(start, end - start)),
-                where << ":" << line << ": not valid UTF-8 text");
+    const std::string_view row = std::string_view(text).substr(start, end - start);
+    MNEMO_CHECK(json::valid_utf8(row), where << ":" << line << ": not valid UTF-8 text");
+    for (size_t i = 0; i < row.size(); ++i) {
+      const auto c = static_cast<unsigned char>(row[i]);
+      const bool crlf = c == '\r' && i + 1 == row.size() && end < text.size();
+      MNEMO_CHECK(c >= 0x20 || c == '\t' || crlf,
+                  where << ":" << line << ":" << i + 1 << ": control character 0x" << std::hex << int(c) << std::dec
+                        << " in the text (only tabs and line ends are allowed)");
+      MNEMO_CHECK(c != 0x7f, where << ":" << line << ":" << i + 1 << ": control character 0x7f in the text");
+    }
     start = end + 1;
   }
 }
@@ -368,7 +377,7 @@ YAML::Node parse_file(const fs::path& file) {
     text.append(buf, size_t(in.gcount()));
     MNEMO_CHECK(text.size() <= kMaxConfigBytes, "[config] " << file.string() << " is larger than 16 MiB: not a config file");
   }
-  check_utf8(text, file.string());
+  check_text(text, file.string());
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -462,6 +471,11 @@ void apply_override(YAML::Node root, std::string spec, YamlSources& sources) {
   const size_t eq = spec.find('=');
   MNEMO_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), flag << ": expected key.path=value");
   MNEMO_CHECK(json::valid_utf8(spec), flag << ": not valid UTF-8 text");
+  for (const char ch : spec) {
+    const auto c = static_cast<unsigned char>(ch);
+    MNEMO_CHECK((c >= 0x20 || c == '\t') && c != 0x7f,
+                flag << ": control character 0x" << std::hex << int(c) << std::dec << " in the flag");
+  }
   std::vector<std::string> keys;
   for (size_t start = 0, dot; start <= eq; start = dot + 1) {
     dot = std::min(spec.find('.', start), eq);

@@ -160,6 +160,13 @@ train_set deep_nesting_set "nested deeper than" "seed=$(printf '[%.0s' $(seq 300
 yaml not_utf8 "$(tiny)"$'\nsweep: {model.arch: [transformer\xff]}'
 train_file not_utf8 "not_utf8.yaml:6: not valid UTF-8 text"
 train_set set_not_utf8 "not valid UTF-8 text" $'name=caf\xe9'
+# A lone carriage return (or any control character) was kept in a string and written back
+# differently (found by fuzz_config in CI); CRLF line ends stay fine.
+yaml control_char "$(tiny)"$'\nsweep: {model.arch: [transformer\r\r]}'
+train_file control_char "control_char.yaml:6:33: control character 0xd"
+yaml crlf_file "$(tiny | sed 's/$/\r/')"$'\nname: ../x\r'
+train_file crlf_file "crlf_file.yaml:6:7: name"
+train_set set_control_char "control character 0x1b in the flag" $'name=a\x1bb'
 yaml base_dev_zero 'base: /dev/zero'
 train_file base_dev_zero "/dev/zero is larger than 16 MiB: not a config file"
 yaml duplicate_key "$(tiny)"$'\nseed: 4'
