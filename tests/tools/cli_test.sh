@@ -5,9 +5,7 @@
 # misspelt key, a refused overwrite) with exit code 1. Usage: cli_test.sh MNEMO
 set -euo pipefail
 MNEMO=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
 expect() { grep -q -- "$1" "$2" || { echo "--- $2:"; cat "$2"; fail "expected '$1' in $2"; }; }
 
 for cmd in train eval generate import export sweep plot gradcheck bench; do

@@ -6,10 +6,8 @@
 # Usage: kill_resume_test.sh MNEMO
 set -euo pipefail
 MNEMO=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "$0")/common.sh"
 export OMP_NUM_THREADS=1
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cat > "$tmp/run.yaml" <<'YAML'
 name: killed

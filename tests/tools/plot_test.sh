@@ -3,10 +3,8 @@
 # it the test exits 77, which meson counts as SKIP. Usage: plot_test.sh MNEMO
 set -euo pipefail
 MNEMO=$1
-command -v gnuplot > /dev/null || { echo "SKIP: gnuplot is not installed"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
+need_program gnuplot
 
 cat > "$tmp/tiny.yaml" <<'YAML'
 name: tiny
