@@ -28,7 +28,10 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const float scale = std::bit_cast<float>((int32_t(n) + 127) << 23);  // 2^n
+  // NaN (a diverging run) must come out as NaN for the non-finite guard, and converting it to
+  // an integer is undefined (UBSan, found by fuzz_checkpoint): p already carries it.
+  const float n_num = n == n ? n : 0.0f;
+  const float scale = std::bit_cast<float>((int32_t(n_num) + 127) << 23);  // 2^n
   return underflow ? 0.0f : p * scale;
 }
 inline double fast_exp(double x) { return std::exp(x); }

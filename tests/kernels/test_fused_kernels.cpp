@@ -5,6 +5,10 @@
 // conventions) and hyper-connection mixing.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "tests/kernels/agree.h"
 
@@ -178,5 +182,17 @@ BOOST_AUTO_TEST_CASE(hyper_connection_mixing) {
       }
 }
 
+// Activations feed the non-finite guard: NaN and infinities must come out as the math says,
+// with no undefined float-to-int conversion on the way (UBSan; found by fuzz_checkpoint).
+BOOST_AUTO_TEST_CASE(fast_exp_keeps_nan_and_saturates) {
+  using mnemo::kernels::cpu::fast_exp;
+  BOOST_TEST(std::isnan(fast_exp(std::numeric_limits<float>::quiet_NaN())));
+  BOOST_TEST(fast_exp(-std::numeric_limits<float>::infinity()) == 0.0f);
+  BOOST_TEST(fast_exp(-100.0f) == 0.0f);
+  BOOST_TEST(std::isfinite(fast_exp(88.0f)));
+  BOOST_TEST(std::abs(fast_exp(1.0f) - 2.7182817f) < 1e-6f);
+}
+
 BOOST_AUTO_TEST_SUITE_END()  // fused
 BOOST_AUTO_TEST_SUITE_END()  // backends_agree
+
