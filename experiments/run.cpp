@@ -131,10 +131,10 @@ void truncate_jsonl(const fs::path& file, int64_t step) {
   write_file_atomic(file.string(), kept);
 }
 
-std::string eval_row(int64_t step, double train_loss, const EvalResult& e, bool synthetic, double tok_s,
-                     double elapsed) {
+std::string eval_row(int64_t step, int64_t trained_tokens, double train_loss, const EvalResult& e, bool synthetic,
+                     double tok_s, double elapsed) {
   json::ObjectWriter w;
-  w.add("step", step).add("train_loss", train_loss).add("val_loss", e.loss);
+  w.add("step", step).add("train_tokens", trained_tokens).add("train_loss", train_loss).add("val_loss", e.loss);
   if (synthetic) w.add("val_accuracy", e.accuracy);
   else w.add("val_bpb", e.bits_per_byte).add("val_accuracy", e.accuracy);
   return w.add("val_tokens", e.tokens).add("tokens_per_s", tok_s).add("elapsed_s", elapsed).str();
@@ -428,7 +428,8 @@ class Run {
     res_.final_eval = e;
     if (e.loss < best_loss_) best_loss_ = e.loss, res_.best_step = trainer_.steps();
     if (res_.best_step == trainer_.steps()) res_.best_eval = e;
-    files_.append("metrics.jsonl", eval_row(trainer_.steps(), train_loss, e, data_.synthetic, res_.tokens_per_s,
+    files_.append("metrics.jsonl", eval_row(trainer_.steps(), trainer_.steps() * data_.tokens_per_batch * cfg_.train.grad_accum, train_loss,
+                                            e, data_.synthetic, res_.tokens_per_s,
                                             train_seconds_before_ + res_.train_seconds));
     tb_log_eval(trainer_.steps(), e);
     files_.log("step " + std::to_string(trainer_.steps()) + ": " + eval_text(e, data_.synthetic));

@@ -139,9 +139,13 @@ SummaryTable summarize_runs(const std::vector<std::string>& run_dirs, const std:
 }
 
 bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& metric, const std::string& png,
-               std::string* why) {
+               std::string* why, const std::string& x) {
   MNEMO_CHECK(!run_dirs.empty(), "[plot] no runs given");
   const bool train = metric == "train_loss";
+  // train.jsonl rows have no clock or token count; metrics.jsonl rows have both.
+  const std::string x_field = x == "step" ? "step" : x == "seconds" ? "elapsed_s" : x == "tokens" ? "train_tokens" : "";
+  MNEMO_CHECK(!x_field.empty(), "[plot] unknown x axis '" << x << "' (step, seconds or tokens)");
+  MNEMO_CHECK(!train || x == "step", "[plot] train_loss is logged per step only; use --x step with it");
   MNEMO_CHECK(train || metric == "val_loss" || metric == "val_accuracy" || metric == "val_bpb",
               "[plot] unknown metric '" << metric << "' (val_loss, val_accuracy, val_bpb or train_loss)");
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -149,7 +153,9 @@ bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& metr
     return false;
   }
   std::string script = "set terminal pngcairo size 1000,600 noenhanced\nset output '" + png + "'\n";
-  script += "set xlabel 'step'\nset ylabel '" + metric + "'\nset grid\nset key outside right\n";
+  script += "set xlabel '" + std::string(x == "seconds" ? "training seconds" : x == "tokens" ? "training tokens" : "step") +
+            "'\n";
+  script += "set ylabel '" + metric + "'\nset grid\nset key outside right\n";
   std::string plots;
   for (size_t i = 0; i < run_dirs.size(); ++i) {
     const fs::path dir(run_dirs[i]);
@@ -158,8 +164,10 @@ bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& metr
     script += "$d" + std::to_string(i) + " << EOD\n";
     int64_t points = 0;
     for (const auto& r : rows)
-      if (r.count(field) && !r.at(field).empty()) script += r.at("step") + " " + r.at(field) + "\n", ++points;
-    MNEMO_CHECK(points > 0, "[plot] run '" << run_dirs[i] << "' has no " << metric << " rows yet");
+      if (r.count(field) && !r.at(field).empty() && r.count(x_field))
+        script += r.at(x_field) + " " + r.at(field) + "\n", ++points;
+    MNEMO_CHECK(points > 0, "[plot] run '" << run_dirs[i] << "' has no " << metric << " rows"
+                                            << (x == "tokens" ? " with train_tokens (written since 2026-12-07)" : "") << " yet");
     script += "EOD\n";
     std::string title = dir.filename().string();
     if (title.empty()) title = dir.parent_path().filename().string();

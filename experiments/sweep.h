@@ -37,8 +37,9 @@ SummaryTable summarize_runs(const std::vector<std::string>& run_dirs, const std:
 
 // Curves of `metric` (val_loss | val_accuracy | val_bpb from metrics.jsonl, or train_loss from
 // train.jsonl) of each run into a PNG with gnuplot. Returns false, with `why`, when gnuplot
-// is missing; throws on unreadable runs.
+// is missing; throws on unreadable runs. `x` is step, seconds (training time, evaluations
+// excluded) or tokens (trained tokens); the last two only for the validation metrics.
 bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& metric, const std::string& png,
-               std::string* why = nullptr);
+               std::string* why = nullptr, const std::string& x = "step");
 
 }  // namespace mnemo::experiments

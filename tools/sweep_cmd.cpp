@@ -26,12 +26,12 @@ int sweep(SweepArgs a) {
 
 struct PlotArgs {
   std::vector<std::string> runs;
-  std::string metric = "val_loss", out = "curves.png";
+  std::string metric = "val_loss", out = "curves.png", x = "step";
 };
 
 int plot(const PlotArgs& a) {
   std::string why;
-  if (!experiments::plot_runs(a.runs, a.metric, a.out, &why)) {
+  if (!experiments::plot_runs(a.runs, a.metric, a.out, &why, a.x)) {
     std::cerr << "mnemo plot: " << why << "\n";
     return 1;
   }
@@ -61,6 +61,9 @@ void add_sweep_commands(CLI::App& app) {
     c->add_option("runs", a->runs, "Run folders")->required();
     c->add_option("--metric", a->metric, "val_loss, val_accuracy, val_bpb or train_loss")->capture_default_str();
     c->add_option("--out", a->out, "PNG file")->capture_default_str();
+    c->add_option("--x", a->x, "x axis: step, seconds (training time) or tokens (trained tokens)")
+        ->check(CLI::IsMember({"step", "seconds", "tokens"}))
+        ->capture_default_str();
     c->callback([a] { throw CLI::RuntimeError(plot(*a)); });
   }
 }
