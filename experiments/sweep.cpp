@@ -44,11 +44,23 @@ std::vector<std::map<std::string, std::string>> read_jsonl(const fs::path& p) {
   return rows;
 }
 
+// train.memory_dropout's keys are memory names that hold dots and globs ("xl.*"): a dotted
+// sweep key ends in one of them, as `--set` reads it (experiments/config.cpp).
+constexpr std::string_view kDropoutPrefix = "train.memory_dropout.";
+
+std::vector<std::string> key_path(const std::string& dotted) {
+  if (dotted.starts_with(kDropoutPrefix))
+    return {"train", "memory_dropout", dotted.substr(kDropoutPrefix.size())};
+  std::vector<std::string> keys;
+  std::stringstream in(dotted);
+  for (std::string k; std::getline(in, k, '.');) keys.push_back(k);
+  return keys;
+}
+
 // The value at a dotted key of a run's config.yaml, as text.
 std::string config_value(const fs::path& run, const std::string& dotted) {
   YAML::Node n = YAML::LoadFile((run / "config.yaml").string());
-  std::stringstream keys(dotted);
-  for (std::string k; std::getline(keys, k, '.');) {
+  for (const std::string& k : key_path(dotted)) {
     if (!n.IsMap() || !n[k]) return "";
     n = n[k];
   }
@@ -62,10 +74,7 @@ std::string folder_safe(std::string s) {
   return s;
 }
 
-std::string short_key(const std::string& dotted) {
-  const size_t dot = dotted.rfind('.');
-  return dot == std::string::npos ? dotted : dotted.substr(dot + 1);
-}
+std::string short_key(const std::string& dotted) { return key_path(dotted).back(); }
 
 std::string fixed(const std::string& number_text, int digits) {
   if (number_text.empty()) return "";

@@ -246,6 +246,23 @@ BOOST_AUTO_TEST_CASE(sweep_values_carry_per_point_overrides_and_the_table_counts
                      "sweep.model.arch[0].transformer_xl: expected a map"));
 }
 
+BOOST_AUTO_TEST_CASE(a_memory_dropout_axis_names_its_points_and_column_by_the_memory) {
+  // A memory name holds dots and globs ("mem.*"), as `--set train.memory_dropout.mem.*=p` reads
+  // it: the points are "mem.*=..." (not "*=...") and the column shows each run's value.
+  test::TempDir tmp("mnemo-sweep-dropout");
+  const std::string cfg = write_config(tmp, kSynthetic, "sweep: {train.memory_dropout.mem.*: [0.0, 0.5]}\n");
+  const auto points = expand_sweep(load_config(cfg).sweep);
+  BOOST_REQUIRE(points.size() == 2u);
+  BOOST_TEST(points[0].name == "mem.*=0.0");
+  BOOST_TEST(points[1].overrides == (std::vector<std::string>{"train.memory_dropout.mem.*=0.5"}));
+  const std::string dir = run_sweep(cfg, {.dir = tmp / "sw", .sets = {"train.steps=4"}, .progress = false});
+  BOOST_TEST(load_run_config((fs::path(dir) / "mem.*=0.5").string()).train.memory_dropout.at("mem.*") == 0.5);
+  const std::string csv = read_text(fs::path(dir) / "summary.csv");
+  BOOST_TEST(csv.find("run,train.memory_dropout.mem.*,params,") == 0u);
+  BOOST_TEST(std::regex_search(csv, std::regex("\nmem\\.\\*=0\\.0,0(\\.0)?,")), csv);
+  BOOST_TEST(csv.find("\nmem.*=0.5,0.5,") != std::string::npos, csv);
+}
+
 BOOST_AUTO_TEST_CASE(greedy_generation_equals_rerunning_the_whole_sequence) {
   test::TempDir tmp("mnemo-gen");
   const ExperimentConfig cfg = load_config(write_config(tmp, kSynthetic));
