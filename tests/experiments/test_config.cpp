@@ -17,6 +17,8 @@
 #include "architectures/transformer.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "experiments/sweep.h"
+#include "layers/module.h"
 #include "tests/support/error_of.h"
 
 namespace fs = std::filesystem;
@@ -69,7 +71,7 @@ std::vector<std::string> option_names_of(const std::string& arch) {
 
 std::vector<std::string> shipped_configs() {
   std::vector<std::string> out;
-  for (const char* folder : {"/experiments/configs", "/bench/configs"})
+  for (const char* folder : {"/experiments/configs", "/experiments/ablations", "/bench/configs"})
     for (const auto& e : fs::directory_iterator(std::string(MNEMO_SOURCE_DIR) + folder))
       if (e.path().extension() == ".yaml") out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
@@ -324,6 +326,24 @@ BOOST_AUTO_TEST_CASE(every_shipped_config_round_trips_whole) {
       BOOST_TEST(written.size() == option_names_of(c.model.arch).size());
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(every_point_of_every_shipped_sweep_loads_and_builds) {
+  // A sweep point is the file plus its overrides: a per-point override that an architecture
+  // refuses (a memory-dropout name the memoryless transformer lacks) must fail here, not an
+  // hour into the sweep.
+  int64_t points = 0;
+  for (const std::string& file : shipped_configs()) {
+    const ExperimentConfig c = load_config(file);
+    for (const SweepPoint& p : expand_sweep(c.sweep)) {
+      BOOST_TEST_CONTEXT(file << " " << p.name) {
+        const ExperimentConfig at = load_config(file, p.overrides);
+        BOOST_TEST(mnemo::nn::param_count(*build_model(at)) > 0);
+        ++points;
+      }
+    }
+  }
+  BOOST_TEST(points >= 25);  // quickstart's 6 and the ablations' 20
 }
 
 BOOST_AUTO_TEST_CASE(written_config_pins_derived_defaults) {
