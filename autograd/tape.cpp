@@ -123,6 +123,7 @@ void Tape::backward(std::span<const Var> roots, std::span<const Tensor> seeds) {
     if (n.param) {
       if (!n.param->grad.defined()) n.param->grad = n.param->value.zeros_like();
       launch(kernels::axpy, n.param->grad, n.param->grad, g, g.numel(), 1.0);
+      if (on_param_grad_) on_param_grad_(*n.param);
       continue;
     }
     if (n.is_input) {

@@ -4,6 +4,7 @@
 // constants, results computed from constants only or while not recording) and the value.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -66,6 +67,9 @@ class Tape {
   void backward(std::span<const Var> roots, std::span<const Tensor> seeds);
   void backward(Var loss);                                // seed 1 for a one-element loss
   const Tensor& grad(Var input_leaf) const;               // undefined if no gradient reached it
+  // Called with each parameter as backward adds its last gradient from this tape (its leaf
+  // comes before every op that used it): data-parallel training starts summing it then.
+  void on_param_grad(std::function<void(const Param&)> f) { on_param_grad_ = std::move(f); }
 
   // ---- modes ----
   bool recording() const { return recording_; }
@@ -126,6 +130,7 @@ class Tape {
   bool check_finite_ = false;
   bool backward_done_ = false;
   uint64_t seed_ = 0, draws_ = 0;
+  std::function<void(const Param&)> on_param_grad_;
 };
 
 }  // namespace mnemo

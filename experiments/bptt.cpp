@@ -15,6 +15,14 @@ using arch::MemoryVars;
 
 uint64_t segment_seed(uint64_t seed, int64_t s) { return mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(s)); }
 
+// The seed of segment s's tape (dropout masks). Each process of a data-parallel run draws its
+// own: with the same seed, rows r and r + B/N would drop the same units. Memory dropout keeps
+// segment_seed, so every process drops the same memories, as one process would.
+uint64_t tape_seed(const BpttOptions& o, int64_t s) {
+  const uint64_t seed = segment_seed(o.seed, s);
+  return o.shard == 0 ? seed : mix64(seed ^ mix64(uint64_t(o.shard) * 0xc2b2ae3d27d4eb4fULL));
+}
+
 using arch::values;
 
 // How much each segment's mean token loss weighs: its share of the batch's counted tokens,
@@ -27,7 +35,7 @@ struct Weights {
   int64_t tokens = 0;       // counted tokens in the batch
 };
 
-Weights segment_weights(const data::Batch& batch, double scale) {
+Weights segment_weights(const data::Batch& batch, double scale, const BpttOptions& o) {
   Weights w;
   for (int64_t s = 0; s < batch.segments(); ++s) {
     const Tensor t = masked_targets(batch, s);
@@ -36,8 +44,9 @@ Weights segment_weights(const data::Batch& batch, double scale) {
     w.counts.push_back(n);
     w.tokens += n;
   }
+  if (o.batch_tokens > 0) w.tokens = o.batch_tokens;  // a shard: the whole batch's count
   for (int64_t n : w.counts) w.ce.push_back(w.tokens > 0 ? scale * double(n) / double(w.tokens) : 0.0);
-  w.aux = scale / double(batch.segments());
+  w.aux = scale / double(batch.segments() * o.shards);
   return w;
 }
 
@@ -99,14 +108,15 @@ void check_memory(const Memory& expected, const MemoryVars& got) {
 BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
                    int64_t k, const Memory& initial) {
   const int64_t S = batch.segments();
-  const Weights w = segment_weights(batch, o.loss_scale);
+  const Weights w = segment_weights(batch, o.loss_scale, o);
   BpttResult res;
   for (int64_t s0 = 0; s0 < S; s0 += k) {
     Tape tape;  // memory from the previous window is data: the gradient stops here
+    if (s0 + k >= S && o.on_last_grad) tape.on_param_grad(o.on_last_grad);
     MemoryVars cur = arch::constants(tape, mem);
     Var objective;
     for (int64_t s = s0; s < std::min(S, s0 + k); ++s) {
-      tape.set_seed(segment_seed(o.seed, s));  // the same draws as a replayed segment
+      tape.set_seed(tape_seed(o, s));  // the same draws as a replayed segment
       SegmentLoss l = run_segment(model, tape, batch, s, cur, w, initial, o);
       check_memory(mem, l.memory);
       objective = objective.defined() ? objective + l.objective : l.objective;
@@ -138,7 +148,7 @@ struct Replay {
 
   SegmentLoss forward(int64_t s, const Memory& mem) const {
     Tape tape;
-    tape.set_seed(segment_seed(o.seed, s));
+    tape.set_seed(tape_seed(o, s));
     Tape::NoRecord no_record(tape);
     SegmentLoss l = run_segment(model, tape, batch, s, arch::constants(tape, mem), w, initial, o);
     check_memory(mem, l.memory);
@@ -152,7 +162,8 @@ struct Replay {
 
   Memory backward(int64_t s, const Memory& entering, const Memory& grad_out) {
     Tape tape;
-    tape.set_seed(segment_seed(o.seed, s));
+    tape.set_seed(tape_seed(o, s));
+    if (s == 0 && o.on_last_grad) tape.on_param_grad(o.on_last_grad);  // the sweep back ends here
     // A window's first segment takes its memory as data: no gradient goes back past it.
     const bool cut = s == 0 || (o.window > 0 && s % o.window == 0);
     MemoryVars in;
@@ -211,7 +222,7 @@ struct Replay {
 BpttResult replay(const arch::SegmentModel& model, const data::Batch& batch, Memory mem, const BpttOptions& o,
                   const Memory& initial) {
   const int64_t S = batch.segments();
-  Replay r{model, batch, o, initial, segment_weights(batch, o.loss_scale)};
+  Replay r{model, batch, o, initial, segment_weights(batch, o.loss_scale, o)};
   if (o.replay_recompute) {
     // No pass ahead: the schedule's re-runs produce every memory the sweep needs.
     r.reverse(ReplaySchedule(S, o.replay_snapshots), 0, S, mem, {}, o.replay_snapshots);

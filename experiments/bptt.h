@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,10 +47,20 @@ struct BpttOptions {
   // a segment as its initial value (an empty cache, a fresh state) instead of the carried
   // one. Drawn per segment from `seed`, so replay drops exactly what the forward pass did.
   std::map<std::string, double> memory_dropout = {};
+  // Data-parallel training (experiments/distributed.h): the batch is one process's rows of a
+  // batch of `shards` times as many, whose counted tokens are `batch_tokens` (0: this batch's
+  // own). Segment losses are weighted by the whole batch's count and aux losses by 1/shards,
+  // so the gradients summed over processes and the losses (BpttResult::loss, a share then)
+  // summed over processes are the whole batch's.
+  int64_t batch_tokens = 0;
+  int64_t shards = 1;
+  int64_t shard = 0;  // this process's index: its dropout masks are its own (memory dropout is shared)
+  // Called with each parameter as the last tape's backward finishes its gradient.
+  std::function<void(const Param&)> on_last_grad = {};
 };
 
 struct BpttResult {
-  double loss = 0;           // mean loss over the batch's counted tokens (without aux)
+  double loss = 0;           // mean loss over the batch's counted tokens (without aux; a share under shards)
   double aux_loss = 0;
   int64_t tokens = 0;        // tokens that counted
   arch::Memory memory;       // leaving the last segment, detached

@@ -79,6 +79,7 @@ DataConfig read_data(YamlReader r) {
   }
   d.segment_len = r.get("segment_len", d.segment_len, size_in(1 << 20));
   d.batch_size = r.get("batch_size", d.batch_size, size_in(1 << 16));
+  d.at.at["batch_size"] = r.where("batch_size");
   if (d.batch_size * d.segments * d.segment_len > (int64_t(1) << 31))
     r.fail("segment_len", "batch_size * segments * segment_len = " +
                               std::to_string(d.batch_size * d.segments * d.segment_len) +

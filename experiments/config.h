@@ -38,6 +38,13 @@ const char* name_of(ScheduleKind v);
 const char* name_of(BpttMode v);
 const char* name_of(OnNonFinite v);
 
+// Where each key of a map of names was written (name -> "file:line:col: train.memory_dropout.h"),
+// for the errors found only once the model is built. Not part of the config's value: == ignores it.
+struct KeyLocations {
+  std::map<std::string, std::string> at;
+  bool operator==(const KeyLocations&) const { return true; }
+};
+
 struct DataConfig {
   DataKind kind = DataKind::synthetic;
   std::string path;                  // the corpus file (text, enwik8: raw or .gz); unused for synthetic
@@ -56,6 +63,7 @@ struct DataConfig {
   bool stateful = true;              // memory at a batch's end seeds the next batch of the same streams
   bool random_crops = false;         // samples at random offsets, each from the initial memory
   double val_fraction = 0.05;        // text: held-out tail of the corpus (enwik8 uses its 5M/5M split)
+  KeyLocations at;  // batch_size's, for `mpirun -n N` (a batch it cannot split is refused there)
   bool operator==(const DataConfig&) const = default;
 };
 
@@ -100,13 +108,6 @@ struct ScheduleConfig {
   int64_t warmup_steps = 0;       // linear warm-up from lr/W to lr
   double min_lr = 0.0;            // warmup_cosine: lr reached at train.steps; at most lr
   bool operator==(const ScheduleConfig&) const = default;
-};
-
-// Where each key of a map of names was written (name -> "file:line:col: train.memory_dropout.h"),
-// for the errors found only once the model is built. Not part of the config's value: == ignores it.
-struct KeyLocations {
-  std::map<std::string, std::string> at;
-  bool operator==(const KeyLocations&) const { return true; }
 };
 
 struct TrainConfig {

@@ -22,6 +22,7 @@
 
 #include "common/progress.h"
 #include "experiments/checkpoint.h"
+#include "experiments/distributed.h"
 #include "experiments/generate.h"
 #include "experiments/tensorboard.h"
 #include "experiments/json.h"
@@ -74,7 +75,10 @@ std::string number(double v) {
 // log's step lines, every train.log_every steps.
 class RunFiles {
  public:
-  RunFiles(const fs::path& dir, bool progress) : dir_(dir), tty_(progress && ::isatty(2)), progress_(progress) {
+  // A process other than rank 0 of a data-parallel run writes nothing (`writes` false).
+  RunFiles(const fs::path& dir, bool progress, bool writes = true)
+      : dir_(dir), tty_(writes && progress && ::isatty(2)), progress_(progress && writes), writes_(writes) {
+    if (!writes_) return;
     log_.open(dir / "log.txt", std::ios::app);
     MNEMO_CHECK(log_, "[run] cannot write " << (dir / "log.txt").string());
   }
@@ -83,11 +87,13 @@ class RunFiles {
   }
 
   void append(const char* file, const std::string& line) {
+    if (!writes_) return;
     std::ofstream f(dir_ / file, std::ios::app);
     MNEMO_CHECK(f, "[run] cannot write " << (dir_ / file).string());
     f << line << "\n";
   }
   void log(const std::string& line) {  // a permanent line: log file and stderr
+    if (!writes_) return;
     log_ << line << "\n" << std::flush;
     if (bar_) bar_->message(line);
     else if (progress_) std::cerr << line << "\n";
@@ -102,8 +108,11 @@ class RunFiles {
   void tick(int64_t step, const std::string& note) {
     if (bar_) bar_->update(step, note);
   }
-  void record(const std::string& line) { log_ << line << "\n" << std::flush; }  // log file only
+  void record(const std::string& line) {  // log file only
+    if (writes_) log_ << line << "\n" << std::flush;
+  }
   void progress(const std::string& line) {  // a step line: log file; stderr unless the bar shows
+    if (!writes_) return;
     log_ << line << "\n" << std::flush;
     if (progress_ && !bar_) std::cerr << line << "\n";
   }
@@ -111,7 +120,7 @@ class RunFiles {
  private:
   fs::path dir_;
   std::ofstream log_;
-  bool tty_, progress_;
+  bool tty_, progress_, writes_;
   std::optional<Progress> bar_;
 };
 
@@ -262,19 +271,22 @@ class InterruptGuard {
 // One run of `mnemo train`: set up (or resume) in the constructor, then loop(), then finish().
 class Run {
  public:
-  Run(const ExperimentConfig& cfg_in, const RunOptions& o)
+  Run(const ExperimentConfig& cfg_in, const RunOptions& o, Communicator& comm)
       : cfg_(fitting(without_sweep(cfg_in))),
         o_(o),
-        lock_(folder_of(cfg_, o)),
-        dir_(prepare_folder(cfg_, o, res_)),
+        comm_(comm),
+        lock_(comm.rank() == 0 ? std::make_unique<RunFolderLock>(folder_of(cfg_, o)) : nullptr),
+        dir_(prepare_folder(cfg_, o, res_, comm.rank() == 0)),
         model_(build_model(cfg_)),
-        data_(make_run_data(cfg_)),
+        shards_(*model_, comm),
+        data_(local_eval(make_run_data(cfg_), comm)),
         opt_(nn::named_params(*model_), adamw_config(cfg_.train.optimizer)),
-        trainer_(*model_, *data_.train, opt_, trainer_options(cfg_)),
-        files_(dir_, o.progress) {
+        trainer_(*model_, *data_.train, opt_, trainer_options(cfg_), comm),
+        files_(dir_, o.progress, writes()) {
     nn::train(*model_);
-    for (const std::string& f : lock_.removed_temporaries())
-      files_.log("removed " + f + ", left by an interrupted write");
+    if (lock_)
+      for (const std::string& f : lock_->removed_temporaries())
+        files_.log("removed " + f + ", left by an interrupted write");
     if (o.resume) resume();
     else start();
   }
@@ -299,10 +311,10 @@ class Run {
       files_.tick(step, "loss " + number(m.loss) + " | RSS " + std::to_string(resident_bytes() >> 20) + " MiB");
       const auto e0 = Clock::now();
       if ((cfg_.train.eval_every > 0 && step % cfg_.train.eval_every == 0) || last) evaluate_now(m.loss);
-      if (cfg_.eval.generate_every > 0 && (step % cfg_.eval.generate_every == 0 || last)) sample();
+      if (cfg_.eval.generate_every > 0 && (step % cfg_.eval.generate_every == 0 || last) && writes()) sample();
       eval_seconds_ += seconds_since(e0);
       if (o_.after_step) o_.after_step(step);
-      res_.interrupted_by = g_signal;
+      res_.interrupted_by = int(comm_.max(g_signal, "agreeing on a stop"));  // every process stops at the same step
       const bool stop = res_.interrupted_by != 0 || (o_.stop_after > 0 && step >= o_.stop_after);
       if ((cfg_.train.checkpoint_every > 0 && step % cfg_.train.checkpoint_every == 0) || last || stop) save();
       if (stop) {
@@ -318,7 +330,7 @@ class Run {
   RunResult finish() {
     res_.steps = trainer_.steps();
     res_.finished = res_.steps >= cfg_.train.steps;
-    if (!res_.finished) return res_;
+    if (!res_.finished || !writes()) return res_;
     const EvalResult& e = res_.final_eval;
     json::ObjectWriter w;
     w.add("name", cfg_.name).add("arch", cfg_.model.arch).add("params", nn::param_count(*model_));
@@ -328,6 +340,11 @@ class Run {
     w.add("best_val_loss", best_loss_).add("best_val_accuracy", res_.best_eval.accuracy).add("best_step", res_.best_step);
     w.add("tokens_per_s", res_.tokens_per_s).add("train_seconds", train_seconds_before_ + res_.train_seconds);
     w.add("peak_rss_mib", double(peak_resident_bytes()) / double(1 << 20));
+    if (comm_.size() > 1) {  // data-parallel: how long rank 0 waited for gradient sums after the backward
+      w.add("processes", int64_t(comm_.size())).add("allreduce_wait_seconds", trainer_.sync_wait_seconds());
+      files_.log("gradient sums: " + number(trainer_.sync_wait_seconds()) + " s waited after the backward, of " +
+                 number(res_.train_seconds) + " s training, over " + std::to_string(comm_.size()) + " processes");
+    }
     write_file_atomic((dir_ / "summary.json").string(), w.str() + "\n");
     files_.log("done: " + eval_text(e, data_.synthetic) + "; " + format_count(res_.tokens_per_s) +
                " tok/s; results in " + res_.dir);
@@ -341,6 +358,14 @@ class Run {
     return cfg;
   }
 
+  // This process's rows of every held-out batch: evaluation runs split and its sums are added.
+  static RunData local_eval(RunData d, const Communicator& comm) {
+    for (data::Batch& b : d.eval) b = local_rows(b, comm);
+    return d;
+  }
+
+  bool writes() const { return comm_.rank() == 0; }
+
   static ExperimentConfig without_sweep(ExperimentConfig cfg) {
     cfg.sweep.clear();  // a run is one point of a sweep
     return cfg;
@@ -352,7 +377,7 @@ class Run {
 
   // The run folder, refused when it holds a run and this is no resume (or holds none and
   // this is one), with the resolved config written in it.
-  static fs::path prepare_folder(const ExperimentConfig& cfg, const RunOptions& o, RunResult& res) {
+  static fs::path prepare_folder(const ExperimentConfig& cfg, const RunOptions& o, RunResult& res, bool writes) {
     res.dir = folder_of(cfg, o);
     const std::string ckpt = checkpoint_path(res.dir);
     if (o.resume) {
@@ -362,13 +387,15 @@ class Run {
                                                << "); resume it with --resume or choose another folder with --out");
     }
     const fs::path dir(res.dir);
+    set_threads(cfg.train.threads);
+    if (!writes) return dir;  // rank 0 of a data-parallel run writes the folder
     fs::create_directories(dir / "checkpoints");
     write_file_atomic((dir / "config.yaml").string(), to_yaml(cfg));
-    set_threads(cfg.train.threads);
     return dir;
   }
 
   void start() {
+    if (!writes()) return;
     for (const char* f : {"metrics.jsonl", "train.jsonl", "samples.txt"}) fs::remove(dir_ / f);
     files_.log("run " + res_.dir + ": " + cfg_.model.arch + ", " + format_count(double(nn::param_count(*model_))) +
                " parameters, " + std::to_string(cfg_.train.steps) + " steps of " +
@@ -383,20 +410,28 @@ class Run {
     MNEMO_CHECK(st.step < cfg_.train.steps || summary_missing,
                 "[run] run '" << res_.dir << "' is already finished at step " << st.step
                               << " (raise train.steps with --set to continue)");
+    const auto n = st.extra.find("processes");  // absent: one process
+    const int64_t ranks = n != st.extra.end() ? std::stoll(n->second) : 1;
+    MNEMO_CHECK(ranks == comm_.size(),
+                "[run] run '" << res_.dir << "' was checkpointed by " << ranks << " process" << (ranks > 1 ? "es" : "")
+                              << " and this is " << comm_.size() << ": resume it with mpirun -n " << ranks
+                              << " (the gradient sums of another count round differently, so it would not continue bit "
+                                 "for bit)");
     restore(*model_, opt_, st);
     trainer_.set_steps(st.step);
     trainer_.set_skipped_updates(st.skipped_updates);
     last_checkpoint_step_ = st.step;
-    trainer_.set_memory(st.memory);
+    trainer_.set_memory(shards_.local(st.memory));
     data_.train->set_cursor(st.data_cursor);
     if (auto it = st.extra.find("best_val_loss"); it != st.extra.end()) best_loss_ = std::stod(it->second);
     if (auto it = st.extra.find("best_step"); it != st.extra.end()) res_.best_step = std::stoll(it->second);
     if (auto it = st.extra.find("train_seconds"); it != st.extra.end()) train_seconds_before_ = std::stod(it->second);
-    for (const char* f : {"metrics.jsonl", "train.jsonl"}) truncate_jsonl(dir_ / f, st.step);
+    if (writes())
+      for (const char* f : {"metrics.jsonl", "train.jsonl"}) truncate_jsonl(dir_ / f, st.step);
     files_.log("resumed " + res_.dir + " at step " + std::to_string(st.step));
     if (summary_missing) {  // the summary's results: the final evaluation again (no tape, no new row)
       nn::eval(*model_);
-      res_.final_eval = evaluate(*model_, data_.eval);
+      res_.final_eval = sum_eval(comm_, evaluate(*model_, data_.eval));
       nn::train(*model_);
       if (res_.best_step == st.step) res_.best_eval = res_.final_eval;
     }
@@ -406,6 +441,7 @@ class Run {
     window_loss_ += m.loss, ++window_steps_;
     const int64_t step = trainer_.steps();
     if (step % cfg_.train.log_every != 0 && step != cfg_.train.steps) return;
+    if (!writes()) return;
     files_.append("train.jsonl", json::ObjectWriter()
                                      .add("step", step).add("loss", m.loss).add("aux_loss", m.aux_loss)
                                      .add("grad_norm", m.grad_norm).add("lr", m.lr)
@@ -423,7 +459,7 @@ class Run {
 
   void evaluate_now(double train_loss) {
     nn::eval(*model_);
-    const EvalResult e = evaluate(*model_, data_.eval);
+    const EvalResult e = sum_eval(comm_, evaluate(*model_, data_.eval));
     nn::train(*model_);
     res_.final_eval = e;
     if (e.loss < best_loss_) best_loss_ = e.loss, res_.best_step = trainer_.steps();
@@ -446,30 +482,36 @@ class Run {
     nn::train(*model_);
     files_.append("samples.txt", "--- step " + std::to_string(trainer_.steps()) + "\n" + printable(prompt) + "|" +
                                      printable(tokens));
-    tb_.text(trainer_.steps(), "samples", printable(prompt) + "|" + printable(tokens));
+    tb_->text(trainer_.steps(), "samples", printable(prompt) + "|" + printable(tokens));
   }
 
   void tb_log_step(int64_t step, const StepMetrics& m) {
-    tb_.scalar(step, "train/loss", m.loss), tb_.scalar(step, "train/grad_norm", m.grad_norm);
-    tb_.scalar(step, "train/lr", m.lr), tb_.scalar(step, "train/tokens_per_s", res_.tokens_per_s);
-    if (m.aux_loss != 0) tb_.scalar(step, "train/aux_loss", m.aux_loss);
+    tb_->scalar(step, "train/loss", m.loss), tb_->scalar(step, "train/grad_norm", m.grad_norm);
+    tb_->scalar(step, "train/lr", m.lr), tb_->scalar(step, "train/tokens_per_s", res_.tokens_per_s);
+    if (m.aux_loss != 0) tb_->scalar(step, "train/aux_loss", m.aux_loss);
   }
 
   void tb_log_eval(int64_t step, const EvalResult& e) {
-    tb_.scalar(step, "val/loss", e.loss), tb_.scalar(step, "val/accuracy", e.accuracy);
-    if (!data_.synthetic) tb_.scalar(step, "val/bpb", e.bits_per_byte);
+    if (!tb_) return;
+    tb_->scalar(step, "val/loss", e.loss), tb_->scalar(step, "val/accuracy", e.accuracy);
+    if (!data_.synthetic) tb_->scalar(step, "val/bpb", e.bits_per_byte);
   }
 
   void save() {
     const auto t0 = Clock::now();
-    TrainingState st = capture(*model_, opt_, trainer_.memory(), 0, data_.train->cursor());
+    // every process's memories, joined in stream order: the file of one process with the whole batch
+    TrainingState st = capture(*model_, opt_, shards_.whole(comm_, trainer_.memory()), 0, data_.train->cursor());
     st.step = trainer_.steps();
+    if (comm_.size() > 1) {
+      st.extra["processes"] = std::to_string(comm_.size());
+      check_same(comm_, state_digest(st), "weights, optimizer state and data cursor after step " + std::to_string(st.step));
+    }
     st.updates_per_step = trainer_.updates_per_step(cfg_.data.segments);
     st.skipped_updates = trainer_.skipped_updates();
     st.extra["best_val_loss"] = std::to_string(best_loss_);
     st.extra["best_step"] = std::to_string(res_.best_step);
     st.extra["train_seconds"] = std::to_string(train_seconds_before_ + res_.train_seconds);
-    save_checkpoint(checkpoint_path(res_.dir), st);
+    if (writes()) save_checkpoint(checkpoint_path(res_.dir), st);
     res_.checkpoint_seconds += seconds_since(t0);
     ++res_.checkpoints;
     last_checkpoint_step_ = st.step;
@@ -508,25 +550,45 @@ class Run {
   RunResult res_;
   const ExperimentConfig cfg_;
   const RunOptions o_;
-  const RunFolderLock lock_;  // before anything in the folder is read or written
+  Communicator& comm_;  // the processes of a data-parallel run (one otherwise)
+  const std::unique_ptr<RunFolderLock> lock_;  // rank 0's, before anything in the folder is read or written
   const fs::path dir_;
   std::unique_ptr<arch::SegmentModel> model_;
+  const MemoryShards shards_;  // this process's streams' rows of a memory
   RunData data_;
   AdamW opt_;
   Trainer trainer_;
   RunFiles files_;
-  TensorBoardWriter tb_{(dir_ / "tb").string()};  // runs/NAME/tb: the same numbers for TensorBoard
+  // runs/NAME/tb: the same numbers for TensorBoard (rank 0's)
+  const std::unique_ptr<TensorBoardWriter> tb_ = writes() ? std::make_unique<TensorBoardWriter>((dir_ / "tb").string()) : nullptr;
   double best_loss_ = INFINITY, train_seconds_before_ = 0, eval_seconds_ = 0, window_loss_ = 0;
   int64_t window_steps_ = 0, tokens_ = 0;
   int64_t consecutive_skips_ = 0, last_checkpoint_step_ = -1;
 };
 
+// Every process holds the same config (check_same): a batch N does not split is refused by all
+// of them alike, at data.batch_size's location.
+void check_splits(const ExperimentConfig& cfg, const Communicator& comm) {
+  const int64_t N = comm.size();
+  if (N == 1 || cfg.data.batch_size % N == 0) return;
+  const auto at = cfg.data.at.at.find("batch_size");
+  throw AgreedError((at != cfg.data.at.at.end() ? at->second + ": " : std::string("data.batch_size: ")) + "a batch of " +
+                    std::to_string(cfg.data.batch_size) + " streams does not split over " + std::to_string(N) +
+                    " processes (mpirun -n " + std::to_string(N) + "): make data.batch_size a multiple of the "
+                    "process count");
+}
+
 }  // namespace
 
-RunResult train_run(const ExperimentConfig& cfg, const RunOptions& o) {
-  Run run(cfg, o);  // the folder, model, data, optimizer and trainer; resumed from the checkpoint with --resume
-  run.loop();       // steps, logs, evaluations, samples and checkpoints until done or stopped
-  return run.finish();
+RunResult train_run(const ExperimentConfig& cfg, const RunOptions& o, Communicator& comm) {
+  // the folder, model, data, optimizer and trainer; resumed from the checkpoint with --resume.
+  // Data-parallel: every process sets up, then all stop if any failed (never one left waiting).
+  std::unique_ptr<Run> run;
+  check_same(comm, to_yaml(cfg), "resolved config");
+  check_splits(cfg, comm);
+  agree(comm, [&] { run = std::make_unique<Run>(cfg, o, comm); }, "setting up the run");
+  run->loop();  // steps, logs, evaluations, samples and checkpoints until done or stopped
+  return run->finish();
 }
 
 }  // namespace mnemo::experiments

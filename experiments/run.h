@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "experiments/config.h"
+#include "experiments/distributed.h"
 #include "experiments/evaluate.h"
 #include "experiments/trainer.h"
 
@@ -70,7 +71,10 @@ class RunFolderLock {
 };
 
 std::string default_run_dir(const ExperimentConfig& cfg);  // runs/<name>
-RunResult train_run(const ExperimentConfig& cfg, const RunOptions& opts);
+// With `comm` of N > 1 processes (mpirun -n N, experiments/distributed.h) each trains its rows
+// of every batch, evaluation is split, and rank 0 alone writes the folder; the checkpoint holds
+// the whole batch's memories and the process count, and resuming needs the same count.
+RunResult train_run(const ExperimentConfig& cfg, const RunOptions& opts, Communicator& comm = single_process());
 
 // Reads a run folder's config.yaml (for --resume, eval and generate on a run), with
 // `overrides` ("a.b=value") applied as load_config does.

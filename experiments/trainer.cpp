@@ -7,9 +7,32 @@
 
 namespace mnemo::experiments {
 
-Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, AdamW& opt, TrainerOptions opts)
-    : model_(model), source_(source), opt_(opt), opts_(opts) {
+Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, AdamW& opt, TrainerOptions opts,
+                 Communicator& comm)
+    : model_(model), source_(source), opt_(opt), opts_(opts), comm_(comm) {
   MNEMO_CHECK(opts_.grad_accum >= 1, "[trainer] grad_accum must be >= 1, got " << opts_.grad_accum);
+  if (comm_.size() > 1) sync_ = std::make_unique<GradientSync>(comm_, opt_.params());
+}
+
+data::Batch Trainer::next_rows(std::vector<int64_t>& whole_counts) {
+  data::Batch whole = source_.next();
+  if (comm_.size() == 1) return whole;
+  whole_counts = counted_tokens(whole);
+  return local_rows(whole, comm_);
+}
+
+BpttOptions Trainer::shard_of(BpttOptions o, int64_t counted) const {
+  if (comm_.size() > 1) o.batch_tokens = counted, o.shards = comm_.size(), o.shard = comm_.rank();
+  return o;
+}
+
+BpttOptions Trainer::last_batch(BpttOptions o) const {
+  if (sync_) o.on_last_grad = [sync = sync_.get()](const Param& p) { sync->ready(p); };
+  return o;
+}
+
+void Trainer::sum_gradients() {
+  if (sync_) sync_->finish();
 }
 
 // With grad_accum A > 1 a step draws A batches and runs them side by side as micro-batches,
@@ -26,8 +49,9 @@ StepMetrics Trainer::step_per_segment() {
   StepMetrics m;
   const std::vector<Param*> params = opt_.params();
   std::vector<data::Batch> batches;
+  std::vector<std::vector<int64_t>> counts(static_cast<size_t>(A));  // per batch and segment, of the whole batch
   for (int64_t i = 0; i < A; ++i) {
-    batches.push_back(source_.next());
+    batches.push_back(next_rows(counts[size_t(i)]));
     data::Batch& b = batches.back();
     MNEMO_CHECK(A == 1 || b.reset_memory || !opts_.stateful,  // whatever was carried so far
                 "[trainer] an update per segment with grad_accum " << A << " needs batches that start from the "
@@ -40,7 +64,7 @@ StepMetrics Trainer::step_per_segment() {
   memories[0] = std::move(memory_);
   for (int64_t s = 0; s < S; ++s) {
     std::vector<arch::Memory> next{size_t(A)};
-    bool finite = true;
+    std::vector<double> segment(3, 0.0);  // summed loss, aux loss, counted tokens (over processes)
     for (int64_t i = 0; i < A; ++i) {
       const data::Batch& batch = batches[size_t(i)];
       data::Batch one;  // segment s alone
@@ -49,16 +73,21 @@ StepMetrics Trainer::step_per_segment() {
       if (!batch.loss_mask.empty()) one.loss_mask = {batch.loss_mask[size_t(s)]};
       // within a batch memory always carries; it is empty after a skipped segment
       one.reset_memory = starts_fresh(s == 0 && batch.reset_memory, /*stateful=*/true, memories[size_t(i)]);
-      BpttOptions b = opts_.bptt;
+      BpttOptions b = shard_of(i + 1 == A ? last_batch(opts_.bptt) : opts_.bptt,
+                               counts[size_t(i)].empty() ? 0 : counts[size_t(i)][size_t(s)]);
       b.loss_scale = opts_.bptt.loss_scale / double(A);
       b.seed = mix64(opts_.seed ^ mix64(uint64_t((steps_ * A + i) * S + s) + 1));  // A = 1: steps_ * S + s
       BpttResult r = train_batch(model_, one, memories[size_t(i)], b);
-      m.loss += r.loss * double(r.tokens);  // token-weighted, as one batch's loss would be
-      m.aux_loss += r.aux_loss / double(S * A);
-      m.tokens += r.tokens;
-      finite = finite && std::isfinite(r.loss) && std::isfinite(r.aux_loss);
+      const int64_t counted = b.batch_tokens > 0 ? b.batch_tokens : r.tokens;
+      segment[0] += r.loss * double(counted);  // token-weighted, as one batch's loss would be
+      segment[1] += r.aux_loss / double(S * A * comm_.size());
+      segment[2] += double(r.tokens);
       next[size_t(i)] = std::move(r.memory);
     }
+    sum_gradients();
+    comm_.sum(segment, "summing the segment's losses");
+    m.loss += segment[0], m.aux_loss += segment[1], m.tokens += int64_t(segment[2]);
+    const bool finite = std::isfinite(segment[0]) && std::isfinite(segment[1]);
     const double norm = clip_grad_norm(params, opts_.clip);
     const double lr = opts_.schedule ? opts_.schedule->lr_at(opt_.steps()) : opt_.lr();
     m.grad_norm += norm / double(S);
@@ -85,16 +114,25 @@ StepMetrics Trainer::step() {
   StepMetrics m;
   const std::vector<Param*> params = opt_.params();
   for (int64_t i = 0; i < opts_.grad_accum; ++i) {
-    data::Batch batch = source_.next();
+    std::vector<int64_t> counts;
+    data::Batch batch = next_rows(counts);
     batch.reset_memory = starts_fresh(batch.reset_memory, opts_.stateful, memory_);
-    BpttOptions b = opts_.bptt;
+    int64_t counted = 0;
+    for (int64_t n : counts) counted += n;
+    BpttOptions b = shard_of(i + 1 == opts_.grad_accum ? last_batch(opts_.bptt) : opts_.bptt, counted);
     b.loss_scale = opts_.bptt.loss_scale / double(opts_.grad_accum);
     b.seed = mix64(opts_.seed ^ mix64(uint64_t(steps_ * opts_.grad_accum + i) + 1));
     BpttResult r = train_batch(model_, batch, memory_, b);
     m.loss += r.loss / double(opts_.grad_accum);
-    m.aux_loss += r.aux_loss / double(opts_.grad_accum);
+    m.aux_loss += r.aux_loss / double(opts_.grad_accum * comm_.size());
     m.tokens += r.tokens;
     memory_ = std::move(r.memory);  // detached: no tape of this step outlives train_batch
+  }
+  sum_gradients();
+  if (comm_.size() > 1) {  // each process's loss is its share of the whole batch's
+    std::vector<double> sums{m.loss, m.aux_loss, double(m.tokens)};
+    comm_.sum(sums, "summing the step's losses");
+    m.loss = sums[0], m.aux_loss = sums[1], m.tokens = int64_t(sums[2]);
   }
   m.grad_norm = clip_grad_norm(params, opts_.clip);
   m.lr = opts_.schedule ? opts_.schedule->lr_at(steps_) : opt_.lr();

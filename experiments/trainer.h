@@ -6,6 +6,9 @@
 // initial memory, with its own memory after) whose S segments each get their own tapes,
 // backward and one update over all of them (memory detached between segments), the
 // schedule indexed by updates.
+// Data-parallel (experiments/distributed.h): every process draws the same batches and trains on
+// its own rows with its own memory; the gradients and the step's figures are summed over the
+// processes before clipping, so every process takes the same update.
 // Evaluation is experiments/evaluate.h.
 #pragma once
 
@@ -15,6 +18,7 @@
 #include "autograd/optim/adamw.h"
 #include "autograd/optim/schedule.h"
 #include "experiments/bptt.h"
+#include "experiments/distributed.h"
 
 namespace mnemo::experiments {
 
@@ -42,7 +46,8 @@ struct StepMetrics {
 
 class Trainer {
  public:
-  Trainer(const arch::SegmentModel& model, data::BatchSource& source, AdamW& opt, TrainerOptions opts);
+  Trainer(const arch::SegmentModel& model, data::BatchSource& source, AdamW& opt, TrainerOptions opts,
+          Communicator& comm = single_process());
   StepMetrics step();
 
   const arch::Memory& memory() const { return memory_; }
@@ -53,13 +58,23 @@ class Trainer {
   int64_t skipped_updates() const { return skipped_updates_; }
   void set_skipped_updates(int64_t n) { skipped_updates_ = n; }
   int64_t updates_per_step(int64_t segments) const { return opts_.step_every_segment ? segments : 1; }
+  // Seconds spent waiting for gradient sums after the last backward (0 in one process).
+  double sync_wait_seconds() const { return sync_ ? sync_->wait_seconds() : 0.0; }
 
  private:
   StepMetrics step_per_segment();
+  // This process's rows of the next batch, and the whole batch's counted tokens per segment
+  // (left empty in one process); shard_of() puts a count into BPTT's options.
+  data::Batch next_rows(std::vector<int64_t>& whole_counts);
+  BpttOptions shard_of(BpttOptions o, int64_t counted) const;
+  BpttOptions last_batch(BpttOptions o) const;  // gradients finished by its last tape start summing
+  void sum_gradients();
   const arch::SegmentModel& model_;
   data::BatchSource& source_;
   AdamW& opt_;
   TrainerOptions opts_;
+  Communicator& comm_;
+  std::unique_ptr<GradientSync> sync_;  // with more than one process
   arch::Memory memory_;
   int64_t steps_ = 0;
   int64_t skipped_updates_ = 0;

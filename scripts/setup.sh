@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ meson ninja-build pkg-config cmake ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev
           libyaml-cpp-dev libboost-test-dev libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox
-          protobuf-compiler)
+          protobuf-compiler libopenmpi-dev openmpi-bin)
 # The libFuzzer targets (tests/fuzz, scripts/test.sh --fuzz) need clang and its runtimes.
 if [ "${MNEMO_SETUP_FUZZ:-0}" = 1 ]; then
   PACKAGES+=(clang libclang-rt-14-dev libomp-14-dev)

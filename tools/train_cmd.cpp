@@ -11,6 +11,11 @@
 #include <optional>
 
 #include "common/progress.h"
+#include "experiments/distributed.h"
+#include "mnemo_config.h"
+#if MNEMO_WITH_MPI
+#include "experiments/distributed_mpi.h"
+#endif
 #include "experiments/checkpoint.h"
 #include "experiments/evaluate.h"
 #include "experiments/generate.h"
@@ -73,13 +78,10 @@ bool settable_on_resume(const std::string& set) {
   return false;
 }
 
-// 0 when the run finished or stopped at --stop-after; 128 + the signal when SIGINT or SIGTERM
-// stopped it (130, 143: what a shell reports for a command a signal ended), so that
-// `mnemo train ... && next` does not go on. Errors (a diverged run included) exit 1 in main.
-int train(const TrainArgs& a) {
+// The config and options of `mnemo train` (a file, or a run folder to resume).
+void train_setup(const TrainArgs& a, ExperimentConfig& cfg, RunOptions& o) {
   MNEMO_CHECK(a.config.empty() != a.resume.empty(), "give an experiment file or --resume RUN, not both");
-  ExperimentConfig cfg;
-  RunOptions o{.stop_after = a.stop_after, .progress = !a.quiet};
+  o = RunOptions{.stop_after = a.stop_after, .progress = !a.quiet};
   if (!a.resume.empty()) {
     for (const std::string& set : a.sets)
       MNEMO_CHECK(settable_on_resume(set), "--set " << set << ": a run being resumed can only change train.steps, "
@@ -90,9 +92,53 @@ int train(const TrainArgs& a) {
     cfg = load_config(a.config, a.sets);
     o.dir = a.out;
   }
+}
+
+int exit_code(const RunResult& r) { return r.interrupted_by != 0 ? 128 + r.interrupted_by : 0; }
+
+#if MNEMO_WITH_MPI
+// `mpirun -n N mnemo train ...`: every process loads the config and sets up; a failure on any
+// of them stops all of them with every message (printed once, by rank 0). An error after setup
+// may leave the others inside a collective, so it stops the whole run (MPI_Abort).
+int train_over_mpi(const TrainArgs& a) {
+  MpiSession mpi;
+  Communicator& world = mpi.world();
+  try {
+    ExperimentConfig cfg;
+    RunOptions o;
+    agree(world, [&] { train_setup(a, cfg, o); }, "loading the config");
+    if (world.rank() != 0) o.progress = false;
+    const RunResult r = train_run(cfg, o, world);
+    if (world.rank() == 0) std::cout << "run folder: " << r.dir << "\n";
+    return exit_code(r);
+  } catch (const AgreedError& e) {
+    if (world.rank() == 0) std::cerr << "mnemo: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    mpi.abort("[distributed] rank " + std::to_string(world.rank()) + " of " + std::to_string(world.size()) + ": " +
+              e.what());
+  }
+}
+#endif
+
+// 0 when the run finished or stopped at --stop-after; 128 + the signal when SIGINT or SIGTERM
+// stopped it (130, 143: what a shell reports for a command a signal ended), so that
+// `mnemo train ... && next` does not go on. Errors (a diverged run included) exit 1 in main.
+int train(const TrainArgs& a) {
+  const int launched = launcher_world_size();
+#if MNEMO_WITH_MPI
+  if (launched > 1) return train_over_mpi(a);
+#else
+  MNEMO_CHECK(launched <= 1, "this mnemo was built without MPI, so under mpirun -n " << launched << " it would run "
+                                 << launched << " separate copies of the run (install libopenmpi-dev and rebuild "
+                                    "with meson setup -Dmpi=enabled)");
+#endif
+  ExperimentConfig cfg;
+  RunOptions o;
+  train_setup(a, cfg, o);
   const RunResult r = train_run(cfg, o);
   std::cout << "run folder: " << r.dir << "\n";
-  return r.interrupted_by != 0 ? 128 + r.interrupted_by : 0;
+  return exit_code(r);
 }
 
 // ---- eval ----
