@@ -139,6 +139,8 @@ class CompressiveTransformer : public SegmentModel {
   // segments that compressed something.
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
   std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
+  // Per-token key/value cache (compressive_generate.cpp), for seg_len <= cfg.seq_len.
+  std::unique_ptr<Generator> cached_generator(const Memory& memory, int64_t batch, int64_t seg_len) const override;
   void visit(nn::ParamVisitor& v) override;
 
   int64_t num_memory_layers() const { return int64_t(cfg.memory_layers.size()); }

@@ -155,6 +155,8 @@ class MemoryTransformerXL : public SegmentModel {
   Memory initial_memory(int64_t batch) const override;
   SegmentOut forward(Tape& tape, const Tensor& tokens, const MemoryVars& memory) const override;
   std::vector<AttentionLayout> attention_layout(const Memory& memory, int64_t tokens) const override;
+  // Per-token key/value cache (memxl_generate.cpp), for seg_len <= cfg.seq_len.
+  std::unique_ptr<Generator> cached_generator(const Memory& memory, int64_t batch, int64_t seg_len) const override;
   void visit(nn::ParamVisitor& v) override;
 
   int64_t memory_depth() const { return int64_t(cfg.memory_layers.size()); }

@@ -173,12 +173,13 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> RecurrentMemoryTransformer
 
 namespace {
 
-// Step 1: token (+ position) embeddings; only a fraction f of their gradient comes back.
-Var embed_tokens(const RecurrentMemoryTransformer& model, Tape& tape, const Tensor& tokens) {
+// Step 1: token (+ position) embeddings of positions offset.. of the segment; only a fraction f
+// of their gradient comes back.
+Var embed_tokens(const RecurrentMemoryTransformer& model, Tape& tape, const Tensor& tokens, int64_t offset = 0) {
   const RmtConfig& cfg = model.cfg;
   const int64_t B = tokens.dim(0), n = tokens.dim(1), D = cfg.dim;
   Var x = model.token_emb(tape, tokens);  // (B, n, D)
-  if (model.pos_emb) x = x + broadcast_to(reshape((*model.pos_emb)(tape, n), {1, n, D}), {B, n, D});
+  if (model.pos_emb) x = x + broadcast_to(reshape((*model.pos_emb)(tape, n, offset), {1, n, D}), {B, n, D});
   if (cfg.emb_gradient_frac != 1) x = scale_gradient(x, cfg.emb_gradient_frac);
   return x;
 }
@@ -253,14 +254,8 @@ nn::AttentionContext layer_context(const RecurrentMemoryTransformer& model, cons
   ctx.v_first = v_first;
   if (model.rotary) {
     ctx.rotate = [&model, r, n, m, L](Var q, Var k) -> std::pair<Var, Var> {
-      const RmtConfig& c = model.cfg;
       const auto [q_pos, k_pos] = model.rotary_positions(r, n, m, L);
-      if (c.reference_parity) {
-        auto [qc, qs] = f32_rotary_tables(q_pos, c.dim_head, c.rotary_theta, q.dtype());
-        auto [kc, ks] = f32_rotary_tables(k_pos, c.dim_head, c.rotary_theta, k.dtype());
-        return {nn::apply_rotary(q, qc, qs), nn::apply_rotary(k, kc, ks)};
-      }
-      return (*model.rotary)(q, k, q_pos, k_pos);
+      return model.rotate(q, k, q_pos, k_pos);
     };
   }
   return ctx;
@@ -335,6 +330,34 @@ std::vector<AttentionLayout> RecurrentMemoryTransformer::attention_layout(const 
                      .row0 = r, .rows = n});
   }
   return calls;
+}
+
+std::pair<Var, Var> RecurrentMemoryTransformer::rotate(Var q, Var k, const std::vector<int64_t>& q_pos,
+                                                      const std::vector<int64_t>& k_pos) const {
+  if (cfg.reference_parity) {
+    auto [qc, qs] = f32_rotary_tables(q_pos, cfg.dim_head, cfg.rotary_theta, q.dtype());
+    auto [kc, ks] = f32_rotary_tables(k_pos, cfg.dim_head, cfg.rotary_theta, k.dtype());
+    return {nn::apply_rotary(q, qc, qs), nn::apply_rotary(k, kc, ks)};
+  }
+  return (*rotary)(q, k, q_pos, k_pos);
+}
+
+// ---- the pieces of forward() the cached decoder (rmt_generate.cpp) runs ----------------------
+
+Var RecurrentMemoryTransformer::embed(Tape& tape, const Tensor& tokens, int64_t offset) const {
+  return embed_tokens(*this, tape, tokens, offset);
+}
+
+Var RecurrentMemoryTransformer::read_slots(Tape& tape, const MemoryVars& memory, int64_t batch) const {
+  return memory_slots(*this, tape, find_memory(memory, kWrite), batch).read;
+}
+
+std::vector<Var> RecurrentMemoryTransformer::xl_caches(const MemoryVars& memory, int64_t batch) const {
+  return entering_caches(*this, memory, batch);
+}
+
+std::pair<Var, Var> RecurrentMemoryTransformer::null_key_value(int64_t layer, Tape& tape, int64_t batch) const {
+  return null_kv(layers[size_t(layer)], tape, batch, cfg.heads, cfg.dim_head);
 }
 
 void RecurrentMemoryTransformer::visit(nn::ParamVisitor& v) {

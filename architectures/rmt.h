@@ -157,6 +157,16 @@ class RecurrentMemoryTransformer : public SegmentModel {
                                                                          int64_t xl_len) const;
   // Which layer's cache layer `l` attends to.
   int64_t xl_source(int64_t l) const;
+  // Rotary of q and k at those positions (f32 tables under reference_parity); rotary on.
+  std::pair<Var, Var> rotate(Var q, Var k, const std::vector<int64_t>& q_pos, const std::vector<int64_t>& k_pos) const;
+
+  // Per-token key/value cache (rmt_generate.cpp), for a causal model and seg_len <= seq_len.
+  std::unique_ptr<Generator> cached_generator(const Memory& memory, int64_t batch, int64_t seg_len) const override;
+  // ---- pieces of forward() the cached decoder runs ----
+  Var embed(Tape& tape, const Tensor& tokens, int64_t offset) const;           // step 1, positions offset..
+  Var read_slots(Tape& tape, const MemoryVars& memory, int64_t batch) const;  // Rm (B, m, D), or undefined: none
+  std::vector<Var> xl_caches(const MemoryVars& memory, int64_t batch) const;  // per layer, undefined when empty
+  std::pair<Var, Var> null_key_value(int64_t layer, Tape& tape, int64_t batch) const;  // (B, H, 1, d) each, or undefined
 
   static std::string xl_name(int64_t layer) { return "xl." + std::to_string(layer); }
   static constexpr const char* kWrite = "write";

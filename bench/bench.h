@@ -22,6 +22,16 @@ struct TrainBenchOptions {
 };
 
 int run_train_bench(const TrainBenchOptions& opts);
+
+struct GenerateBenchOptions {
+  std::string config;
+  std::vector<std::string> sets = {};
+  int64_t length = 512;          // tokens per run
+  int reps = 3;                  // runs of each, interleaved
+  std::string mode = "both";     // both | cached | uncached
+};
+
+int run_generate_bench(const GenerateBenchOptions& opts);
 void add_bench_command(CLI::App& app);
 
 }  // namespace mnemo::bench

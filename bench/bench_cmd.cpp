@@ -17,6 +17,15 @@ void add_bench_command(CLI::App& app) {
   tr->add_option("--steps", t->steps, "Timed steps")->capture_default_str();
   tr->add_flag("--quiet", t->quiet, "No progress bar or lines");
   tr->callback([t] { throw CLI::RuntimeError(run_train_bench(*t)); });
+  auto g = std::make_shared<GenerateBenchOptions>();
+  CLI::App* ge = cmd->add_subcommand("generate", "Generation tokens/s with the model's cache and without, interleaved");
+  ge->add_option("config", g->config, "Experiment YAML file")->required();
+  ge->add_option("--set", g->sets, "Override a config key (repeatable)");
+  ge->add_option("--length", g->length, "Tokens per run")->capture_default_str()->check(CLI::PositiveNumber);
+  ge->add_option("--reps", g->reps, "Runs of each")->capture_default_str()->check(CLI::PositiveNumber);
+  ge->add_option("--mode", g->mode, "both, cached or uncached")->capture_default_str()
+      ->check(CLI::IsMember({"both", "cached", "uncached"}));
+  ge->callback([g] { throw CLI::RuntimeError(run_generate_bench(*g)); });
 }
 
 }  // namespace mnemo::bench

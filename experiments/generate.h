@@ -1,7 +1,7 @@
 // Sampling from any SegmentModel, memory carried across segments. The stream (prime, then
 // the new tokens) is cut into segments of seg_len from its first token; a complete segment
 // commits its memory exactly as in training and evaluation. The logits come from the model's
-// cached decoder when it has one (SegmentModel::cached_generator: BRT's per-block cache),
+// cached decoder when it has one (SegmentModel::cached_generator: BRT, RMT, CT, MemXL),
 // else from the generic one here, which re-runs forward() over the partial segment for each
 // new token. Both feed the one sampler: temperature (0 = greedy), top-k, multinomial.
 #pragma once
