@@ -46,6 +46,9 @@ struct BpttOptions {
   // a segment as its initial value (an empty cache, a fresh state) instead of the carried
   // one. Drawn per segment from `seed`, so replay drops exactly what the forward pass did.
   std::map<std::string, double> memory_dropout = {};
+  // The GEMMs of the batch's forwards and backwards in bf16 with f32 accumulation
+  // (train.precision: bf16); the previous precision comes back when train_batch returns.
+  bool bf16 = false;
 };
 
 struct BpttResult {
