@@ -19,6 +19,8 @@ struct TrainBenchOptions {
   std::vector<std::string> sets = {};
   int steps = 10;  // timed steps (after one warm-up and one measured for memory)
   bool quiet = false;  // no progress bar or lines on stderr
+  std::string precision = "";  // train.precision (f32, bf16); empty: the config's
+  bool model_only = false;     // skip the trainer-loop comparison (half the time)
 };
 
 int run_train_bench(const TrainBenchOptions& opts);

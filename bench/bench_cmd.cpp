@@ -16,6 +16,9 @@ void add_bench_command(CLI::App& app) {
   tr->add_option("--set", t->sets, "Override a config key (repeatable)");
   tr->add_option("--steps", t->steps, "Timed steps")->capture_default_str();
   tr->add_flag("--quiet", t->quiet, "No progress bar or lines");
+  tr->add_option("--precision", t->precision, "train.precision for the step: f32 or bf16 (the config's if absent)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  tr->add_flag("--model-only", t->model_only, "Time the model step only, not the trainer loop");
   tr->callback([t] { throw CLI::RuntimeError(run_train_bench(*t)); });
   auto g = std::make_shared<GenerateBenchOptions>();
   CLI::App* ge = cmd->add_subcommand("generate", "Generation tokens/s with the model's cache and without, interleaved");

@@ -48,7 +48,9 @@ double sgemm_gflops() {
 }  // namespace
 
 int run_train_bench(const TrainBenchOptions& o) {
-  ExperimentConfig cfg = load_config(o.config, o.sets);
+  std::vector<std::string> sets = o.sets;
+  if (!o.precision.empty()) sets.push_back("train.precision=" + o.precision);
+  ExperimentConfig cfg = load_config(o.config, sets);
   cfg.sweep.clear();
 #ifdef _OPENMP
   if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
@@ -68,6 +70,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   b.replay_recompute = cfg.train.replay_recompute;
   b.replay_snapshots = cfg.train.replay_snapshots;
   b.memory_dropout = cfg.train.memory_dropout;
+  b.bf16 = cfg.train.precision == Precision::bf16;
   data::Batch batch = data.train->next();
   arch::Memory memory = model->initial_memory(batch.batch_size());
   const int64_t tokens = data.tokens_per_batch;
@@ -103,34 +106,40 @@ int run_train_bench(const TrainBenchOptions& o) {
   progress.finish();
 
   // The same number of steps through the run loop of `mnemo train`.
-  const std::string dir = (fs::temp_directory_path() / ("mnemo-bench-" + std::to_string(::getpid()))).string();
-  ExperimentConfig run_cfg = cfg;
-  run_cfg.train.steps = o.steps;
-  run_cfg.train.eval_every = 0;
-  run_cfg.train.schedule = {};  // the schedule changes no cost; a short run cannot warm up
-  run_cfg.eval.batches = 1;
-  run_cfg.eval.generate_every = 0;
-  const RunResult run = train_run(run_cfg, {.dir = dir, .progress = false});
-  fs::remove_all(dir);
-  // The run writes a checkpoint at its last step; a real run writes one every
-  // checkpoint_every steps, so that cost is reported per save and amortised separately.
-  const double loop_step = (run.loop_seconds - run.checkpoint_seconds) / double(run.steps);
-  const double per_save = run.checkpoints ? run.checkpoint_seconds / double(run.checkpoints) : 0.0;
+  double loop_step = 0, per_save = 0;
+  if (!o.model_only) {
+    const std::string dir = (fs::temp_directory_path() / ("mnemo-bench-" + std::to_string(::getpid()))).string();
+    ExperimentConfig run_cfg = cfg;
+    run_cfg.train.steps = o.steps;
+    run_cfg.train.eval_every = 0;
+    run_cfg.train.schedule = {};  // the schedule changes no cost; a short run cannot warm up
+    run_cfg.eval.batches = 1;
+    run_cfg.eval.generate_every = 0;
+    const RunResult run = train_run(run_cfg, {.dir = dir, .progress = false});
+    fs::remove_all(dir);
+    // The run writes a checkpoint at its last step; a real run writes one every
+    // checkpoint_every steps, so that cost is reported per save and amortised separately.
+    loop_step = (run.loop_seconds - run.checkpoint_seconds) / double(run.steps);
+    per_save = run.checkpoints ? run.checkpoint_seconds / double(run.checkpoints) : 0.0;
+  }
 
   const double gflops = 6.0 * double(n_params) * double(tokens) / s / 1e9;
   const double peak = sgemm_gflops();
   std::printf("config            %s (%s, %ld parameters)\n", o.config.c_str(), cfg.model.arch.c_str(), long(n_params));
   std::printf("batch             %ld x %ld segments x %ld tokens, bptt %s, %d threads\n", long(cfg.data.batch_size),
               long(cfg.data.segments), long(cfg.data.segment_len), name_of(cfg.train.bptt), threads);
+  std::printf("precision         %s GEMMs%s\n", name_of(cfg.train.precision),
+              cfg.train.precision == Precision::bf16 ? " (bf16 operands, f32 accumulation); attention and the rest f32" : "");
   std::printf("model step        %.2f ms median over %d steps: %.0f tokens/s\n", s * 1e3, o.steps, double(tokens) / s);
   const double with_attention = gflops + attention_per_step / s / 1e9;
   std::printf("model FLOP/s      %.1f GFLOP/s (6 x params per token) = %.1f%% of sgemm %.1f GFLOP/s\n", gflops,
               100 * gflops / peak, peak);
   std::printf("  + attention     %.1f GFLOP/s (%.2f GFLOP of attention per step) = %.1f%% of sgemm\n", with_attention,
               attention_per_step / 1e9, 100 * with_attention / peak);
-  std::printf("trainer loop      %.2f ms per step (data, log every %ld) vs %.2f ms mean model step: overhead %+.1f%%\n",
-              loop_step * 1e3, long(cfg.train.log_every), mean * 1e3, 100 * (loop_step / mean - 1));
-  if (cfg.train.checkpoint_every > 0)
+  if (!o.model_only)
+    std::printf("trainer loop      %.2f ms per step (data, log every %ld) vs %.2f ms mean model step: overhead %+.1f%%\n",
+                loop_step * 1e3, long(cfg.train.log_every), mean * 1e3, 100 * (loop_step / mean - 1));
+  if (!o.model_only && cfg.train.checkpoint_every > 0)
     std::printf("checkpoints       %.1f ms per save, every %ld steps: %+.2f%% of step time\n", per_save * 1e3,
                 long(cfg.train.checkpoint_every), 100 * per_save / (double(cfg.train.checkpoint_every) * mean));
   std::printf("peak step memory  %.1f MiB of tensors beyond the model and optimizer; peak RSS %.1f MiB\n",

@@ -6,6 +6,7 @@
 #include "autograd/optim/optimizer.h"
 #include "experiments/replay_schedule.h"
 #include "common/random_hash.h"
+#include "kernels/precision.h"
 
 namespace mnemo::experiments {
 namespace {
@@ -272,6 +273,7 @@ bool starts_fresh(bool data_restarts, bool stateful, const Memory& carried) {
 
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, Memory memory, const BpttOptions& o) {
   MNEMO_CHECK(batch.segments() > 0, "[bptt] empty batch");
+  const kernels::MatmulPrecisionScope precision(o.bf16 ? kernels::MatmulPrecision::bf16 : kernels::MatmulPrecision::f32);
   MNEMO_CHECK(o.window >= 0, "[bptt] window must be >= 0, got " << o.window);
   for (const auto& [glob, p] : o.memory_dropout)
     MNEMO_CHECK(p >= 0 && p <= 1, "[bptt] memory_dropout '" << glob << "' must be in [0, 1], got " << p);

@@ -57,6 +57,9 @@ struct BpttOptions {
   int64_t shard = 0;  // this process's index: its dropout masks are its own (memory dropout is shared)
   // Called with each parameter as the last tape's backward finishes its gradient.
   std::function<void(const Param&)> on_last_grad = {};
+  // The GEMMs of the batch's forwards and backwards in bf16 with f32 accumulation
+  // (train.precision: bf16); the previous precision comes back when train_batch returns.
+  bool bf16 = false;
 };
 
 struct BpttResult {

@@ -18,6 +18,7 @@
 #include "experiments/replay_schedule.h"
 #include "experiments/run_data.h"
 #include "experiments/yaml_emit.h"
+#include "kernels/precision.h"
 
 namespace mnemo::experiments {
 namespace fs = std::filesystem;
@@ -39,6 +40,7 @@ constexpr std::array kStepEvery = {"batch", "segment"};
 constexpr std::array kScheduleKinds = {"constant", "warmup_cosine"};
 constexpr std::array kBpttKinds = {"truncated", "full", "replay"};
 constexpr std::array kOnNonFinite = {"stop", "skip"};
+constexpr std::array kPrecisions = {"f32", "bf16"};
 
 template <class E, size_t N>
 E get_enum(YamlReader& r, const std::string& key, E def, const std::array<const char*, N>& names) {
@@ -200,6 +202,12 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   if (r.has("max_skips") && t.on_nonfinite != OnNonFinite::skip)
     r.fail("max_skips", std::string("needs on_nonfinite: skip, got ") + name_of(t.on_nonfinite));
   t.max_skips = r.get("max_skips", t.max_skips, non_negative);
+  t.precision = get_enum(r, "precision", t.precision, kPrecisions);
+  // refused here rather than warned about later: a run that silently trains in f32 would
+  // report f32 speed and f32 numerics under a bf16 label
+  if (t.precision == Precision::bf16)
+    if (const std::string why = kernels::bf16_unavailable(); !why.empty())
+      r.fail("precision", "bf16 cannot run here: " + why + "; use precision: f32");
   r.reject_unknown_keys();
   return t;
 }
@@ -551,6 +559,7 @@ void emit_train(YAML::Emitter& e, const TrainConfig& t) {
   put(e, "checkpoint_every", t.checkpoint_every), put(e, "threads", t.threads);
   put(e, "on_nonfinite", name_of(t.on_nonfinite));
   if (t.on_nonfinite == OnNonFinite::skip) put(e, "max_skips", t.max_skips);
+  put(e, "precision", name_of(t.precision));
   e << YAML::EndMap;
 }
 
@@ -605,6 +614,7 @@ const char* name_of(StepEvery v) { return kStepEvery.at(size_t(v)); }
 const char* name_of(ScheduleKind v) { return kScheduleKinds.at(size_t(v)); }
 const char* name_of(BpttMode v) { return kBpttKinds.at(size_t(v)); }
 const char* name_of(OnNonFinite v) { return kOnNonFinite.at(size_t(v)); }
+const char* name_of(Precision v) { return kPrecisions.at(size_t(v)); }
 
 bool ModelConfig::operator==(const ModelConfig& o) const {
   const auto text = [](const ArchOptions& a) {

@@ -28,6 +28,7 @@ enum class StepEvery : uint8_t { batch, segment };
 enum class ScheduleKind : uint8_t { constant, warmup_cosine };
 enum class BpttMode : uint8_t { truncated, full, replay };  // experiments/bptt.h
 enum class OnNonFinite : uint8_t { stop, skip };
+enum class Precision : uint8_t { f32, bf16 };
 
 // The YAML spelling of each enum value, and back (an unknown name lists the known ones).
 const char* name_of(DataKind v);
@@ -37,6 +38,7 @@ const char* name_of(StepEvery v);
 const char* name_of(ScheduleKind v);
 const char* name_of(BpttMode v);
 const char* name_of(OnNonFinite v);
+const char* name_of(Precision v);
 
 // Where each key of a map of names was written (name -> "file:line:col: train.memory_dropout.h"),
 // for the errors found only once the model is built. Not part of the config's value: == ignores it.
@@ -138,6 +140,10 @@ struct TrainConfig {
   // max_skips such steps in a row (one bad batch is noise, a streak is divergence).
   OnNonFinite on_nonfinite = OnNonFinite::stop;
   int64_t max_skips = 10;             // skip: consecutive non-finite steps tolerated
+  // The training step's GEMMs: f32, or bf16 operands with f32 accumulation (kernels.h,
+  // MatmulPrecision); weights, optimizer state, attention, norms and losses stay f32, and
+  // evaluation runs f32. bf16 on a machine that cannot run it is refused at load.
+  Precision precision = Precision::f32;
   bool operator==(const TrainConfig&) const = default;
 };
 

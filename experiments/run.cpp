@@ -239,6 +239,7 @@ TrainerOptions trainer_options(const ExperimentConfig& cfg) {
   t.bptt.replay_snapshots = cfg.train.replay_snapshots;
   t.bptt.seed = cfg.seed;
   t.bptt.memory_dropout = cfg.train.memory_dropout;
+  t.bptt.bf16 = cfg.train.precision == Precision::bf16;
   t.grad_accum = cfg.train.grad_accum;
   t.clip = cfg.train.clip;
   t.schedule = schedule_of(cfg.train, cfg.data.segments);

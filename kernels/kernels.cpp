@@ -1,5 +1,6 @@
 // Slot definitions, the coverage table behind all_kernels(), and init().
 #include "kernels/kernels.h"
+#include "kernels/precision.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -8,6 +9,9 @@
 #include <string>
 
 #include "mnemo_config.h"
+#if MNEMO_WITH_ONEDNN
+#include "kernels/onednn/onednn.h"
+#endif
 
 namespace mnemo::kernels {
 
@@ -128,5 +132,35 @@ void set_force_reference(bool on) {
 }
 bool force_reference() { return g_force_reference; }
 bool onednn_built() { return MNEMO_WITH_ONEDNN != 0; }
+
+std::string bf16_unavailable() {
+  init();
+  if (force_reference()) return "every float kernel runs on the plain reference loops (MNEMO_BACKEND=reference)";
+  if (!MNEMO_WITH_ONEDNN) return "this build has no oneDNN (meson option dnnl), whose GEMMs are the only bf16 ones";
+  if (!prefer_onednn()) return "oneDNN is switched off (MNEMO_BACKEND=cpu), and its GEMMs are the only bf16 ones";
+#if MNEMO_WITH_ONEDNN
+  return onednn::bf16_unavailable();
+#else
+  return "";
+#endif
+}
+
+void set_matmul_precision(MatmulPrecision p) {
+  if (p == MatmulPrecision::bf16) {
+    const std::string why = bf16_unavailable();
+    if (!why.empty()) throw std::runtime_error("[matmul] bf16 cannot run here: " + why);
+  }
+#if MNEMO_WITH_ONEDNN
+  onednn::set_bf16_matmul(p == MatmulPrecision::bf16);
+#endif
+}
+
+MatmulPrecision matmul_precision() {
+#if MNEMO_WITH_ONEDNN
+  return onednn::bf16_matmul() ? MatmulPrecision::bf16 : MatmulPrecision::f32;
+#else
+  return MatmulPrecision::f32;
+#endif
+}
 
 }  // namespace mnemo::kernels

@@ -104,6 +104,19 @@ void* scratch(int which, size_t bytes) {
 void set_bf16_matmul(bool on) { g_bf16 = on; }
 bool bf16_matmul() { return g_bf16; }
 
+std::string bf16_unavailable() {
+  static const std::string why = [] {
+    try {
+      const memory::desc a({2, 2}, dt::bf16, memory::format_tag::ab), c({2, 2}, dt::f32, memory::format_tag::ab);
+      (void)dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, a, c), engine());
+      return std::string();
+    } catch (const dnnl::error& err) {
+      return std::string("oneDNN cannot build a bf16 matmul on this CPU, which needs avx512_bf16 (") + err.what() + ")";
+    }
+  }();
+  return why;
+}
+
 void gemm(const GemmDesc& d, const float* a, const float* b, float* c) {
   if (d.M == 0 || d.N == 0) return;
   if (d.K == 0 || (d.batch > 1 && d.stride_c == 0)) return cpu::gemm<float>(d, a, b, c);  // outside matmul's model

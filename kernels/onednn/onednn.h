@@ -1,6 +1,8 @@
 // The oneDNN backend's kernels (same signatures as the reference) and its switches.
 #pragma once
 
+#include <string>
+
 #include "kernels/kernels.h"
 
 namespace mnemo::kernels::onednn {
@@ -10,5 +12,7 @@ void gemm(const GemmDesc& d, const float* a, const float* b, float* c);
 // bf16 inputs with f32 accumulation for every f32 GEMM; off by default.
 void set_bf16_matmul(bool on);
 bool bf16_matmul();
+// Why this CPU cannot build a bf16 matmul primitive ("" when it can); asked once.
+std::string bf16_unavailable();
 
 }  // namespace mnemo::kernels::onednn

@@ -1,0 +1,35 @@
+// The precision of float GEMMs (the matmul op, and so every linear layer): f32, or bf16
+// operands with f32 accumulation on oneDNN (brg:avx512_core_bf16). Nothing else changes:
+// attention, norms, softmax, losses and optimizer state stay f32, double stays f64.
+// A process-wide switch, like the backend choice in kernels.h; train.precision sets it
+// around each training batch (experiments/bptt.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace mnemo::kernels {
+
+enum class MatmulPrecision : uint8_t { f32, bf16 };
+
+// Why bf16 cannot run here, "" when it can: a build without oneDNN, MNEMO_BACKEND (or a
+// setter) keeping oneDNN off, or a CPU below avx512_bf16 (also what ONEDNN_MAX_CPU_ISA=AVX2
+// makes of this one).
+std::string bf16_unavailable();
+// Setting bf16 where it cannot run throws std::runtime_error with that reason.
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+
+// A precision for the scope's lifetime; the previous one comes back after it.
+class MatmulPrecisionScope {
+ public:
+  explicit MatmulPrecisionScope(MatmulPrecision p) : before_(matmul_precision()) { set_matmul_precision(p); }
+  ~MatmulPrecisionScope() { set_matmul_precision(before_); }
+  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
+  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
+
+ private:
+  MatmulPrecision before_;
+};
+
+}  // namespace mnemo::kernels
