@@ -100,7 +100,7 @@ BOOST_AUTO_TEST_SUITE(precision)
 BOOST_AUTO_TEST_CASE(f32_is_the_default_and_a_bad_name_is_refused_at_its_key) {
   Configs files;
   const ExperimentConfig plain = load_config(files.write(""));
-  BOOST_TEST(plain.train.precision == Precision::f32);
+  BOOST_TEST((plain.train.precision == Precision::f32));
   BOOST_TEST(contains(to_yaml(plain), "precision: f32"));
   const std::string path = files.write("  precision: fp16\n");
   const std::string err = error_of([&] { load_config(path); });
@@ -122,7 +122,7 @@ BOOST_AUTO_TEST_CASE(bf16_is_refused_at_load_where_the_reference_backend_runs_fl
   const std::string set_err = error_of([&] { load_config(files.write(""), {"train.precision=bf16"}); });
   BOOST_TEST(contains(set_err, "train.precision"));
   BOOST_CHECK_THROW(kernels::set_matmul_precision(kernels::MatmulPrecision::bf16), std::runtime_error);
-  BOOST_TEST(kernels::matmul_precision() == kernels::MatmulPrecision::f32);
+  BOOST_TEST((kernels::matmul_precision() == kernels::MatmulPrecision::f32));
   kernels::set_force_reference(false);
   kernels::set_prefer_onednn(false);  // MNEMO_BACKEND=cpu: oneDNN off, and with it bf16
   BOOST_TEST(contains(error_of([&] { load_config(path); }), kernels::onednn_built() ? "MNEMO_BACKEND=cpu" : "no oneDNN"));
@@ -137,12 +137,12 @@ BOOST_AUTO_TEST_CASE(bf16_is_read_from_the_file_and_from_set_and_written_back) {
   Configs files;
   const std::string path = files.write("  precision: bf16\n");
   const ExperimentConfig cfg = load_config(path);
-  BOOST_TEST(cfg.train.precision == Precision::bf16);
+  BOOST_TEST((cfg.train.precision == Precision::bf16));
   BOOST_TEST(contains(to_yaml(cfg), "precision: bf16"));
   const std::string again = files.write("");
   std::ofstream(again) << to_yaml(cfg);
-  BOOST_TEST(load_config(again) == cfg);
-  BOOST_TEST(load_config(files.write(""), {"train.precision=bf16"}).train.precision == Precision::bf16);
+  BOOST_TEST((load_config(again) == cfg));
+  BOOST_TEST((load_config(files.write(""), {"train.precision=bf16"}).train.precision == Precision::bf16));
 }
 
 // Rounding both operands to bf16 (8 significant bits, unit roundoff u = 2^-8) costs each
@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(bf16_training_tracks_f32_training) {
                            "fortune, must be in want of a wife. However little known the feelings or views of such a "
                            "man may be on his first entering a neighbourhood, this truth is so well fixed. ";
   for (int rep = 0; rep < 40; ++rep) bytes->insert(bytes->end(), text.begin(), text.end());
-  data::ByteSpan span{.bytes = bytes, .begin = 0, .size = int64_t(bytes->size())};
+  data::ByteSpan span{.bytes = bytes, .begin = 0, .size = int64_t(bytes->size()), .name = "pride"};
   auto curve = [&](bool bf16) {
     nn::Init init(3);
     arch::Transformer model(init, {.vocab = 256, .dim = 64, .depth = 2, .heads = 4, .seq_len = 32, .ff_mult = 4});
@@ -219,7 +219,7 @@ BOOST_AUTO_TEST_CASE(bf16_training_tracks_f32_training) {
     Trainer trainer(model, streams, opt, {.bptt = {.bf16 = bf16}, .clip = 1.0, .seed = 5});
     std::vector<double> losses;
     for (int i = 0; i < 60; ++i) losses.push_back(trainer.step().loss);
-    BOOST_TEST(kernels::matmul_precision() == kernels::MatmulPrecision::f32);  // the step's scope ended
+    BOOST_TEST((kernels::matmul_precision() == kernels::MatmulPrecision::f32));  // the step's scope ended
     return losses;
   };
   const std::vector<double> f32 = curve(false), bf16 = curve(true);
@@ -252,7 +252,7 @@ BOOST_AUTO_TEST_CASE(bf16_is_refused_at_load_on_a_cpu_without_avx512_bf16) {
   BOOST_TEST(contains(err, "train.precision"));
   BOOST_TEST(contains(err, kernels::onednn_built() ? "avx512_bf16" : "no oneDNN"));
   BOOST_CHECK_THROW(kernels::set_matmul_precision(kernels::MatmulPrecision::bf16), std::runtime_error);
-  BOOST_TEST(load_config(files.write("  precision: f32\n")).train.precision == Precision::f32);
+  BOOST_TEST((load_config(files.write("  precision: f32\n")).train.precision == Precision::f32));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
