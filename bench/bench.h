@@ -22,6 +22,8 @@ struct TrainBenchOptions {
 };
 
 int run_train_bench(const TrainBenchOptions& opts);
+// The CUDA kernels on the GPU (bench/cuda_bench.cpp); 77 without a CUDA build or device.
+int run_cuda_bench();
 void add_bench_command(CLI::App& app);
 
 }  // namespace mnemo::bench

@@ -17,6 +17,8 @@ void add_bench_command(CLI::App& app) {
   tr->add_option("--steps", t->steps, "Timed steps")->capture_default_str();
   tr->add_flag("--quiet", t->quiet, "No progress bar or lines");
   tr->callback([t] { throw CLI::RuntimeError(run_train_bench(*t)); });
+  CLI::App* c = cmd->add_subcommand("cuda", "CUDA kernels on the GPU: GEMM rate, fused attention at the medium shape");
+  c->callback([] { throw CLI::RuntimeError(run_cuda_bench()); });
 }
 
 }  // namespace mnemo::bench
