@@ -3,7 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <new>
-#include <set>
+#include <map>
 #include <vector>
 
 #include "kernels/cuda/block_cache.h"
@@ -17,16 +17,16 @@ namespace {
 struct FakeDevice {
   size_t budget = size_t(1) << 30, used = 0;
   int allocs = 0, frees = 0;
-  std::set<void*> held;
+  std::map<void*, size_t> held;
   cu::BlockCache::Backing backing() {
     return {[this](size_t n) -> void* {
               if (used + n > budget) return nullptr;
               void* p = std::malloc(n);
-              used += n, ++allocs, held.insert(p);
+              used += n, ++allocs, held[p] = n;
               return p;
             },
             [this](void* p) {
-              ++frees, held.erase(p);
+              ++frees, used -= held.at(p), held.erase(p);
               std::free(p);
             },
             "fake device"};
