@@ -22,7 +22,7 @@ check() {  # name, build folder, nvcc, env prefix...
       -Ddnnl=disabled >"$build-logs/setup.log" 2>&1 || { tail -30 "$build-logs/setup.log"; exit 1; }
   fi
   echo "== $name: compile (-j2)"
-  $NICE ninja -C "$build" -j2 tests/test_kernels tools/mnemo
+  "$@" $NICE ninja -C "$build" -j2 tests/test_kernels tools/mnemo  # same PATH as at setup: nvcc finds its own ptxas
   echo "== $name: CPU-side tests"
   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $NICE meson test -C "$build" --no-rebuild --num-processes 1 \
     cuda_host cuda_math backends_agree
@@ -38,8 +38,11 @@ check() {  # name, build folder, nvcc, env prefix...
 
 version() { "$1" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'; }
 if [ -x /usr/bin/nvcc ]; then
-  # Debian's toolkit has no single root: unset the variables that point meson at another one.
-  check "CUDA $(version /usr/bin/nvcc) (Debian)" build-cuda11 /usr/bin/nvcc env -u CUDA_HOME -u CUDA_PATH -u CUDA_ROOT
+  # Debian's toolkit has no single root: unset the variables that point meson at another one,
+  # and keep /usr/local/cuda/bin off PATH, or Debian's nvcc runs that toolkit's ptxas and
+  # cudafe++ (found out the hard way: ptxas 13 rejects nvcc 11.8's default sm_52).
+  check "CUDA $(version /usr/bin/nvcc) (Debian)" build-cuda11 /usr/bin/nvcc \
+    env -u CUDA_HOME -u CUDA_PATH -u CUDA_ROOT PATH=/usr/sbin:/usr/bin:/sbin:/bin
 fi
 if [ -x /usr/local/cuda/bin/nvcc ]; then
   check "CUDA $(version /usr/local/cuda/bin/nvcc) (/usr/local/cuda)" build-cuda13 /usr/local/cuda/bin/nvcc env
