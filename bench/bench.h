@@ -34,6 +34,9 @@ struct GenerateBenchOptions {
 };
 
 int run_generate_bench(const GenerateBenchOptions& opts);
+
+// The CUDA kernels on the GPU (bench/cuda_bench.cpp); 77 without a CUDA build or device.
+int run_cuda_bench();
 void add_bench_command(CLI::App& app);
 
 }  // namespace mnemo::bench

@@ -29,6 +29,8 @@ void add_bench_command(CLI::App& app) {
   ge->add_option("--mode", g->mode, "both, cached or uncached")->capture_default_str()
       ->check(CLI::IsMember({"both", "cached", "uncached"}));
   ge->callback([g] { throw CLI::RuntimeError(run_generate_bench(*g)); });
+  CLI::App* c = cmd->add_subcommand("cuda", "CUDA kernels on the GPU: GEMM rate, fused attention at the medium shape");
+  c->callback([] { throw CLI::RuntimeError(run_cuda_bench()); });
 }
 
 }  // namespace mnemo::bench

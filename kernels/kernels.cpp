@@ -20,6 +20,9 @@ void register_cpu_kernels();
 #if MNEMO_WITH_ONEDNN
 void register_onednn_kernels();
 #endif
+#if MNEMO_WITH_CUDA
+void register_cuda_kernels();
+#endif
 
 Kernel<FillSig> fill{"fill"};
 Kernel<AxpySig> axpy{"axpy"};
@@ -110,6 +113,9 @@ void init() {
     register_cpu_kernels();
 #if MNEMO_WITH_ONEDNN
     register_onednn_kernels();
+#endif
+#if MNEMO_WITH_CUDA
+    register_cuda_kernels();
 #endif
     for (const KernelSlot* k : kAll) {
       if (!k->filled[int(Backend::reference)] || !k->has_f64)

@@ -9,7 +9,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#if __cplusplus >= 202002L  // nvcc 11.8 compiles the CUDA backend as C++17, which has no std::span
 #include <span>
+#endif
+
+#include "common/hd.h"
 
 namespace mnemo::kernels {
 
@@ -111,16 +115,19 @@ struct AttentionDesc {
 // The interval [lo, hi] of main keys (after the prefix, 0-based) that query row i sees under
 // the description's rules, padding and dense masks aside; empty when lo > hi. The one
 // statement of the rules: the kernels, the dense-mask oracle and FLOP counts use it.
-inline void attention_row_interval(const AttentionDesc& a, int64_t i, int64_t& lo, int64_t& hi) {
+// MNEMO_HD: CUDA kernels call this same function on the device (ternaries: no std::min there).
+MNEMO_HD void attention_row_interval(const AttentionDesc& a, int64_t i, int64_t& lo, int64_t& hi) {
   const int64_t Tm = a.Tk - a.prefix;
   lo = 0;
   hi = Tm - 1;
   if (i < a.read_rows) {
-    hi = std::min(a.read_rows, Tm) - 1;
+    hi = (a.read_rows < Tm ? a.read_rows : Tm) - 1;
   } else if (i < a.Tq - a.write_rows) {
     const int64_t p = i + Tm - a.Tq;
-    lo = std::max<int64_t>(a.window > 0 ? p - a.window + 1 : 0, 0);
-    hi = std::min<int64_t>(a.causal ? p : (a.window > 0 ? p + a.window - 1 : Tm - 1), Tm - 1);
+    const int64_t first = a.window > 0 ? p - a.window + 1 : 0;
+    const int64_t last = a.causal ? p : (a.window > 0 ? p + a.window - 1 : Tm - 1);
+    lo = first > 0 ? first : 0;
+    hi = last < Tm - 1 ? last : Tm - 1;
   }
 }
 
@@ -305,6 +312,8 @@ extern Kernel<SgdStepSig> sgd_step;
 // if a slot lacks its mandatory reference implementation (float and double) or the
 // variable has an unknown value. Safe to call from several threads.
 void init();
+#if __cplusplus >= 202002L
 std::span<KernelSlot* const> all_kernels();
+#endif
 
 }  // namespace mnemo::kernels

@@ -24,9 +24,28 @@ if ((${#missing[@]})); then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 fi
 
+if [ "$WITH_CUDA" = 1 ] && ! dpkg-query -W -f='${Status}' nvidia-cuda-toolkit 2>/dev/null | grep -q "install ok installed"; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # Debian 12 lists its sources in deb822 form (debian.sources) or, on older installs, sources.list.
+  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+    [ -f "$f" ] || continue
+    $SUDO sed -i -E 's/^(Components: main)$/\1 contrib non-free/; s/^(deb .*debian[^ ]* [a-z-]+ main)$/\1 contrib non-free/' "$f"
+  done
+  echo "setup: installing nvidia-cuda-toolkit (about 1.6 GB) and g++-11"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nvidia-cuda-toolkit g++-11
+fi
+
 BUILD=${1:-build}
 shift || true
-if [ -f "$BUILD/build.ninja" ]; then
+if [ "$WITH_CUDA" = 1 ]; then
+  # Debian's nvcc (/usr/bin/nvcc) even where another toolkit's nvcc comes first on PATH.
+  set -- --native-file scripts/cuda-debian.ini -Dcuda=enabled -Dgpu_arch=80,90 "$@"
+fi
+if [ -f "$BUILD/build.ninja" ] && [ "$WITH_CUDA" = 1 ]; then
+  meson setup --wipe "$BUILD" "$@"  # a native file cannot be added to a configured folder
+elif [ -f "$BUILD/build.ninja" ]; then
   [ $# -eq 0 ] || meson configure "$BUILD" "$@"
 else
   meson setup "$BUILD" "$@"
