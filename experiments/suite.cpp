@@ -344,14 +344,17 @@ SuiteReport suite_report(const std::vector<SuiteRow>& rows, const Suite& s, cons
 
   std::string& md = out.markdown;
   md += "Longest reach: the largest value of each setting's axis at which the mean held-out answer accuracy "
-        "over seeds is at least 0.9 (- where no value is).\n\n| setting | axis |";
+        "over seeds is at least 0.9 (- where no value is; not run: no finished run yet).\n\n| setting | axis |";
   for (const std::string& m : models) md += " " + m + " |";
   md += "\n|---|---|" + [&] { std::string sep; for (size_t i = 0; i < models.size(); ++i) sep += "---:|"; return sep; }() + "\n";
   for (const SuiteSetting* st : settings) {
     md += "| " + st->name + " | " + short_key(st->axis.key) + " |";
     for (const std::string& m : models) {
       const std::string reach = longest_reach(rows, st->name, m);
-      md += " " + (reach.empty() ? std::string("-") : reach) + " |";
+      const bool ran = std::any_of(rows.begin(), rows.end(), [&](const SuiteRow& r) {
+        return r.setting == st->name && r.model == m && r.finished() > 0;
+      });
+      md += " " + (!ran ? std::string("not run") : reach.empty() ? std::string("-") : reach) + " |";
     }
     md += "\n";
   }
