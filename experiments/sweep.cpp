@@ -25,25 +25,6 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-// A flat JSON object's members as text (numbers keep their literal).
-std::map<std::string, std::string> flat_object(const std::string& text, const std::string& what) {
-  const json::Json j = json::parse(text, "[sweep] " + what);
-  MNEMO_CHECK(j.kind == json::Json::Kind::object, "[sweep] " << what << " must hold a JSON object");
-  std::map<std::string, std::string> out;
-  for (const auto& [k, v] : j.members) out[k] = v.kind == json::Json::Kind::null ? "" : v.text;
-  return out;
-}
-
-std::vector<std::map<std::string, std::string>> read_jsonl(const fs::path& p) {
-  std::vector<std::map<std::string, std::string>> rows;
-  if (!fs::exists(p)) return rows;
-  std::ifstream in(p);
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n)
-    if (!line.empty()) rows.push_back(flat_object(line, p.string() + ":" + std::to_string(n)));
-  return rows;
-}
-
 // train.memory_dropout's keys are memory names that hold dots and globs ("xl.*"): a dotted
 // sweep key ends in one of them, as `--set` reads it (experiments/config.cpp).
 constexpr std::string_view kDropoutPrefix = "train.memory_dropout.";
@@ -84,6 +65,25 @@ std::string fixed(const std::string& number_text, int digits) {
 }
 
 }  // namespace
+
+// A flat JSON object's members as text (numbers keep their literal).
+std::map<std::string, std::string> flat_object(const std::string& text, const std::string& what) {
+  const json::Json j = json::parse(text, "[sweep] " + what);
+  MNEMO_CHECK(j.kind == json::Json::Kind::object, "[sweep] " << what << " must hold a JSON object");
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : j.members) out[k] = v.kind == json::Json::Kind::null ? "" : v.text;
+  return out;
+}
+
+std::vector<std::map<std::string, std::string>> read_jsonl(const fs::path& p) {
+  std::vector<std::map<std::string, std::string>> rows;
+  if (!fs::exists(p)) return rows;
+  std::ifstream in(p);
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n)
+    if (!line.empty()) rows.push_back(flat_object(line, p.string() + ":" + std::to_string(n)));
+  return rows;
+}
 
 std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
   std::vector<SweepPoint> points{{}};

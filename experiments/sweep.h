@@ -5,6 +5,8 @@
 // best metrics, tokens/s) and a PNG of the validation curves drawn with gnuplot.
 #pragma once
 
+#include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,11 @@ struct SweepPoint {
   std::string name;                     // "lr=0.001,arch=rmt": also its folder name
   std::vector<std::string> overrides;   // "train.optimizer.lr=0.001", ...
 };
+
+// A flat JSON object's members as text (numbers keep their literal, null is ""); `what`
+// names it in errors. read_jsonl: one such object per non-empty line; none when the file is absent.
+std::map<std::string, std::string> flat_object(const std::string& text, const std::string& what);
+std::vector<std::map<std::string, std::string>> read_jsonl(const std::filesystem::path& p);
 
 std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes);
 

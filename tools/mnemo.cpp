@@ -12,6 +12,7 @@
 #include "mnemo_config.h"
 #include "tools/gradcheck_cmd.h"
 #include "tools/inspect_cmd.h"
+#include "tools/suite_cmd.h"
 #include "tools/sweep_cmd.h"
 #include "tools/train_cmd.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   mnemo::tools::add_sweep_commands(app);
   mnemo::tools::add_gradcheck_command(app);
   mnemo::tools::add_inspect_command(app);
+  mnemo::tools::add_suite_command(app);
   mnemo::bench::add_bench_command(app);
   try {
     app.parse(argc, argv);
