@@ -9,12 +9,10 @@
 #include <cstdio>
 
 #include "bench/bench.h"
+#include "bench/timing.h"
 #include "experiments/generate.h"
 #include "experiments/models.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace mnemo::bench {
 namespace {
@@ -29,12 +27,7 @@ double median(std::vector<double> v) {
 
 int run_generate_bench(const GenerateBenchOptions& o) {
   experiments::ExperimentConfig cfg = experiments::load_config(o.config, o.sets);
-#ifdef _OPENMP
-  if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
-  const int threads = omp_get_max_threads();
-#else
-  const int threads = 1;
-#endif
+  const int threads = use_threads(cfg.train.threads);
   auto model = experiments::build_model(cfg);
   nn::eval(*model);
   const int64_t T = cfg.data.segment_len;

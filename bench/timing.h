@@ -7,8 +7,23 @@
 #include <cstdio>
 #include <string>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace mnemo::bench {
+
+// Applies a config's train.threads (0: the runtime's default) and returns the thread count
+// the bench runs with, for its header line.
+inline int use_threads(int64_t requested) {
+#ifdef _OPENMP
+  if (requested > 0) omp_set_num_threads(int(requested));
+  return omp_get_max_threads();
+#else
+  (void)requested;
+  return 1;
+#endif
+}
 
 template <class F>
 double median_seconds(F&& f, int reps = 11, double min_total = 0.2) {

@@ -23,9 +23,6 @@
 #include "experiments/run_data.h"
 #include "kernels/memory.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace mnemo::bench {
 namespace {
@@ -52,12 +49,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   if (!o.precision.empty()) sets.push_back("train.precision=" + o.precision);
   ExperimentConfig cfg = load_config(o.config, sets);
   cfg.sweep.clear();
-#ifdef _OPENMP
-  if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
-  const int threads = omp_get_max_threads();
-#else
-  const int threads = 1;
-#endif
+  const int threads = use_threads(cfg.train.threads);
   auto model = build_model(cfg);
   nn::train(*model);
   int64_t n_params = 0;

@@ -19,6 +19,7 @@
 #include "experiments/sweep.h"
 #include "tests/support/skip.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/read_text.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
@@ -26,12 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using mnemo::test::read_text;
 
 // A tiny Transformer-XL on a tiny task: 20 steps take well under a second.
 std::string write_config(const test::TempDir& tmp, const std::string& data_block, const std::string& extra = "") {

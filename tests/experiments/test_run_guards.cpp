@@ -16,6 +16,7 @@
 #include "experiments/memory_estimate.h"
 #include "experiments/run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/read_text.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
@@ -54,10 +55,7 @@ bool all_finite(const NamedTensors& v) {
   return true;
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using mnemo::test::read_text;
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include "tests/support/error_of.h"
 #include "tests/support/skip.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/read_text.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
@@ -24,12 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using mnemo::test::read_text;
 
 // A tiny synthetic experiment (a few steps take well under a second) and a suite over it:
 // two settings, two models (one narrowed), two seeds, and a budget.

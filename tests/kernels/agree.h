@@ -29,6 +29,17 @@ using kn::Backend;
 using Vf = std::vector<float>;
 template <class T> using Outs = std::vector<std::vector<T>>;
 
+// A hand-built walk: strides[k] for operand k; operands not given keep zero strides.
+inline kn::Strided walk(std::vector<int64_t> dims, std::vector<std::vector<int64_t>> strides) {
+  kn::Strided s;
+  s.rank = int(dims.size());
+  for (size_t d = 0; d < dims.size(); ++d) {
+    s.dims[d] = dims[d];
+    for (size_t k = 0; k < strides.size(); ++k) s.strides[k][d] = strides[k][d];
+  }
+  return s;
+}
+
 constexpr int64_t kBig = 40000;  // > the fast kernels' OpenMP threshold (1 << 15): their threaded paths run
 constexpr double kTol = 1e-4;
 constexpr Backend kFloatBackends[] = {Backend::reference, Backend::cpu, Backend::onednn};

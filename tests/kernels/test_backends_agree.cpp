@@ -30,17 +30,6 @@ namespace {
 
 using namespace mnemo::test;
 
-// A hand-built walk: strides[k] for operand k; operands not given keep zero strides.
-kn::Strided walk(std::vector<int64_t> dims, std::vector<std::vector<int64_t>> strides) {
-  kn::Strided s;
-  s.rank = int(dims.size());
-  for (size_t d = 0; d < dims.size(); ++d) {
-    s.dims[d] = dims[d];
-    for (size_t k = 0; k < strides.size(); ++k) s.strides[k][d] = strides[k][d];
-  }
-  return s;
-}
-
 int64_t numel(const kn::Strided& s) { return std::accumulate(s.dims, s.dims + s.rank, 1L, std::multiplies<>()); }
 
 struct GemmCase {

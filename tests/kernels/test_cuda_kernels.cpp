@@ -111,16 +111,6 @@ void check(const kn::Kernel<Sig>& slot, const std::string& what, const std::vect
   }
 }
 
-kn::Strided walk(std::vector<int64_t> dims, std::vector<std::vector<int64_t>> strides) {
-  kn::Strided s;
-  s.rank = int(dims.size());
-  for (size_t d = 0; d < dims.size(); ++d) {
-    s.dims[d] = dims[d];
-    for (size_t k = 0; k < strides.size(); ++k) s.strides[k][d] = strides[k][d];
-  }
-  return s;
-}
-
 kn::AttentionDesc desc(int64_t B, int64_t H, int64_t Hk, int64_t Tq, int64_t Tk, int64_t d) {
   kn::AttentionDesc a;
   a.B = B, a.H = H, a.Hk = Hk, a.Tq = Tq, a.Tk = Tk, a.d = d, a.scale = 1.0 / std::sqrt(double(d));
