@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Installs every Debian package mnemo needs (one apt-get line; a fast no-op when all are
-# present) and configures a build folder. Usage: scripts/setup.sh [BUILD_DIR] [meson options...]
+# present) and configures a build folder. Usage: scripts/setup.sh [--cuda] [BUILD_DIR] [meson options...]
+# --cuda also adds Debian's contrib and non-free components and installs the CUDA 11.8 toolkit
+# (docs/CUDA.md); nothing else ever downloads it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WITH_CUDA=0
+if [ "${1:-}" = --cuda ]; then
+  WITH_CUDA=1
+  shift
+fi
 
 PACKAGES=(g++ meson ninja-build pkg-config cmake ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev
           libyaml-cpp-dev libboost-test-dev libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox
