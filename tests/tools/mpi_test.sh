@@ -25,6 +25,11 @@ need_program python3
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # CI runs as root, and Open MPI refuses root unless told; set here only, not globally.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Under ASan, LeakSanitizer reports strings that Open MPI's plugins strdup and never free
+# (frames in modules already unloaded at MPI_Finalize, so a suppression by library name
+# cannot match) and fails every rank's exit. Leaks are left to the single-process ASan tests;
+# address and undefined-behaviour errors still fail this one.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 MPIRUN=(mpirun --oversubscribe --bind-to none --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo
         --mca oob_tcp_if_include lo)
 mpi2() { "${MPIRUN[@]}" -n 2 "$MNEMO" "$@"; }
