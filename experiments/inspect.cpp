@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "experiments/gnuplot.h"
 #include "autograd/attention_recorder.h"
 #include "experiments/checkpoint.h"
 
@@ -273,10 +274,7 @@ InspectOutput inspect(const arch::SegmentModel& model, SegmentSource& source, co
     out.no_png = "PNGs not asked for";
     return out;
   }
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    out.no_png = "gnuplot is not installed (Debian: apt-get install gnuplot-nox)";
-    return out;
-  }
+  if (out.no_png = gnuplot_missing(); !out.no_png.empty()) return out;
   for (const auto& [region, cells] : mass) {
     if (!present.count(region)) continue;  // declared, never held a key
     std::vector<Cell> c;

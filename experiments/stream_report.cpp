@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "experiments/gnuplot.h"
 #include "autograd/error.h"
 
 namespace mnemo::experiments {
@@ -36,8 +37,8 @@ std::string position_csv(const EvalResult& e) {
 }
 
 bool plot_positions(const EvalResult& e, const std::string& title, const std::string& png, std::string* why) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    if (why) *why = "gnuplot is not installed (Debian: apt-get install gnuplot-nox)";
+  if (const std::string missing = gnuplot_missing(); !missing.empty()) {
+    if (why) *why = missing;
     return false;
   }
   std::string data;
@@ -61,11 +62,7 @@ bool plot_positions(const EvalResult& e, const std::string& title, const std::st
   script += "$d << EOD\n" + data + "EOD\n";
   script += "plot $d using 1:2 with linespoints title 'bucket', " + std::string(buf) +
             " with lines dashtype 2 title 'whole stream'\n";
-  FILE* gp = ::popen("gnuplot", "w");
-  MNEMO_CHECK(gp, "[eval] cannot start gnuplot");
-  std::fwrite(script.data(), 1, script.size(), gp);
-  const int rc = ::pclose(gp);
-  MNEMO_CHECK(rc == 0 && std::filesystem::exists(png), "[eval] gnuplot failed (exit " << rc << ") writing " << png);
+  run_gnuplot(script, png, "eval");
   return true;
 }
 

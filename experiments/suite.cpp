@@ -20,6 +20,7 @@
 #include <set>
 #include <sstream>
 
+#include "experiments/gnuplot.h"
 #include "common/progress.h"
 #include "experiments/checkpoint.h"
 #include "experiments/json.h"
@@ -401,8 +402,8 @@ SuiteReport suite_report(const std::vector<SuiteRow>& rows, const Suite& s, cons
 
 bool plot_setting(const std::vector<SuiteRow>& rows, const std::string& setting, const std::string& png,
                   std::string* why) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    if (why) *why = "gnuplot is not installed (Debian: apt-get install gnuplot-nox)";
+  if (const std::string missing = gnuplot_missing(); !missing.empty()) {
+    if (why) *why = missing;
     return false;
   }
   std::vector<std::string> models, values;
@@ -447,11 +448,7 @@ bool plot_setting(const std::vector<SuiteRow>& rows, const std::string& setting,
              " using 1:2:3 with yerrorlines lw 2 title '" + models[m] + "'";
   }
   script += plots + ", 0.9 with lines dt 2 lc 'gray' title 'reach threshold 0.9'\n";
-  FILE* gp = ::popen("gnuplot", "w");
-  MNEMO_CHECK(gp, "[suite] cannot start gnuplot");
-  std::fwrite(script.data(), 1, script.size(), gp);
-  const int rc = ::pclose(gp);
-  MNEMO_CHECK(rc == 0 && fs::exists(png), "[suite] gnuplot failed (exit " << rc << ") writing " << png);
+  run_gnuplot(script, png, "suite");
   return true;
 }
 

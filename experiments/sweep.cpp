@@ -9,6 +9,7 @@
 
 #include "common/progress.h"
 #include "experiments/checkpoint.h"
+#include "experiments/gnuplot.h"
 #include "experiments/json.h"
 #include "experiments/run.h"
 
@@ -157,8 +158,8 @@ bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& metr
   MNEMO_CHECK(!train || x == "step", "[plot] train_loss is logged per step only; use --x step with it");
   MNEMO_CHECK(train || metric == "val_loss" || metric == "val_accuracy" || metric == "val_bpb",
               "[plot] unknown metric '" << metric << "' (val_loss, val_accuracy, val_bpb or train_loss)");
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    if (why) *why = "gnuplot is not installed (Debian: apt-get install gnuplot-nox)";
+  if (const std::string missing = gnuplot_missing(); !missing.empty()) {
+    if (why) *why = missing;
     return false;
   }
   std::string script = "set terminal pngcairo size 1000,600 noenhanced\nset output '" + png + "'\n";
@@ -186,11 +187,7 @@ bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& metr
              title + "'";
   }
   script += plots + "\n";
-  FILE* gp = ::popen("gnuplot", "w");
-  MNEMO_CHECK(gp, "[plot] cannot start gnuplot");
-  std::fwrite(script.data(), 1, script.size(), gp);
-  const int rc = ::pclose(gp);
-  MNEMO_CHECK(rc == 0 && fs::exists(png), "[plot] gnuplot failed (exit " << rc << ") writing " << png);
+  run_gnuplot(script, png, "plot");
   return true;
 }
 
