@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "architectures/brt.h"
+#include "common/serial_scope.h"
 
 namespace mnemo::arch {
 namespace {
@@ -39,6 +40,7 @@ class BrtGenerator : public Generator {
  private:
   // Tokens (B, n) that fit in the current block.
   void feed_block_part(const Tensor& tokens) {
+    const SerialScope serial(B_ * tokens.dim(1) <= kSerialDecodeRows);
     Var x = m_.token_emb(tape_, tokens);  // (B, n, D)
     for (int64_t l = 0; l < m_.cfg.depth; ++l) {
       Var kv;

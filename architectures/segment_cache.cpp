@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "autograd/ops/ops.h"
+#include "common/serial_scope.h"
 
 namespace mnemo::arch {
 
@@ -48,6 +49,7 @@ void SegmentCache::feed_part(const Tensor& tokens) {
   if (pos + n < seg_len_) {
     if (!begun_) begin_segment(tape_, constants(tape_, memory_));
     begun_ = true;
+    const SerialScope serial(B_ * n <= kSerialDecodeRows);
     last_ = extend(tape_, tokens, pos);
     return;
   }

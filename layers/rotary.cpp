@@ -1,6 +1,9 @@
 #include "layers/rotary.h"
 
 #include <cmath>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
 #include <numeric>
 #include <vector>
 
@@ -25,30 +28,59 @@ Var apply_rotary(Var x, const Tensor& cos, const Tensor& sin) {
   return d == r ? out : concat({out, slice(x, -1, r, d - r)}, -1);
 }
 
+struct Rotary::RowCache {
+  static constexpr size_t kMaxRows = size_t(1) << 16;  // beyond: computed, not kept
+  std::mutex mu;
+  std::tuple<int64_t, double, bool, double, int64_t> params;  // what the rows were made with
+  std::unordered_map<int64_t, std::vector<double>> rows;       // key pos * 4 + sign + 1: [cos ; sin]
+};
+
 Rotary::Rotary(Init&, int64_t r, double th, bool xp, double base, int64_t width)
-    : rot_dim(r), theta(th), xpos(xp), xpos_scale_base(base), xpos_width(width) {
+    : rot_dim(r), theta(th), xpos(xp), xpos_scale_base(base), xpos_width(width), rows_(std::make_shared<RowCache>()) {
   MNEMO_CHECK(r > 0 && r % 2 == 0, "[rotary] expected an even rot_dim > 0, got " << r);
   MNEMO_CHECK(th > 0, "[rotary] expected theta > 0, got " << th);
   MNEMO_CHECK(!xp || base > 0, "[rotary] expected xpos_scale_base > 0, got " << base);
   MNEMO_CHECK(width >= 0, "[rotary] expected xpos_width >= 0, got " << width);
 }
 
+// [cos ; sin] (2r) of one position
+void Rotary::row(int64_t pos, int xpos_sign, std::vector<double>& r) const {
+  const int64_t half = rot_dim / 2;
+  r.assign(size_t(2 * rot_dim), 0.0);
+  const double p = xpos ? double(pos - xpos_width / 2) / xpos_scale_base * xpos_sign : 0.0;
+  for (int64_t i = 0; i < half; ++i) {
+    // angles and the xPos power in double, so f64 checks see only rounding of the result
+    const double angle = double(pos) * std::pow(theta, -2.0 * double(i) / double(rot_dim));
+    const double zeta = (2.0 * double(i) + 0.4 * double(rot_dim)) / (1.4 * double(rot_dim));
+    const double scale = p == 0.0 ? 1.0 : std::pow(zeta, p);
+    for (int64_t j : {i, i + half}) {
+      r[size_t(j)] = std::cos(angle) * scale;
+      r[size_t(rot_dim + j)] = std::sin(angle) * scale;
+    }
+  }
+}
+
 std::pair<Tensor, Tensor> Rotary::tables(std::span<const int64_t> pos, DType dtype, int xpos_sign) const {
   MNEMO_CHECK(dtype == DType::f32 || dtype == DType::f64, "[rotary] expected a float dtype, got " << dtype);
-  const int64_t T = int64_t(pos.size()), half = rot_dim / 2;
-  std::vector<double> c(size_t(T * rot_dim)), s(size_t(T * rot_dim));
+  const int64_t T = int64_t(pos.size());
+  std::vector<double> c(size_t(T * rot_dim)), s(size_t(T * rot_dim)), scratch;
+  RowCache& cache = *rows_;
+  const std::lock_guard<std::mutex> lock(cache.mu);
+  const auto params = std::make_tuple(rot_dim, theta, xpos, xpos_scale_base, xpos_width);
+  if (cache.params != params) cache.rows.clear(), cache.params = params;
   for (int64_t t = 0; t < T; ++t) {
-    const double p = xpos ? double(pos[size_t(t)] - xpos_width / 2) / xpos_scale_base * xpos_sign : 0.0;
-    for (int64_t i = 0; i < half; ++i) {
-      // angles and the xPos power in double, so f64 checks see only rounding of the result
-      const double angle = double(pos[size_t(t)]) * std::pow(theta, -2.0 * double(i) / double(rot_dim));
-      const double zeta = (2.0 * double(i) + 0.4 * double(rot_dim)) / (1.4 * double(rot_dim));
-      const double scale = p == 0.0 ? 1.0 : std::pow(zeta, p);
-      for (int64_t j : {i, i + half}) {
-        c[size_t(t * rot_dim + j)] = std::cos(angle) * scale;
-        s[size_t(t * rot_dim + j)] = std::sin(angle) * scale;
-      }
+    const int64_t key = pos[size_t(t)] * 4 + xpos_sign + 1;
+    const std::vector<double>* r = &scratch;
+    if (auto it = cache.rows.find(key); it != cache.rows.end()) {
+      r = &it->second;
+    } else if (cache.rows.size() < RowCache::kMaxRows) {
+      row(pos[size_t(t)], xpos_sign, cache.rows[key]);
+      r = &cache.rows[key];
+    } else {
+      row(pos[size_t(t)], xpos_sign, scratch);
     }
+    std::copy(r->begin(), r->begin() + rot_dim, c.begin() + t * rot_dim);
+    std::copy(r->begin() + rot_dim, r->end(), s.begin() + t * rot_dim);
   }
   return {Tensor::from({T, rot_dim}, c, dtype), Tensor::from({T, rot_dim}, s, dtype)};
 }

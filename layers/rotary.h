@@ -6,8 +6,10 @@
 // q'.k' depends only on the offset between query and key positions.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "autograd/ops/ops.h"
 #include "layers/init.h"
@@ -42,6 +44,14 @@ struct Rotary : Module {
   std::pair<Tensor, Tensor> tables(std::span<const int64_t> pos, DType dtype, int xpos_sign = 0) const;
 
   void visit(ParamVisitor&) override {}
+
+ private:
+  // cos and sin rows per (position, xpos sign), computed once: a cached decoder rotates all
+  // its keys again for every token, and pow/sincos per element were 13% of an RMT token.
+  // Shared by copies; forgotten when the fields above change.
+  struct RowCache;
+  std::shared_ptr<RowCache> rows_;
+  void row(int64_t pos, int xpos_sign, std::vector<double>& out) const;  // [cos ; sin] (2r)
 };
 
 }  // namespace mnemo::nn

@@ -307,8 +307,9 @@ int export_cmd(const ExportArgs& a) {
   return 0;
 }
 
-// The generic decoder re-runs the partial segment for every byte, so generation is slow;
-// a length past a million bytes is far more likely a typo than a plan.
+// Generation runs at hundreds to a few thousand bytes/s on a CPU (docs/BENCHMARKS.md), and the
+// generic decoder of a model without a cache re-runs the partial segment for every byte; a
+// length past a million bytes is far more likely a typo than a plan.
 constexpr int64_t kMaxGenerateLength = 1'000'000;
 
 // Flag checks with messages that say what is wanted (CLI11 2.1's own number validators print

@@ -129,6 +129,32 @@ BOOST_AUTO_TEST_CASE(xpos_scales_queries_by_zeta_pow_p_and_keys_by_its_inverse) 
   }
 }
 
+// The tables are remembered per position: a second call, a copy, a changed field and the
+// query/key signs of xPos must all give what a fresh module computes.
+BOOST_AUTO_TEST_CASE(rotary_tables_remembered_per_position_stay_exact) {
+  Init init(1, DType::f64);
+  const std::vector<int64_t> pos{3, 0, 7, 3, -2};
+  Rotary rope(init, 8, 10000, true, 4, 6);
+  const auto same = [](const std::pair<Tensor, Tensor>& a, const std::pair<Tensor, Tensor>& b) {
+    for (int64_t i = 0; i < a.first.numel(); ++i)
+      if (a.first.data<double>()[i] != b.first.data<double>()[i] || a.second.data<double>()[i] != b.second.data<double>()[i])
+        return false;
+    return a.first.shape() == b.first.shape();
+  };
+  for (int sign : {1, -1, 0}) {
+    const auto first = rope.tables(pos, DType::f64, sign);
+    BOOST_TEST(same(rope.tables(pos, DType::f64, sign), first));
+    BOOST_TEST(same(Rotary(rope).tables(pos, DType::f64, sign), first));
+    BOOST_TEST(first.first.at({0, 1}) == first.first.at({3, 1}));  // position 3 twice
+  }
+  BOOST_TEST(!same(rope.tables(pos, DType::f64, 1), rope.tables(pos, DType::f64, -1)));  // xPos: q and k differ
+  Rotary copy = rope;  // shares the remembered rows
+  copy.theta = 100;
+  Rotary fresh(init, 8, 100, true, 4, 6);
+  BOOST_TEST(same(copy.tables(pos, DType::f64, 1), fresh.tables(pos, DType::f64, 1)));
+  BOOST_TEST(same(rope.tables(pos, DType::f64, 1), Rotary(init, 8, 10000, true, 4, 6).tables(pos, DType::f64, 1)));
+}
+
 BOOST_AUTO_TEST_CASE(relative_table_is_translation_consistent_by_default) {
   Init init(1, DType::f64);
   Rng rng(6);
