@@ -20,7 +20,7 @@ OUT=${2:-/tmp/mnemo-long-stream}
 ARCHS=${ARCHS:-"rmt brt compressive memxl transformer transformer_xl"}
 SIZES=${SIZES:-"100000 1000000 10000000"}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-TEXT=$(realpath "${TEXT:-$REPO/../shared/data/tinyshakespeare.txt}")
+TEXT=$(realpath "${TEXT:-$REPO/data/tinyshakespeare.txt}")
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
 [ -f "$TEXT" ] || { echo "no $TEXT (set TEXT=path/to/tinyshakespeare.txt)" >&2; exit 1; }

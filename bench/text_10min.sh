@@ -15,7 +15,7 @@ MNEMO=$(realpath "${1:-build/tools/mnemo}")
 OUT=${2:-runs/text_10min}
 ARCHS=${ARCHS:-"rmt brt compressive memxl transformer transformer_xl"}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-TEXT=$(realpath "${TEXT:-$REPO/../shared/data/tinyshakespeare.txt}")
+TEXT=$(realpath "${TEXT:-$REPO/data/tinyshakespeare.txt}")
 [ -f "$TEXT" ] || { echo "no $TEXT (set TEXT=path/to/tinyshakespeare.txt)" >&2; exit 1; }
 mkdir -p "$OUT"
 
