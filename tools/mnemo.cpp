@@ -9,6 +9,7 @@
 
 #include "autograd/error.h"
 #include "bench/bench.h"
+#include "experiments/distributed.h"
 #include "mnemo_config.h"
 #include "tools/gradcheck_cmd.h"
 #include "tools/inspect_cmd.h"
@@ -26,6 +27,17 @@ int main(int argc, char** argv) {
   mnemo::tools::add_inspect_command(app);
   mnemo::tools::add_suite_command(app);
   mnemo::bench::add_bench_command(app);
+  // Under mpirun only `train` shares its work between the processes; any other command would
+  // run whole in every process, into the same files and onto the same terminal.
+  for (CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == "train") continue;
+    sub->preparse_callback([name = sub->get_name()](size_t) {
+      const int n = mnemo::experiments::launcher_world_size();
+      MNEMO_CHECK(n <= 1, "`mnemo " << name << "` runs in one process, and under mpirun -n " << n
+                                    << " each process would run all of it, into the same files; only `mnemo train` "
+                                       "shares its work over MPI (run this without mpirun)");
+    });
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -14,17 +14,36 @@
 #   * refusals: resuming with another N, a batch N does not divide (naming file, line and key),
 #     one process unable to read the data (naming the rank and the file), and a process that
 #     hangs (SIGSTOP: the others stop after MNEMO_MPI_TIMEOUT) or dies (kill -9): never a hang.
-# SKIP (77) where mnemo was built without MPI or mpirun is missing.
+#   * every other subcommand (sweep here) is refused under mpirun: it would run whole in each
+#     process, into the same files.
+# A mnemo built without MPI must refuse to train under mpirun (it would run N copies of the
+# run); after checking that, the test reports SKIP (77), as it does where mpirun is missing.
 # Usage: mpi_test.sh MNEMO WITH_MPI(0|1)
 set -euo pipefail
 MNEMO=$(realpath "$1")  # mpirun --wdir below changes the working folder
-[ "${2:-0}" = 1 ] || { echo "SKIP: mnemo was built without MPI (meson -Dmpi=enabled, libopenmpi-dev)"; exit 77; }
 source "$(dirname "$0")/common.sh"
 need_program mpirun
-need_program python3
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # CI runs as root, and Open MPI refuses root unless told; set here only, not globally.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ "${2:-0}" != 1 ]; then
+  cat > "$tmp/solo.yaml" <<'YAML'
+name: solo
+data: {kind: synthetic, task: copy, copy_len: 2, segments: 2, segment_len: 4, batch_size: 2}
+model: {arch: transformer, dim: 16, depth: 1, heads: 2}
+train: {steps: 2}
+YAML
+  if mpirun --oversubscribe -n 2 "$MNEMO" train "$tmp/solo.yaml" --out "$tmp/solo" --quiet > "$tmp/solo.log" 2>&1; then
+    fail "a mnemo without MPI trained under mpirun -n 2"
+  fi
+  grep -q "this mnemo was built without MPI, so under mpirun -n 2 it would run 2 separate copies" "$tmp/solo.log" ||
+    { cat "$tmp/solo.log"; fail "no clear message for mpirun with a mnemo built without MPI"; }
+  [ ! -e "$tmp/solo/checkpoints" ] || fail "the refused run wrote checkpoints"
+  echo "ok: a mnemo built without MPI refuses to train under mpirun"
+  echo "SKIP: mnemo was built without MPI (meson -Dmpi=enabled, libopenmpi-dev)"
+  exit 77
+fi
+need_program python3
 # Under ASan, LeakSanitizer reports strings that Open MPI's plugins strdup and never free
 # (frames in modules already unloaded at MPI_Finalize, so a suppression by library name
 # cannot match) and fails every rank's exit. Leaks are left to the single-process ASan tests;
@@ -125,6 +144,13 @@ if "$MNEMO" train --resume "$tmp/other_n" --quiet > "$tmp/other_n.log" 2>&1; the
 grep -q "checkpointed by 2 processes and this is 1: resume it with mpirun -n 2" "$tmp/other_n.log" ||
   { cat "$tmp/other_n.log"; fail "no clear message for resuming with another N"; }
 echo "ok: resuming with another N is refused"
+
+# Commands other than train run in one process: refused under mpirun, before writing anything.
+if mpi2 sweep "$tmp/base.yaml" --out "$tmp/swept" > "$tmp/swept.log" 2>&1; then fail "a sweep ran under mpirun"; fi
+grep -q "\`mnemo sweep\` runs in one process, and under mpirun -n 2 each process would run all of it" "$tmp/swept.log" ||
+  { cat "$tmp/swept.log"; fail "no clear message for mnemo sweep under mpirun"; }
+[ ! -e "$tmp/swept" ] || fail "the refused sweep wrote $tmp/swept"
+echo "ok: mnemo sweep is refused under mpirun"
 
 # A batch that does not split: the file, line and key.
 if mpi2 train "$tmp/base.yaml" --set data.batch_size=3 --out "$tmp/odd" --quiet > "$tmp/odd.log" 2>&1; then
