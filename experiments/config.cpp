@@ -18,6 +18,7 @@
 #include "experiments/replay_schedule.h"
 #include "experiments/run_data.h"
 #include "experiments/yaml_emit.h"
+#include "kernels/cuda/available.h"
 #include "kernels/precision.h"
 
 namespace mnemo::experiments {
@@ -41,6 +42,7 @@ constexpr std::array kScheduleKinds = {"constant", "warmup_cosine"};
 constexpr std::array kBpttKinds = {"truncated", "full", "replay"};
 constexpr std::array kOnNonFinite = {"stop", "skip"};
 constexpr std::array kPrecisions = {"f32", "bf16"};
+constexpr std::array kDevices = {"cpu", "cuda"};  // mnemo::Device
 
 template <class E, size_t N>
 E get_enum(YamlReader& r, const std::string& key, E def, const std::array<const char*, N>& names) {
@@ -308,6 +310,13 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
     return "";
   });
   c.seed = r.get("seed", c.seed);
+  c.device = get_enum(r, "device", c.device, kDevices);
+  if (c.device == Device::cuda) {
+    const std::string why = kernels::cuda::cuda_unavailable();
+    r.fail("device", why.empty() ? "cuda: the CUDA kernels are built and a device is here, but models do not run on "
+                                   "CUDA tensors yet (docs/CUDA.md); use device: cpu"
+                                 : "cuda cannot run here: " + why + "; use device: cpu");
+  }
   c.data = read_data(r.child("data"));
   c.model = read_model(r.child("model"), c.data);
   if (c.data.kind == DataKind::synthetic) check_synthetic(r, c);
@@ -583,7 +592,7 @@ ExperimentConfig load_config(const std::string& path, const std::vector<std::str
 std::string to_yaml(const ExperimentConfig& cfg) {
   YAML::Emitter e;
   e << YAML::BeginMap;
-  put(e, "name", cfg.name), put(e, "seed", cfg.seed);
+  put(e, "name", cfg.name), put(e, "seed", cfg.seed), put(e, "device", kDevices.at(size_t(cfg.device)));
   emit_data(e, cfg.data), emit_model(e, cfg), emit_train(e, cfg.train), emit_eval(e, cfg.eval);
   if (!cfg.sweep.empty()) {
     e << YAML::Key << "sweep" << YAML::Value << YAML::BeginMap;

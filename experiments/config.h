@@ -15,6 +15,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "autograd/dtype.h"
 #include "autograd/optim/adamw.h"
 #include "autograd/optim/schedule.h"
 #include "data/synthetic.h"
@@ -171,6 +172,10 @@ struct SweepAxis {
 struct ExperimentConfig {
   std::string name;       // run name; the config file's stem when absent
   uint64_t seed = 1234;   // every RNG (init, data, dropout, sampling) derives from it
+  // Where the run's tensors live. cuda is read and refused at load, with the reason: a build
+  // without the backend, no device, or (with both) models that do not run on CUDA tensors
+  // yet (docs/CUDA.md); never a silent run on the CPU under a cuda label.
+  Device device = Device::cpu;
   DataConfig data;
   ModelConfig model;
   TrainConfig train;

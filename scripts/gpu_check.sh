@@ -4,48 +4,92 @@
 # the f64 reference, forward and backward, odd sizes, every attention mask rule; the
 # allocator's steady state and CUDA Graph replay), the rest of the suite, and the CUDA
 # benchmark; writes everything to one folder and prints a summary. Meant to take under
-# 8 minutes on 16 cores. Usage: scripts/gpu_check.sh [RESULTS_DIR] [GPU_ARCH (default 90)]
+# 8 minutes on 16 cores.
+#
+# Usage: scripts/gpu_check.sh [--build-only] [RESULTS_DIR] [GPU_ARCH (default 90)]
+#   Without a GPU it stops before building, saying so (exit 2): nothing runs half-way.
+#   --build-only: no GPU needed; configures and builds as on the GPU machine, checks that
+#   every test, suite and command the GPU steps use exists, runs the CPU-side CUDA tests,
+#   and stops before the first step that needs a device (how the script is checked on a
+#   machine without one). BUILD (default build-gpu) names the build folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+BUILD_ONLY=0
+if [ "${1:-}" = --build-only ]; then BUILD_ONLY=1; shift; fi
 OUT=${1:-build-gpu-check/$(date -u +%Y%m%d-%H%M%S)}
 ARCH=${2:-90}
-BUILD=build-gpu
+BUILD=${BUILD:-build-gpu}
 JOBS=$(nproc)
+die() { echo "gpu_check: $*" >&2; exit 2; }
+
+for p in nvcc meson ninja; do
+  command -v "$p" >/dev/null || die "$p is not on PATH (the GPU machine has nvcc 13 in /usr/local/cuda/bin)"
+done
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+if [ "$gpus" = 0 ] && [ "$BUILD_ONLY" = 0 ]; then
+  die "no GPU here (nvidia-smi lists none): nothing was built or run. On a machine without a GPU,
+   scripts/gpu_check.sh --build-only checks the build and the steps up to the first that needs one."
+fi
+
 mkdir -p "$OUT"
 summary="$OUT/summary.txt"
 : >"$summary"
 status=0
 note() { echo "$*" | tee -a "$summary"; }
-step() {  # name, log file, command...: runs it with a wall-clock time, records pass/fail/skip
+step() {  # name, log file, command...: runs it with a wall-clock time and records PASS/FAIL.
+  # A SKIP (77) is a failure too: every step here has what it needs, a GPU included.
   local name=$1 log=$2
   shift 2
   local t0=$SECONDS rc=0
   "$@" >"$OUT/$log" 2>&1 || rc=$?
   local verdict=PASS
-  [ "$rc" = 77 ] && verdict=SKIP
-  [ "$rc" != 0 ] && [ "$rc" != 77 ] && verdict="FAIL (exit $rc)" && status=1
-  note "$(printf '%-34s %-14s %4ds  %s' "$name" "$verdict" $((SECONDS - t0)) "$OUT/$log")"
+  [ "$rc" = 77 ] && verdict="FAIL (SKIP, exit 77)"
+  [ "$rc" != 0 ] && [ "$rc" != 77 ] && verdict="FAIL (exit $rc)"
+  [ "$rc" != 0 ] && status=1
+  note "$(printf '%-34s %-20s %4ds  %s' "$name" "$verdict" $((SECONDS - t0)) "$OUT/$log")"
   return "$rc"
 }
+stop() { note "result: FAIL at $1; everything is in $OUT"; exit 1; }
 
-note "mnemo GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || note "nvidia-smi failed: is there a GPU?"
-note "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
-note "nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p'), meson $(meson --version)"
+note "mnemo GPU check$([ $BUILD_ONLY = 1 ] && echo ' (--build-only)'), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
+note "GPU: $([ "$gpus" = 0 ] && echo none || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
+note "nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p') ($(command -v nvcc)), meson $(meson --version), build folder $BUILD"
 
 if [ ! -f "$BUILD/build.ninja" ]; then
-  step "configure" configure.log meson setup "$BUILD" -Dcuda=enabled -Ddnnl=disabled -Dgpu_arch="$ARCH" || { cat "$summary"; exit 1; }
+  step "configure" configure.log meson setup "$BUILD" -Dcuda=enabled -Ddnnl=disabled -Dgpu_arch="$ARCH" || stop configure
 fi
-step "build (-j$JOBS)" build.log ninja -C "$BUILD" -j"$JOBS" || { tail -40 "$OUT/build.log"; exit 1; }
+step "build (-j$JOBS)" build.log ninja -C "$BUILD" -j"$JOBS" || { tail -40 "$OUT/build.log"; stop build; }
+
+# Every test, suite and command the steps below name, before any of them runs.
+tk="$BUILD/tests/test_kernels"
+preflight() {
+  grep -q "MNEMO_WITH_CUDA 1" "$BUILD/mnemo_config.h" || { echo "$BUILD was not configured with CUDA"; return 1; }
+  local listed
+  listed=$("$tk" --list_content 2>&1) || { echo "$listed"; return 1; }
+  for s in cuda_kernels cuda_math cuda_host; do
+    grep -q "^$s\*\?$" <<<"$listed" || { echo "test_kernels has no suite $s"; return 1; }
+  done
+  meson test -C "$BUILD" --list --no-suite slow | grep -q "cuda_kernels" || { echo "meson test lists no cuda_kernels"; return 1; }
+  "$BUILD/tools/mnemo" bench cuda --help >/dev/null || { echo "mnemo has no 'bench cuda'"; return 1; }
+  echo "test_kernels suites, meson's test list and 'mnemo bench cuda' are all there"
+}
+step "preflight (tests, commands)" preflight.log preflight || stop preflight
+
 export OMP_WAIT_POLICY=PASSIVE
-step "CUDA kernels vs reference" cuda_kernels.log env OMP_NUM_THREADS=4 "$BUILD/tests/test_kernels" \
-  --run_test=cuda_kernels --color_output=no --log_level=message --report_level=detailed
-step "CUDA math and host policies (CPU)" cuda_cpu.log env OMP_NUM_THREADS=4 "$BUILD/tests/test_kernels" \
+step "CUDA math and host policies (CPU)" cuda_cpu.log env OMP_NUM_THREADS=4 "$tk" \
   --run_test=cuda_math,cuda_host --color_output=no --report_level=short
+if [ "$BUILD_ONLY" = 1 ]; then
+  note "stopped before the GPU steps (--build-only): CUDA kernels vs reference, test suite, bench cuda"
+  note "result: $([ $status = 0 ] && echo 'PASS (build and CPU-side steps only)' || echo FAIL); everything is in $OUT"
+  exit $status
+fi
+step "CUDA kernels vs reference" cuda_kernels.log env OMP_NUM_THREADS=4 "$tk" \
+  --run_test=cuda_kernels --color_output=no --log_level=message --report_level=detailed
 step "test suite (not slow)" meson_test.log timeout 240 meson test -C "$BUILD" --no-rebuild \
   --num-processes "$JOBS" --no-suite slow
 step "bench cuda" bench_cuda.log "$BUILD/tools/mnemo" bench cuda
-cat "$OUT/bench_cuda.log" | tee -a "$summary"
+tee -a "$summary" <"$OUT/bench_cuda.log"
 # What the issue asks for and this build does not do yet (docs/CUDA.md): said, not skipped silently.
 note "NOT RUN: mnemo gradcheck --device cuda and mnemo bench train --device cuda: whole models do not run on"
 note "         CUDA tensors yet (device dispatch above the kernels is missing; docs/CUDA.md)"

@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 #endif
 #include <boost/test/tree/observer.hpp>
+#include <cstdio>
 
 namespace {
 
@@ -15,7 +16,14 @@ namespace ut = boost::unit_test;
 struct CaseCounter : ut::test_observer {
   int started = 0, skipped = 0;
   void test_unit_start(const ut::test_unit& tu) override { started += tu.p_type == ut::TUT_CASE; }
-  void test_unit_skipped(const ut::test_unit& tu, ut::const_string) override { skipped += tu.p_type == ut::TUT_CASE; }
+  void test_unit_skipped(const ut::test_unit& tu, ut::const_string why) override {
+    if (tu.p_type != ut::TUT_CASE) return;
+    ++skipped;
+    // Say why in meson's log (Boost prints it only at --log_level=test_suite); cases outside
+    // --run_test are "disabled", which is no news.
+    if (why != ut::const_string("disabled"))
+      std::printf("SKIP %s: %.*s\n", tu.p_name->c_str(), int(why.size()), why.begin());
+  }
 };
 
 CaseCounter g_cases;

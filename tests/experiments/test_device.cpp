@@ -1,0 +1,97 @@
+// The experiment config's `device:` key: cpu by default and written back by to_yaml; a bad
+// name refused at its key; cuda refused at load with the file, line, key and the reason
+// that fits this process (a build without CUDA, no device, or models that do not run on
+// CUDA tensors yet), from the file and from --set alike. Runs in every build: the reason
+// it expects is the one cuda_unavailable() gives here.
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "experiments/config.h"
+#include "kernels/cuda/available.h"
+#include "tests/support/error_of.h"
+
+namespace fs = std::filesystem;
+using namespace mnemo;
+using namespace mnemo::experiments;
+using mnemo::test::error_of;
+
+namespace {
+
+// Config files in a fresh folder, removed with it; each holds a tiny model after the given
+// first lines (so a `device:` line given first is line 1).
+struct Configs {
+  fs::path dir;
+  int count = 0;
+  Configs() {
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    dir = fs::temp_directory_path() / ("mnemo_device_" + std::to_string(stamp));
+    fs::create_directories(dir);
+  }
+  ~Configs() { fs::remove_all(dir); }
+  std::string write(const std::string& first_lines) {
+    const fs::path path = dir / ("c" + std::to_string(count++) + ".yaml");
+    std::ofstream(path) << first_lines << "model:\n  arch: transformer\n  dim: 16\n  depth: 1\n  heads: 2\n"
+                        << "train:\n  steps: 3\n";
+    return path.string();
+  }
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return true;
+  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
+  return false;
+}
+
+// What a refusal of device: cuda must say in this process.
+std::string expected_reason() {
+  const std::string why = kernels::cuda::cuda_unavailable();
+  return why.empty() ? "models do not run on CUDA tensors yet" : why;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(device_key)
+
+BOOST_AUTO_TEST_CASE(cpu_is_the_default_and_reads_back_from_to_yaml) {
+  Configs files;
+  const ExperimentConfig plain = load_config(files.write(""));
+  BOOST_TEST((plain.device == Device::cpu));
+  const std::string yaml = to_yaml(plain);
+  BOOST_TEST(contains(yaml, "device: cpu"));
+  const std::string again = files.write("");
+  std::ofstream(again) << yaml;
+  BOOST_TEST((load_config(again) == plain));
+  ExperimentConfig written = load_config(files.write("device: cpu\n"));
+  written.name = plain.name;  // the name is each file's stem
+  BOOST_TEST((written == plain));
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_device_is_refused_at_its_key) {
+  Configs files;
+  const std::string path = files.write("seed: 3\ndevice: gpu\n");
+  const std::string err = error_of([&] { load_config(path); });
+  BOOST_TEST(contains(err, path + ":2:"));
+  BOOST_TEST(contains(err, "device"));
+  BOOST_TEST(contains(err, "gpu"));
+  BOOST_TEST(contains(err, "cuda"));
+}
+
+BOOST_AUTO_TEST_CASE(cuda_is_refused_at_load_with_the_reason) {
+  Configs files;
+  const std::string path = files.write("device: cuda\n");
+  const std::string err = error_of([&] { load_config(path); });
+  BOOST_TEST(contains(err, path + ":1:"));
+  BOOST_TEST(contains(err, "device"));
+  BOOST_TEST(contains(err, expected_reason()));
+  BOOST_TEST(contains(err, "use device: cpu"));
+  // The same from the command line.
+  const std::string plain = files.write("");
+  const std::string err_set = error_of([&] { load_config(plain, {"--set device=cuda"}); });
+  BOOST_TEST(contains(err_set, "device"));
+  BOOST_TEST(contains(err_set, expected_reason()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
