@@ -31,7 +31,7 @@ for cfg in "$@"; do
       v=${variants[$(((i + r) % 4))]}
       read -r m t <<<"$(run "$v" "$cfg")"
       ms[$v]+="$m "
-      tokens=$(awk -v t="$t" -v m="$m" 'BEGIN {print t * m}')  # tokens a step, in ms units
+      tokens=$(awk -v t="$t" -v m="$m" 'BEGIN {printf "%.0f", t * m}')  # tokens a step, in ms units (printf: bc cannot read 1e+06)
     done
   done
   declare -A med=()
