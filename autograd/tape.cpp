@@ -31,6 +31,7 @@ int32_t Tape::add_leaf(const char* op, const Tensor& value) {
 
 Var Tape::param(const Param& p, ParamUse use) {
   MNEMO_CHECK(p.value.defined(), "[tape] param() of a Param with no value");
+  p.value.mark_weight();  // GEMMs in bf16 may keep its bf16 copy (kernels/precision.h)
   if (use == ParamUse::frozen || !recording_) return Var(this, -1, p.value);
   auto it = param_ids_.find(&p);
   if (it != param_ids_.end()) return Var(this, it->second, p.value);

@@ -1,5 +1,6 @@
 #include "autograd/tensor.h"
 
+#include <atomic>
 #include <cstring>
 #include <iomanip>
 
@@ -9,6 +10,8 @@ namespace mnemo {
 
 Storage::Storage(size_t n, Device d) : bytes(n), device(d) {
   MNEMO_CHECK(d == Device::cpu, "[tensor] device " << d << " storage needs the CUDA backend, which is not built");
+  static std::atomic<uint64_t> next_id{1};
+  id = next_id.fetch_add(1, std::memory_order_relaxed);
   ptr = kernels::cpu_alloc(n);
 }
 
@@ -110,6 +113,7 @@ Tensor Tensor::to(DType dtype) const {
 
 void Tensor::copy_from(const Tensor& src) const {
   MNEMO_CHECK(src.shape() == shape_, "[tensor] copy_from: shape " << src.shape() << " into " << shape_);
+  bump_version();
   if (src.dtype() == dtype_) {
     std::memcpy(raw(), src.raw(), nbytes());
     return;
@@ -154,6 +158,7 @@ std::vector<double> Tensor::to_vector() const {
 }
 
 void Tensor::fill_(double value) const {
+  bump_version();
   visit_dtype(dtype_, [&](auto tag) {
     using T = decltype(tag);
     T* __restrict p = data<T>();

@@ -20,6 +20,12 @@ struct Storage {
   void* ptr = nullptr;
   size_t bytes = 0;
   Device device = Device::cpu;
+  // For caches of converted copies (a weight's bf16 copy, kernels/precision.h): an id no
+  // other storage of the process gets, a version that copy_from, fill_ and the optimizers'
+  // steps bump, and whether it entered a tape as a parameter.
+  uint64_t id = 0;
+  uint64_t version = 0;
+  bool weight = false;
   Storage(size_t n, Device d);
   ~Storage();
   Storage(const Storage&) = delete;
@@ -72,6 +78,17 @@ class Tensor {
   void copy_from(const Tensor& src) const;    // same shape; converts dtype
 
   bool unique() const { return storage_.use_count() == 1; }
+  // The storage's id and version (Storage above); writes outside copy_from, fill_ and the
+  // optimizers call bump_version() where a cached copy could otherwise outlive them.
+  uint64_t storage_id() const { return storage_ ? storage_->id : 0; }
+  uint64_t version() const { return storage_ ? storage_->version : 0; }
+  void bump_version() const {
+    if (storage_) ++storage_->version;
+  }
+  bool is_weight() const { return storage_ && storage_->weight; }
+  void mark_weight() const {
+    if (storage_) storage_->weight = true;
+  }
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
 
  private:

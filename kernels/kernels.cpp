@@ -161,6 +161,14 @@ void set_matmul_precision(MatmulPrecision p) {
 #endif
 }
 
+uint64_t bf16_weight_conversions() {
+#if MNEMO_WITH_ONEDNN
+  return onednn::bf16_weight_conversions();
+#else
+  return 0;
+#endif
+}
+
 MatmulPrecision matmul_precision() {
 #if MNEMO_WITH_ONEDNN
   return onednn::bf16_matmul() ? MatmulPrecision::bf16 : MatmulPrecision::f32;

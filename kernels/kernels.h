@@ -78,6 +78,11 @@ struct GemmDesc {
   int64_t lda = 0, ldb = 0, ldc = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
   double alpha = 1, beta = 0;
+  // Set on an operand that is a weight (id != 0) while GEMMs run in bf16: its bf16 copy may
+  // be kept and reused while (id, version) stays the same (kernels/precision.h).
+  struct WeightTag {
+    uint64_t id = 0, version = 0;
+  } tag_a, tag_b;
 };
 
 // Copies `len` rows along the middle axis of (outer, n, inner) views:
@@ -110,6 +115,10 @@ struct AttentionDesc {
   const uint8_t* mask = nullptr;
   int64_t mask_strides[4] = {};
   bool bias_per_batch = false;  // bias (B, H, Tq, Tk) instead of (H, Tq, Tk)
+  // The tile products (Q K^T, P V and the backward's four) on bf16 operands with f32
+  // accumulation; softmax, masks, bias and sums stay f32. Set under train.precision: bf16;
+  // only the cpu backend's float kernels read it (on a CPU without avx512_bf16 they stay f32).
+  bool bf16 = false;
 };
 
 // The interval [lo, hi] of main keys (after the prefix, 0-based) that query row i sees under

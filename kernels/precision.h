@@ -1,8 +1,10 @@
 // The precision of float GEMMs (the matmul op, and so every linear layer): f32, or bf16
-// operands with f32 accumulation on oneDNN (brg:avx512_core_bf16). Nothing else changes:
-// attention, norms, softmax, losses and optimizer state stay f32, double stays f64.
+// operands with f32 accumulation on oneDNN (brg:avx512_core_bf16), and the fused cpu
+// attention's tile products likewise (the attention op reads it into AttentionDesc::bf16).
+// Nothing else changes: softmax, norms, losses and optimizer state stay f32, double f64.
 // A process-wide switch, like the backend choice in kernels.h; train.precision sets it
-// around each training batch (experiments/bptt.cpp).
+// around each training batch (experiments/bptt.cpp). Within one setting, a weight's bf16
+// copy is made once per layout and reused (GemmDesc::WeightTag); setting it drops them.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,9 @@ std::string bf16_unavailable();
 // Setting bf16 where it cannot run throws std::runtime_error with that reason.
 void set_matmul_precision(MatmulPrecision p);
 MatmulPrecision matmul_precision();
+// How many bf16 copies of weights the GEMMs have made in this process (for tests: one per
+// weight and layout in a training batch, however many products read it).
+uint64_t bf16_weight_conversions();
 
 // A precision for the scope's lifetime; the previous one comes back after it.
 class MatmulPrecisionScope {

@@ -14,6 +14,7 @@
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/ops/ops.h"
 #include "autograd/ops/tensor_math.h"
+#include "kernels/precision.h"
 
 namespace mnemo {
 namespace {
@@ -103,6 +104,9 @@ void check_and_describe(const Var& q, const Var& k, const Var& v, const Attentio
   d.window = s.window;
   d.read_rows = s.read_rows;
   d.write_rows = s.write_rows;
+  // The GEMMs' precision (train.precision, set around each training batch) reaches the
+  // tile products the same way; recorded here, so the backward runs as its forward did.
+  d.bf16 = qt.dtype() == DType::f32 && kernels::matmul_precision() == kernels::MatmulPrecision::bf16;
   MNEMO_CHECK(s.prefix >= 0 && s.prefix <= d.Tk, "[attention] prefix " << s.prefix << " outside [0, " << d.Tk << "]");
   MNEMO_CHECK(s.window >= 0, "[attention] window must be >= 0, got " << s.window);
   MNEMO_CHECK(s.read_rows >= 0 && s.write_rows >= 0 && s.read_rows + s.write_rows <= d.Tq,

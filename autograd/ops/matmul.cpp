@@ -9,9 +9,17 @@
 #include "autograd/gradcheck/gradcheck.h"
 #include "autograd/ops/ops.h"
 #include "autograd/ops/tensor_math.h"
+#include "kernels/precision.h"
 
 namespace mnemo {
 namespace {
+
+// A weight's tag while GEMMs run in bf16: the backend may then convert it once and reuse
+// the copy for every product of the training batch (forward and backward, every segment).
+kernels::GemmDesc::WeightTag weight_tag(const Tensor& t) {
+  if (!t.is_weight() || kernels::matmul_precision() != kernels::MatmulPrecision::bf16) return {};
+  return {t.storage_id(), t.version()};
+}
 
 // op(A) op(B) for 2-D or (batch, R, C) operands; a 2-D operand is shared across the batch.
 Tensor gemm_t(const Tensor& A, bool ta, const Tensor& B, bool tb) {
@@ -34,6 +42,8 @@ Tensor gemm_t(const Tensor& A, bool ta, const Tensor& B, bool tb) {
   d.stride_a = A.rank() == 3 ? ra * ca : 0;
   d.stride_b = B.rank() == 3 ? rb * cb : 0;
   d.stride_c = d.M * d.N;
+  d.tag_a = weight_tag(A);
+  d.tag_b = weight_tag(B);
   Tensor C = Tensor::empty(batched ? Shape{batch, d.M, d.N} : Shape{d.M, d.N}, A.dtype(), A.device());
   if (C.numel() > 0) launch(kernels::gemm, A, d, A, B, C);
   return C;

@@ -44,6 +44,7 @@ void AdamW::step() {
     h.bias_correction2 = 1.0 - std::pow(cfg_.beta2, double(st.step));
     h.weight_decay = index_.decays(i) ? cfg_.weight_decay : 0.0;
     launch(kernels::adamw_step, p.value, p.value, p.grad, st.m, st.v, p.value.numel(), h);
+    p.value.bump_version();  // new weights: no cached bf16 copy of the old ones may serve
   }
 }
 

@@ -43,6 +43,7 @@ void Sgd::step() {
     if (h.first_step) buf = p.value.zeros_like();  // zeros: no backend may read garbage
     h.weight_decay = index_.decays(i) ? cfg_.weight_decay : 0.0;
     launch(kernels::sgd_step, p.value, p.value, p.grad, buf, p.value.numel(), h);
+    p.value.bump_version();  // new weights: no cached bf16 copy of the old ones may serve
   }
 }
 

@@ -10,9 +10,11 @@
 #include <cstring>
 #include <limits>
 #include <omp.h>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/memory.h"
+#include "kernels/cpu/bf16_tile.h"
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/vec.h"
@@ -72,6 +74,12 @@ struct RowBlock {
   template <class T>
   void scores(const T* qh, const T* kt, const T* bias, int64_t k0, int64_t nk, T* S) const {
     tile_gemm(nq, nk, a.d, qh + q0 * a.d, a.d, false, kt + k0 * a.d, kBlockK, S, kBlockK, false);
+    scale_and_mask(bias, k0, nk, S);
+  }
+
+  // S (nq x nk) holding Q K^T becomes scale Q K^T + bias, -inf where a key is not visible.
+  template <class T>
+  void scale_and_mask(const T* bias, int64_t k0, int64_t nk, T* S) const {
     const T scale = T(a.scale), ninf = -std::numeric_limits<T>::infinity();
     const bool per_key = a.key_pad || a.mask;
     const int64_t c_pre = std::clamp<int64_t>(a.prefix - k0, 0, nk);  // [0, c_pre): prefix keys
@@ -122,7 +130,8 @@ AlignedVector<T> transposed_heads(const AttentionDesc& a, const T* x) {
 
 template <class T>
 struct Heads {  // pointers to one (batch, head); kt, vt into the transposed copies
-  const T *q, *k, *v, *kt, *vt;
+  const T *q = nullptr, *k = nullptr, *v = nullptr, *kt = nullptr, *vt = nullptr;
+  Heads() = default;
   Heads(const AttentionDesc& a, const T* q_, const T* k_, const T* v_, const T* kt_, const T* vt_, int64_t b, int64_t h) {
     const int64_t hk = b * a.Hk + (a.Hk == 1 ? 0 : h), kv = hk * a.Tk * a.d;
     const int64_t panel_head = (a.Tk + kBlockK - 1) / kBlockK * kBlockK * a.d;  // k0 * d indexes the panel
@@ -134,27 +143,159 @@ struct Heads {  // pointers to one (batch, head); kt, vt into the transposed cop
   }
 };
 
-}  // namespace
-
+// The tile products of one thread, in the operands' own precision: the forward's S = Q K^T
+// and acc += P V, the backward's recomputed S, dV += P^T dO, dP = dO V^T, dQ += dS K and
+// dK += dS^T Q. head() and block() say which (batch, head) and query block come next.
 template <class T>
-void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias) {
+struct PlainTiles {
+  struct Panels {  // per call: K^T (and, for the backward, V^T) in 64-key panels
+    AlignedVector<T> kt, vt;
+    Panels(const AttentionDesc& a, const T* k, const T* v, bool backward)
+        : kt(transposed_heads(a, k)), vt(backward ? transposed_heads(a, v) : AlignedVector<T>()) {}
+  };
+  const AttentionDesc& a;
+  const Panels& pn;
+  const T *q, *k, *v;
+  Heads<T> hd;
+  const T *Qb = nullptr, *dO = nullptr;
+
+  PlainTiles(const AttentionDesc& a_, const Panels& p, const T* q_, const T* k_, const T* v_)
+      : a(a_), pn(p), q(q_), k(k_), v(v_) {}
+  void head(int64_t b, int64_t h) { hd = Heads<T>(a, q, k, v, pn.kt.data(), pn.vt.empty() ? nullptr : pn.vt.data(), b, h); }
+  void block(const RowBlock& rb, const T* dout) {
+    Qb = hd.q + rb.q0 * a.d;
+    dO = dout;
+  }
+  void scores(const RowBlock& rb, const T* bias, int64_t k0, int64_t nk, T* S) const {
+    rb.scores(hd.q, hd.kt, bias, k0, nk, S);
+  }
+  void pv(const RowBlock& rb, int64_t k0, int64_t nk, const T* P, T* acc) const {
+    tile_gemm(rb.nq, a.d, nk, P, kBlockK, false, hd.v + k0 * a.d, a.d, acc, a.d, true);
+  }
+  void dv(const RowBlock& rb, int64_t k0, int64_t nk, const T* P, T* dvh) const {
+    tile_gemm(nk, a.d, rb.nq, P, kBlockK, true, dO, a.d, dvh + k0 * a.d, a.d, true);
+  }
+  void dp(const RowBlock& rb, int64_t k0, int64_t nk, T* dP) const {
+    tile_gemm(rb.nq, nk, a.d, dO, a.d, false, hd.vt + k0 * a.d, kBlockK, dP, kBlockK, false);
+  }
+  void dq(const RowBlock& rb, int64_t k0, int64_t nk, const T* dS, T* dQ) const {
+    tile_gemm(rb.nq, a.d, nk, dS, kBlockK, false, hd.k + k0 * a.d, a.d, dQ, a.d, true);
+  }
+  void dk(const RowBlock& rb, int64_t k0, int64_t nk, const T* dS, T* dkh) const {
+    tile_gemm(nk, a.d, rb.nq, dS, kBlockK, true, Qb, a.d, dkh + k0 * a.d, a.d, true);
+  }
+};
+
+// The same products on bf16 operands (AttentionDesc::bf16), accumulated in f32. Packed per
+// call: K^T and V^T as column pairs in 64-key panels (the B of Q K^T and dO V^T), K and V as
+// row pairs over all keys (the B of dS K and P V). Packed per query block: Q and dO as rows
+// (the A of Q K^T and dO V^T) and row pairs (the B of dS^T Q and P^T dO). Packed per tile:
+// P and dS, the only operands made inside the loop.
+struct Bf16Tiles {
+  struct Packed {
+    AlignedVector<bf16x2> data;
+    int64_t head = 0;  // words per (batch, key/value head)
+  };
+  struct Panels {
+    Packed kt, vt, k, v;
+    Panels(const AttentionDesc& a, const float* k_, const float* v_, bool backward)
+        : kt(col_pair_panels(a, k_)), vt(backward ? col_pair_panels(a, v_) : Packed{}),
+          k(backward ? row_pairs(a, k_) : Packed{}), v(backward ? Packed{} : row_pairs(a, v_)) {}
+  };
+  const AttentionDesc& a;
+  const Panels& pn;
+  const float* q;
+  const int64_t hp;  // pairs in a head width
+  const bf16x2 *kt = nullptr, *vt = nullptr, *k = nullptr, *v = nullptr;
+  const float* qh = nullptr;
+  AlignedVector<bf16x2> Qr, Qp, dOr, dOp, X;  // rows, row pairs; X: this tile's P or dS
+
+  Bf16Tiles(const AttentionDesc& a_, const Panels& p, const float* q_, const float*, const float*)
+      : a(a_), pn(p), q(q_), hp((a_.d + 1) / 2), Qr(size_t(kBlockQ * hp)), Qp(size_t(kBlockQ / 2 * a_.d)),
+        dOr(size_t(kBlockQ * hp)), dOp(size_t(kBlockQ / 2 * a_.d)), X(size_t(kBlockQ * kBlockK / 2)) {}
+
+  static Packed col_pair_panels(const AttentionDesc& a, const float* x) {
+    const int64_t panels = (a.Tk + kBlockK - 1) / kBlockK, panel = (a.d + 1) / 2 * kBlockK;
+    Packed t{AlignedVector<bf16x2>(size_t(a.B * a.Hk * panels * panel), 0), panels * panel};
+#pragma omp parallel for schedule(static) if (a.B * a.Hk > 1 && a.B * a.Hk * a.Tk * a.d > kParallelMin)
+    for (int64_t bh = 0; bh < a.B * a.Hk; ++bh)
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t k0 = p * kBlockK;
+        pack_col_pairs(std::min(kBlockK, a.Tk - k0), a.d, x + (bh * a.Tk + k0) * a.d, a.d,
+                       t.data.data() + bh * t.head + p * panel, kBlockK);
+      }
+    return t;
+  }
+  static Packed row_pairs(const AttentionDesc& a, const float* x) {
+    const int64_t head = (a.Tk + 1) / 2 * a.d;
+    Packed t{AlignedVector<bf16x2>(size_t(a.B * a.Hk * head)), head};
+#pragma omp parallel for schedule(static) if (a.B * a.Hk > 1 && a.B * a.Hk * a.Tk * a.d > kParallelMin)
+    for (int64_t bh = 0; bh < a.B * a.Hk; ++bh)
+      pack_row_pairs(a.Tk, a.d, x + bh * a.Tk * a.d, a.d, t.data.data() + bh * head, a.d);
+    return t;
+  }
+
+  void head(int64_t b, int64_t h) {
+    const int64_t hk = b * a.Hk + (a.Hk == 1 ? 0 : h);
+    auto at = [&](const Packed& p) { return p.data.empty() ? nullptr : p.data.data() + hk * p.head; };
+    kt = at(pn.kt), vt = at(pn.vt), k = at(pn.k), v = at(pn.v);
+    qh = q + (b * a.H + h) * a.Tq * a.d;
+  }
+  void block(const RowBlock& rb, const float* dO) {
+    const float* Qb = qh + rb.q0 * a.d;
+    pack_rows(rb.nq, a.d, Qb, a.d, Qr.data(), hp);
+    if (!dO) return;  // the forward
+    pack_row_pairs(rb.nq, a.d, Qb, a.d, Qp.data(), a.d);
+    pack_rows(rb.nq, a.d, dO, a.d, dOr.data(), hp);
+    pack_row_pairs(rb.nq, a.d, dO, a.d, dOp.data(), a.d);
+  }
+  const bf16x2* panel(const bf16x2* p, int64_t k0) const { return p + k0 / kBlockK * hp * kBlockK; }
+  void scores(const RowBlock& rb, const float* bias, int64_t k0, int64_t nk, float* S) const {
+    tile_gemm_bf16(rb.nq, nk, hp, Qr.data(), hp, 1, panel(kt, k0), kBlockK, S, kBlockK, false);
+    rb.scale_and_mask(bias, k0, nk, S);
+  }
+  void pv(const RowBlock& rb, int64_t k0, int64_t nk, const float* P, float* acc) {
+    pack_rows(rb.nq, nk, P, kBlockK, X.data(), kBlockK / 2);
+    tile_gemm_bf16(rb.nq, a.d, (nk + 1) / 2, X.data(), kBlockK / 2, 1, v + k0 / 2 * a.d, a.d, acc, a.d, true);
+  }
+  void dv(const RowBlock& rb, int64_t k0, int64_t nk, const float* P, float* dvh) {
+    pack_row_pairs(rb.nq, nk, P, kBlockK, X.data(), kBlockK);  // P^T's pairs run down P's columns
+    tile_gemm_bf16(nk, a.d, (rb.nq + 1) / 2, X.data(), 1, kBlockK, dOp.data(), a.d, dvh + k0 * a.d, a.d, true);
+  }
+  void dp(const RowBlock& rb, int64_t k0, int64_t nk, float* dP) const {
+    tile_gemm_bf16(rb.nq, nk, hp, dOr.data(), hp, 1, panel(vt, k0), kBlockK, dP, kBlockK, false);
+  }
+  void dq(const RowBlock& rb, int64_t k0, int64_t nk, const float* dS, float* dQ) {
+    pack_rows(rb.nq, nk, dS, kBlockK, X.data(), kBlockK / 2);
+    tile_gemm_bf16(rb.nq, a.d, (nk + 1) / 2, X.data(), kBlockK / 2, 1, k + k0 / 2 * a.d, a.d, dQ, a.d, true);
+  }
+  void dk(const RowBlock& rb, int64_t k0, int64_t nk, const float* dS, float* dkh) {
+    pack_row_pairs(rb.nq, nk, dS, kBlockK, X.data(), kBlockK);
+    tile_gemm_bf16(nk, a.d, (rb.nq + 1) / 2, X.data(), 1, kBlockK, Qp.data(), a.d, dkh + k0 * a.d, a.d, true);
+  }
+};
+
+template <class T, class Tiles>
+void forward_tiles(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias) {
   const int64_t nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, d = a.d;
   const int64_t work = a.B * a.H * nblocks;
-  const AlignedVector<T> KT = transposed_heads(a, k);
+  const typename Tiles::Panels panels(a, k, v, false);
 #pragma omp parallel if (work > 1 && a.Tq * a.Tk * a.d * a.B * a.H > kParallelMin)
   {
+    Tiles tiles(a, panels, q, k, v);
     AlignedVector<T> S(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * d));
     T m[kBlockQ], l[kBlockQ];
 #pragma omp for schedule(dynamic)
     for (int64_t w = 0; w < work; ++w) {
       const int64_t bh = w / nblocks, b = bh / a.H, h = bh % a.H;
       const RowBlock rb(a, b, h, (w % nblocks) * kBlockQ);
-      const Heads<T> hd(a, q, k, v, KT.data(), nullptr, b, h);
+      tiles.head(b, h);
+      tiles.block(rb, nullptr);
       std::fill(m, m + rb.nq, -std::numeric_limits<T>::infinity());
       std::fill(l, l + rb.nq, T(0));
       std::fill(acc.begin(), acc.end(), T(0));
       rb.for_each_key_block([&](int64_t k0, int64_t nk) {
-        rb.scores(hd.q, hd.kt, bias, k0, nk, S.data());
+        tiles.scores(rb, bias, k0, nk, S.data());
         for (int64_t r = 0; r < rb.nq; ++r) {  // online softmax: rescale what came before
           T* s = S.data() + r * kBlockK;
           T mx = m[r];
@@ -174,7 +315,7 @@ void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T
             for (int64_t j = 0; j < d; ++j) ar[j] *= alpha;
           }
         }
-        tile_gemm(rb.nq, d, nk, S.data(), kBlockK, false, hd.v + k0 * d, d, acc.data(), d, true);  // acc += P V
+        tiles.pv(rb, k0, nk, S.data(), acc.data());  // acc += P V
       });
       const int64_t row0 = (b * a.H + h) * a.Tq + rb.q0;
       for (int64_t r = 0; r < rb.nq; ++r) {
@@ -189,9 +330,9 @@ void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T
 // Work is split by (batch, head): dQ, and dK/dV of unshared heads, are then owned by one
 // thread. Shared K/V heads and the bias (summed over the batch) get per-thread partial
 // sums, added up at the end.
-template <class T>
-void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
-                        const T* v, const T* bias, const T* o, const T* lse) {
+template <class T, class Tiles>
+void backward_tiles(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
+                    const T* v, const T* bias, const T* o, const T* lse) {
   const int64_t d = a.d, nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, work = a.B * a.H;
   const int64_t kv_size = a.B * a.Hk * a.Tk * d;
   const int64_t bias_size = dbias ? (a.bias_per_batch ? a.B : 1) * a.H * a.Tq * a.Tk : 0;
@@ -203,7 +344,7 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
   const bool parallel = work > 1 && a.Tq * a.Tk * d * work > kParallelMin;
   const int nthreads = parallel ? omp_get_max_threads() : 1;
   std::vector<AlignedVector<T>> part_kv(size_t(shared ? nthreads : 0)), part_bias(size_t(shared_bias ? nthreads : 0));
-  const AlignedVector<T> KT = transposed_heads(a, k), VT = transposed_heads(a, v);
+  const typename Tiles::Panels panels(a, k, v, true);
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = omp_get_thread_num();
@@ -217,12 +358,13 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
       part_bias[size_t(tid)].assign(size_t(bias_size), T(0));
       dbias_t = part_bias[size_t(tid)].data();
     }
+    Tiles tiles(a, panels, q, k, v);
     AlignedVector<T> P(size_t(kBlockQ * kBlockK)), dP(size_t(kBlockQ * kBlockK)), dQ(size_t(kBlockQ * d));
     T D[kBlockQ];
 #pragma omp for schedule(dynamic)
     for (int64_t w = 0; w < work; ++w) {
       const int64_t b = w / a.H, h = w % a.H;
-      const Heads<T> hd(a, q, k, v, KT.data(), VT.data(), b, h);
+      tiles.head(b, h);
       const int64_t kv_off = (b * a.Hk + (a.Hk == 1 ? 0 : h)) * a.Tk * d;
       T* dkh = dk_base + kv_off;
       T* dvh = dv_base + kv_off;
@@ -230,7 +372,7 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
         const RowBlock rb(a, b, h, blk * kBlockQ);
         const int64_t row0 = (b * a.H + h) * a.Tq + rb.q0;
         const T* dO = dout + row0 * d;
-        const T* Qb = hd.q + rb.q0 * d;
+        tiles.block(rb, dO);
         for (int64_t r = 0; r < rb.nq; ++r) {
           T s = 0;
           for (int64_t j = 0; j < d; ++j) s += dO[r * d + j] * o[(row0 + r) * d + j];
@@ -238,15 +380,15 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
         }
         std::fill(dQ.begin(), dQ.end(), T(0));
         rb.for_each_key_block([&](int64_t k0, int64_t nk) {
-          rb.scores(hd.q, hd.kt, bias, k0, nk, P.data());
+          tiles.scores(rb, bias, k0, nk, P.data());
           for (int64_t r = 0; r < rb.nq; ++r) {
             T* p = P.data() + r * kBlockK;
             const T l = lse[row0 + r];
             if (l == -std::numeric_limits<T>::infinity()) std::fill(p, p + nk, T(0));
             else exp_shifted_sum(p, p, nk, l);
           }
-          tile_gemm(nk, d, rb.nq, P.data(), kBlockK, true, dO, d, dvh + k0 * d, d, true);     // dV += P^T dO
-          tile_gemm(rb.nq, nk, d, dO, d, false, hd.vt + k0 * d, kBlockK, dP.data(), kBlockK, false);  // dP = dO V^T
+          tiles.dv(rb, k0, nk, P.data(), dvh);  // dV += P^T dO
+          tiles.dp(rb, k0, nk, dP.data());      // dP = dO V^T
           for (int64_t r = 0; r < rb.nq; ++r) {
             T* ds = dP.data() + r * kBlockK;
             const T* p = P.data() + r * kBlockK;
@@ -257,8 +399,8 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
               ds[c] *= T(a.scale);
             }
           }
-          tile_gemm(rb.nq, d, nk, dP.data(), kBlockK, false, hd.k + k0 * d, d, dQ.data(), d, true);  // dQ += dS K
-          tile_gemm(nk, d, rb.nq, dP.data(), kBlockK, true, Qb, d, dkh + k0 * d, d, true);           // dK += dS^T Q
+          tiles.dq(rb, k0, nk, dP.data(), dQ.data());  // dQ += dS K
+          tiles.dk(rb, k0, nk, dP.data(), dkh);        // dK += dS^T Q
         });
         std::memcpy(dq + row0 * d, dQ.data(), size_t(rb.nq * d) * sizeof(T));
       }
@@ -274,6 +416,29 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
   for (const auto& part : part_bias)
     if (!part.empty())
       for (int64_t i = 0; i < bias_size; ++i) dbias[i] += part[size_t(i)];
+}
+
+// bf16 tiles where the description asks for them and the CPU has them; f32 otherwise.
+template <class T>
+bool use_bf16(const AttentionDesc& a) {
+  return std::is_same_v<T, float> && a.bf16 && bf16_tiles_supported();
+}
+
+}  // namespace
+
+template <class T>
+void attention_forward(const AttentionDesc& a, T* o, T* lse, const T* q, const T* k, const T* v, const T* bias) {
+  if constexpr (std::is_same_v<T, float>)
+    if (use_bf16<T>(a)) return forward_tiles<float, Bf16Tiles>(a, o, lse, q, k, v, bias);
+  forward_tiles<T, PlainTiles<T>>(a, o, lse, q, k, v, bias);
+}
+
+template <class T>
+void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const T* dout, const T* q, const T* k,
+                        const T* v, const T* bias, const T* o, const T* lse) {
+  if constexpr (std::is_same_v<T, float>)
+    if (use_bf16<T>(a)) return backward_tiles<float, Bf16Tiles>(a, dq, dk, dv, dbias, dout, q, k, v, bias, o, lse);
+  backward_tiles<T, PlainTiles<T>>(a, dq, dk, dv, dbias, dout, q, k, v, bias, o, lse);
 }
 
 #define MNEMO_INSTANTIATE(T)                                                                                 \

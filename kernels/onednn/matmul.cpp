@@ -3,10 +3,14 @@
 // alpha is an output scale and beta a sum post-op. Primitives are cached by the whole
 // descriptor. With bf16 matmuls switched on, A and B are reordered to bf16 and the
 // product accumulates in f32 (brg:avx512_core_bf16); a CPU that cannot build that
-// primitive falls back to f32 with one warning.
+// primitive falls back to f32 with one warning. A weight's bf16 copy (an operand tagged
+// GemmDesc::WeightTag) is made once and kept until the precision is next set (the end of
+// the training batch's MatmulPrecisionScope), or remade when the weight's version moves.
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "kernels/memory.h"
 #include "kernels/onednn/common.h"
@@ -20,6 +24,7 @@ using dnnl::memory;
 using dt = memory::data_type;
 
 std::atomic<bool> g_bf16{false};
+std::atomic<uint64_t> g_weight_conversions{0};
 
 struct Key {
   int64_t M, N, K, batch, lda, ldb, ldc, stride_a, stride_b, stride_c;
@@ -99,10 +104,68 @@ void* scratch(int which, size_t bytes) {
   return buf[which];
 }
 
+// The bf16 copies of weights, keyed by the weight and the operand view whose dense bf16
+// layout the copy holds (one per layout: a weight read as B in the forward and as B^T in
+// the backward has two).
+struct WeightKey {
+  uint64_t id;
+  const void* ptr;
+  int64_t batch, rows, cols, ld, stride, trans;
+};
+bool operator==(const WeightKey& a, const WeightKey& b) { return std::memcmp(&a, &b, sizeof(WeightKey)) == 0; }
+struct WeightCopy {
+  void* buf = nullptr;
+  size_t bytes = 0;
+  uint64_t version = 0;
+};
+struct WeightCopies {
+  std::mutex mu;
+  std::unordered_map<WeightKey, WeightCopy, BytesHash<WeightKey>> map;
+  void clear() {
+    std::lock_guard lock(mu);
+    for (auto& [key, copy] : map) cpu_free(copy.buf, copy.bytes);
+    map.clear();
+  }
+  ~WeightCopies() { clear(); }
+};
+WeightCopies& weight_copies() {
+  static WeightCopies w;
+  return w;
+}
+
+// The bf16 operand `which` (0 = A, 1 = B) of this GEMM: a weight's kept copy, remade if its
+// version moved, or the operand reordered into a per-thread scratch buffer.
+void* low_precision(int which, const GemmDesc::WeightTag& tag, const WeightKey& view, const memory::desc& lp,
+                    const dnnl::reorder& to_lp, memory& src, dnnl::stream& s) {
+  const size_t bytes = lp.get_size();
+  if (tag.id == 0) {
+    void* p = scratch(which, bytes);
+    memory dst(lp, engine(), p);
+    to_lp.execute(s, src, dst);
+    return p;
+  }
+  WeightCopies& w = weight_copies();
+  std::lock_guard lock(w.mu);
+  auto [it, fresh] = w.map.try_emplace(view);
+  WeightCopy& c = it->second;
+  if (fresh) c.buf = cpu_alloc(bytes), c.bytes = bytes;
+  if (fresh || c.version != tag.version) {
+    memory dst(lp, engine(), c.buf);
+    to_lp.execute(s, src, dst);
+    c.version = tag.version;
+    ++g_weight_conversions;
+  }
+  return c.buf;
+}
+
 }  // namespace
 
-void set_bf16_matmul(bool on) { g_bf16 = on; }
+void set_bf16_matmul(bool on) {
+  weight_copies().clear();  // kept copies live for one setting: a training batch's scope
+  g_bf16 = on;
+}
 bool bf16_matmul() { return g_bf16; }
+uint64_t bf16_weight_conversions() { return g_weight_conversions; }
 
 std::string bf16_unavailable() {
   static const std::string why = [] {
@@ -137,9 +200,10 @@ void gemm(const GemmDesc& d, const float* a, const float* b, float* c) {
   memory A(e->a_md, engine(), const_cast<float*>(a)), B(e->b_md, engine(), const_cast<float*>(b));
   memory C(e->c_md, engine(), c);
   if (k.bf16) {
-    memory Alp(e->a_lp, engine(), scratch(0, e->a_lp.get_size())), Blp(e->b_lp, engine(), scratch(1, e->b_lp.get_size()));
-    e->to_lp_a.execute(s, A, Alp);
-    e->to_lp_b.execute(s, B, Blp);
+    const WeightKey va{d.tag_a.id, a, k.stride_a == 0 ? 1 : k.batch, k.M, k.K, k.lda, k.stride_a, k.trans_a};
+    const WeightKey vb{d.tag_b.id, b, k.stride_b == 0 ? 1 : k.batch, k.K, k.N, k.ldb, k.stride_b, k.trans_b};
+    memory Alp(e->a_lp, engine(), low_precision(0, d.tag_a, va, e->a_lp, e->to_lp_a, A, s));
+    memory Blp(e->b_lp, engine(), low_precision(1, d.tag_b, vb, e->b_lp, e->to_lp_b, B, s));
     e->prim.execute(s, {{DNNL_ARG_SRC, Alp}, {DNNL_ARG_WEIGHTS, Blp}, {DNNL_ARG_DST, C}});
   } else {
     e->prim.execute(s, {{DNNL_ARG_SRC, A}, {DNNL_ARG_WEIGHTS, B}, {DNNL_ARG_DST, C}});

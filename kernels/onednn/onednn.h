@@ -9,9 +9,11 @@ namespace mnemo::kernels::onednn {
 
 void gemm(const GemmDesc& d, const float* a, const float* b, float* c);
 
-// bf16 inputs with f32 accumulation for every f32 GEMM; off by default.
+// bf16 inputs with f32 accumulation for every f32 GEMM; off by default. Setting it (either
+// way) drops the weights' kept bf16 copies.
 void set_bf16_matmul(bool on);
 bool bf16_matmul();
+uint64_t bf16_weight_conversions();  // weight copies made so far (kernels/precision.h)
 // Why this CPU cannot build a bf16 matmul primitive ("" when it can); asked once.
 std::string bf16_unavailable();
 

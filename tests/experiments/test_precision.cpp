@@ -1,6 +1,8 @@
 // train.precision: the key (its errors, its round trip, its refusal where bf16 cannot run),
 // the matmul op in bf16 against exact products on odd shapes, forward and backward, within
-// what rounding both operands to bf16 can cost, and bf16 training tracking f32 training.
+// what rounding both operands to bf16 can cost, a weight's bf16 copy made once a batch and
+// never stale, the attention op's bf16 tiles only inside a bf16 scope, and bf16 training
+// tracking f32 training.
 // Suites: precision (runs anywhere), precision_bf16 (SKIP where bf16 cannot run),
 // precision_refused (meson runs it with ONEDNN_MAX_CPU_ISA=AVX2, standing in for a CPU
 // without avx512_bf16).
@@ -15,10 +17,12 @@
 #include <stdexcept>
 
 #include "architectures/transformer.h"
+#include "autograd/optim/adamw.h"
 #include "autograd/ops/ops.h"
 #include "data/streams.h"
 #include "experiments/config.h"
 #include "experiments/trainer.h"
+#include "kernels/cpu/bf16_tile.h"
 #include "kernels/kernels.h"
 #include "kernels/precision.h"
 #include "layers/init.h"
@@ -198,6 +202,98 @@ BOOST_AUTO_TEST_CASE(matmul_forward_and_backward_stay_within_bf16_rounding_on_od
   }
   // Ran in bf16, not f32: f32 products of these sizes are within ~1e-6 of |A||B|.
   BOOST_TEST(worst_seen > 1e-4);
+}
+
+// A weight's bf16 copy is made once per layout for every product of a training batch
+// (forward and backward, every segment's tape), and no product ever reads a copy older
+// than the weight: a copy_from, an optimizer step, or a raw write between two batches.
+BOOST_AUTO_TEST_CASE(weight_copies_are_made_once_per_batch_and_never_stale) {
+  if (const std::string why = kernels::bf16_unavailable(); !why.empty()) test::skip_test(why);
+  const SwitchesBack back;
+  Rng rng(11);
+  Param w(Tensor::randn({48, 40}, rng));  // (out, in), as a linear layer's: y = x W^T
+  const Tensor x = Tensor::randn({33, 40}, rng), dy = Tensor::randn({33, 48}, rng);
+  auto segment = [&] {  // y on a fresh tape, and dx (which reads W in its other layout)
+    Tape tape;
+    Var vx = tape.input(x);
+    Var y = matmul(vx, tape.param(w), {.trans_b = true});
+    tape.backward(std::span<const Var>(&y, 1), std::span<const Tensor>(&dy, 1));
+    return std::array<Tensor, 2>{y.value(), tape.grad(vx)};
+  };
+  auto exact = [&] {  // x W^T in f64
+    Tape tape;
+    return matmul(tape.constant(x.to(DType::f64)), tape.constant(w.value.to(DType::f64)), {.trans_b = true}).value();
+  };
+  auto close = [&](const Tensor& got, const Tensor& want) {  // within bf16 rounding of |x| |W|^T (K = 40)
+    const auto g = got.to_vector(), e = want.to_vector(), xa = x.to_vector(), wa = w.value.to_vector();
+    double worst = 0;
+    for (int64_t i = 0; i < 33; ++i)
+      for (int64_t j = 0; j < 48; ++j) {
+        double scale = 0;
+        for (int64_t k = 0; k < 40; ++k) scale += std::abs(xa[size_t(i * 40 + k)] * wa[size_t(j * 40 + k)]);
+        worst = std::max(worst, std::abs(g[size_t(i * 48 + j)] - e[size_t(i * 48 + j)]) / scale);
+      }
+    return worst <= 2 * std::ldexp(1.0, -8) + std::ldexp(1.0, -16) + 40 * std::ldexp(1.0, -23);
+  };
+  {
+    const kernels::MatmulPrecisionScope batch(kernels::MatmulPrecision::bf16);
+    const uint64_t before = kernels::bf16_weight_conversions();
+    const auto first = segment();
+    const auto second = segment();  // another segment of the batch: the copies are reused
+    BOOST_TEST(kernels::bf16_weight_conversions() - before == 2u);  // W for y, W^T's layout for dx
+    BOOST_TEST(close(first[0], exact()));
+    BOOST_TEST(first[0].to_vector() == second[0].to_vector());
+    BOOST_TEST(first[1].to_vector() == second[1].to_vector());
+
+    w.value.copy_from(Tensor::randn({48, 40}, rng));  // a new weight inside the batch
+    const auto third = segment();
+    BOOST_TEST(kernels::bf16_weight_conversions() - before == 4u);
+    BOOST_TEST(close(third[0], exact()));
+
+    AdamW opt({{"w", &w}}, {.lr = 0.5, .weight_decay = 0.0});  // an update as large as the weights
+    opt.step();
+    BOOST_TEST(close(segment()[0], exact()));
+    BOOST_TEST(kernels::bf16_weight_conversions() - before == 6u);
+  }
+  w.value.data<float>()[0] += 8.0f;  // a raw write, between batches: the next batch converts afresh
+  const kernels::MatmulPrecisionScope next(kernels::MatmulPrecision::bf16);
+  BOOST_TEST(close(segment()[0], exact()));
+}
+
+// The attention op's tile products follow the GEMM precision: bf16 inside a bf16 scope
+// (close to f32, not equal), bit for bit the f32 kernel outside it, before and after.
+BOOST_AUTO_TEST_CASE(attention_runs_bf16_tiles_only_inside_a_bf16_scope) {
+  if (const std::string why = kernels::bf16_unavailable(); !why.empty()) test::skip_test(why);
+  const SwitchesBack back;
+  Rng rng(12);
+  const Tensor q = Tensor::randn({2, 3, 70, 24}, rng), k = Tensor::randn({2, 3, 90, 24}, rng),
+               v = Tensor::randn({2, 3, 90, 24}, rng), dy = Tensor::randn({2, 3, 70, 24}, rng);
+  auto run = [&] {
+    Tape tape;
+    Var vq = tape.input(q), vk = tape.input(k), vv = tape.input(v);
+    Var o = attention(vq, vk, vv, {.prefix = 20, .causal = true});
+    tape.backward(std::span<const Var>(&o, 1), std::span<const Tensor>(&dy, 1));
+    return std::array<std::vector<double>, 4>{o.value().to_vector(), tape.grad(vq).to_vector(),
+                                              tape.grad(vk).to_vector(), tape.grad(vv).to_vector()};
+  };
+  const auto f32 = run();
+  std::array<std::vector<double>, 4> bf16;
+  {
+    const kernels::MatmulPrecisionScope scope(kernels::MatmulPrecision::bf16);
+    bf16 = run();
+  }
+  const auto after = run();
+  for (size_t t = 0; t < 4; ++t) {
+    BOOST_TEST(f32[t] == after[t]);  // f32 untouched by the bf16 scope before it
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < f32[t].size(); ++i) {
+      worst = std::max(worst, std::abs(bf16[t][i] - f32[t][i]));
+      scale = std::max(scale, std::abs(f32[t][i]));
+    }
+    BOOST_TEST_MESSAGE("attention output/grad " << t << ": bf16 max diff " << worst << " of " << scale);
+    BOOST_TEST(worst < 0.03 * scale);
+    if (kernels::cpu::bf16_tiles_supported()) BOOST_TEST(worst > 0.0);  // it really ran bf16 tiles
+  }
 }
 
 // The same tiny transformer, seed and batches, trained 60 steps in f32 and in bf16: the
