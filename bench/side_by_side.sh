@@ -60,14 +60,14 @@ sets=()
 for s in ${SETS:-}; do sets+=(--set "$s"); done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-run() {  # run VARIANT CONFIG: prints "tokens/s rss_mib" of one run
+run() {  # run VARIANT CONFIG: prints "tokens/s rss_mib parameters" of one run
   local out
   case $1 in
     f32 | bf16) out=$("$MNEMO" bench train "$2" --steps "$STEPS" --quiet --model-only --precision "$1" "${sets[@]}" 2>"$log") ;;
     ref) out=$(env -u OPENBLAS_CORETYPE "$PYTHON" "$HERE/reference_train.py" "$2" --steps "$STEPS" "${sets[@]}" 2>"$log") ;;
   esac || { echo "side_by_side.sh: the $1 run of $2 failed:" >&2; cat "$log" >&2; return 1; }
-  awk '/^model step/ {t = $(NF-1)} /peak RSS/ {for (i = 1; i < NF; ++i) if ($i == "RSS") r = $(i+1)}
-       END {print t, r}' <<<"$out"
+  awk '/^config/ {p = $(NF-1)} /^model step/ {t = $(NF-1)}
+       /peak RSS/ {for (i = 1; i < NF; ++i) if ($i == "RSS") r = $(i+1)} END {print t, r, p}' <<<"$out"
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 largest() { sort -g | tail -1; }
@@ -78,12 +78,15 @@ echo "side_by_side: $ROUNDS rounds x (mnemo f32, mnemo bf16, reference), $STEPS 
 variants=(f32 bf16 ref)
 rows=()
 for cfg in "$@"; do
-  declare -A tok=([f32]="" [bf16]="" [ref]="") rss=([f32]="" [bf16]="" [ref]="")
+  declare -A tok=([f32]="" [bf16]="" [ref]="") rss=([f32]="" [bf16]="" [ref]="") params=()
   load_start=$(load)
   for ((r = 0; r < ROUNDS; r++)); do
     for ((i = 0; i < 3; i++)); do
       v=${variants[$(((i + r) % 3))]}
-      read -r t m <<<"$(run "$v" "$cfg")"
+      res=$(run "$v" "$cfg")
+      read -r t m p <<<"$res"
+      params[$v]=$p
+      [[ -n $t && -n ${m:-} ]] || { echo "side_by_side.sh: no tokens/s or peak RSS in the $v run of $cfg" >&2; exit 1; }
       tok[$v]+="$t " rss[$v]+="$m "
       echo "  $(basename "$cfg" .yaml) round $((r + 1)) $v: $t tokens/s, peak RSS $m MiB (load $(load))"
     done
@@ -93,15 +96,17 @@ for cfg in "$@"; do
     med[$v]=$(tr ' ' '\n' <<<"${tok[$v]}" | grep . | median)
     mem[$v]=$(tr ' ' '\n' <<<"${rss[$v]}" | grep . | largest)
   done
-  rows+=("$(printf '%-20s %8.0f %8.0f %8.0f %7.2fx %7.2fx %9.0f %9.0f %9.0f   %-26s %-26s %-26s %s -> %s' \
+  rows+=("$(printf '%-20s %8.0f %8.0f %8.0f %7.2fx %7.2fx %9.0f %9.0f %9.0f %12s   %-26s %-26s %-26s %s -> %s' \
     "$(basename "$cfg" .yaml)" "${med[f32]}" "${med[bf16]}" "${med[ref]}" \
     "$(bc -l <<<"${med[f32]} / ${med[ref]}")" "$(bc -l <<<"${med[bf16]} / ${med[ref]}")" \
-    "${mem[f32]}" "${mem[bf16]}" "${mem[ref]}" "${tok[f32]% }" "${tok[bf16]% }" "${tok[ref]% }" "$load_start" "$(load)")")
-  unset tok rss med mem
+    "${mem[f32]}" "${mem[bf16]}" "${mem[ref]}" "$(awk -v a="${params[f32]}" -v b="${params[ref]}" \
+      'BEGIN {printf "%.3fM/%.3fM", a / 1e6, b / 1e6}')" "${tok[f32]% }" "${tok[bf16]% }" "${tok[ref]% }" "$load_start" "$(load)")")
+  unset tok rss med mem params
 done
 
 echo
-echo "tokens/s: median over the rounds of each run's median step; RSS: peak resident MiB, largest run"
-printf '%-20s %8s %8s %8s %8s %8s %9s %9s %9s   %-26s %-26s %-26s %s\n' config f32 bf16 ref f32/ref bf16/ref \
-  "RSS f32" "RSS bf16" "RSS ref" "f32 runs" "bf16 runs" "ref runs" "load avg (start -> end)"
+echo "tokens/s: median over the rounds of each run's median step; RSS: peak resident MiB, largest run;"
+echo "params: mnemo's / the reference's parameter count (the same sizes should give nearly the same)"
+printf '%-20s %8s %8s %8s %8s %8s %9s %9s %9s %12s   %-26s %-26s %-26s %s\n' config f32 bf16 ref f32/ref bf16/ref \
+  "RSS f32" "RSS bf16" "RSS ref" "params m/ref" "f32 runs" "bf16 runs" "ref runs" "load avg (start -> end)"
 printf '%s\n' "${rows[@]}"
