@@ -11,6 +11,7 @@
 # Environment:
 #   MNEMO_REFSRC  folder holding the extracted reference repositories (default /tmp/refsrc)
 #   PYTHON        the python with torch (default /usr/bin/python3)
+#   REF_WARMUP    the reference's untimed steps before the timed ones (default 2, as mnemo's)
 #   SETS          space-separated KEY=VALUE overrides given to both sides (--set), e.g. for a
 #                 quick check at tiny sizes
 #   OMP_NUM_THREADS (default 2), OMP_WAIT_POLICY (default PASSIVE): both sides alike
@@ -64,7 +65,8 @@ run() {  # run VARIANT CONFIG: prints "tokens/s rss_mib parameters" of one run
   local out
   case $1 in
     f32 | bf16) out=$("$MNEMO" bench train "$2" --steps "$STEPS" --quiet --model-only --precision "$1" "${sets[@]}" 2>"$log") ;;
-    ref) out=$(env -u OPENBLAS_CORETYPE "$PYTHON" "$HERE/reference_train.py" "$2" --steps "$STEPS" "${sets[@]}" 2>"$log") ;;
+    ref) out=$(env -u OPENBLAS_CORETYPE "$PYTHON" "$HERE/reference_train.py" "$2" --steps "$STEPS" \
+      --warmup "${REF_WARMUP:-2}" "${sets[@]}" 2>"$log") ;;
   esac || { echo "side_by_side.sh: the $1 run of $2 failed:" >&2; cat "$log" >&2; return 1; }
   awk '/^config/ {p = $(NF-1)} /^model step/ {t = $(NF-1)}
        /peak RSS/ {for (i = 1; i < NF; ++i) if ($i == "RSS") r = $(i+1)} END {print t, r, p}' <<<"$out"
