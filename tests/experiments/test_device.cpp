@@ -5,15 +5,13 @@
 // it expects is the one cuda_unavailable() gives here.
 #include <boost/test/unit_test.hpp>
 
-#include <chrono>
-#include <filesystem>
 #include <fstream>
 
 #include "experiments/config.h"
 #include "kernels/cuda/available.h"
 #include "tests/support/error_of.h"
+#include "tests/support/temp_dir.h"
 
-namespace fs = std::filesystem;
 using namespace mnemo;
 using namespace mnemo::experiments;
 using mnemo::test::error_of;
@@ -23,19 +21,13 @@ namespace {
 // Config files in a fresh folder, removed with it; each holds a tiny model after the given
 // first lines (so a `device:` line given first is line 1).
 struct Configs {
-  fs::path dir;
+  test::TempDir tmp{"mnemo_device"};
   int count = 0;
-  Configs() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    dir = fs::temp_directory_path() / ("mnemo_device_" + std::to_string(stamp));
-    fs::create_directories(dir);
-  }
-  ~Configs() { fs::remove_all(dir); }
   std::string write(const std::string& first_lines) {
-    const fs::path path = dir / ("c" + std::to_string(count++) + ".yaml");
+    const std::string path = tmp / ("c" + std::to_string(count++) + ".yaml");
     std::ofstream(path) << first_lines << "model:\n  arch: transformer\n  dim: 16\n  depth: 1\n  heads: 2\n"
                         << "train:\n  steps: 3\n";
-    return path.string();
+    return path;
   }
 };
 

@@ -9,10 +9,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -27,9 +25,9 @@
 #include "kernels/precision.h"
 #include "layers/init.h"
 #include "tests/support/error_of.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/skip.h"
 
-namespace fs = std::filesystem;
 using namespace mnemo;
 using namespace mnemo::experiments;
 using mnemo::test::error_of;
@@ -39,19 +37,13 @@ namespace {
 // Config files in a fresh folder, removed with it; each holds a tiny model and the given
 // lines of the train block (its line 8 is the first of them).
 struct Configs {
-  fs::path dir;
+  test::TempDir tmp{"mnemo_precision"};
   int count = 0;
-  Configs() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    dir = fs::temp_directory_path() / ("mnemo_precision_" + std::to_string(stamp));
-    fs::create_directories(dir);
-  }
-  ~Configs() { fs::remove_all(dir); }
   std::string write(const std::string& train_lines) {
-    const fs::path path = dir / ("c" + std::to_string(count++) + ".yaml");
+    const std::string path = tmp / ("c" + std::to_string(count++) + ".yaml");
     std::ofstream(path) << "model:\n  arch: transformer\n  dim: 16\n  depth: 1\n  heads: 2\ntrain:\n  steps: 3\n"
                         << train_lines;
-    return path.string();
+    return path;
   }
 };
 
