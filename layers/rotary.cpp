@@ -68,16 +68,18 @@ std::pair<Tensor, Tensor> Rotary::tables(std::span<const int64_t> pos, DType dty
   const std::lock_guard<std::mutex> lock(cache.mu);
   const auto params = std::make_tuple(rot_dim, theta, xpos, xpos_scale_base, xpos_width);
   if (cache.params != params) cache.rows.clear(), cache.params = params;
+  const int sign = xpos ? xpos_sign : 0;  // without xPos, query and key rows are the same rows
   for (int64_t t = 0; t < T; ++t) {
-    const int64_t key = pos[size_t(t)] * 4 + xpos_sign + 1;
+    const int64_t key = pos[size_t(t)] * 4 + sign + 1;
     const std::vector<double>* r = &scratch;
     if (auto it = cache.rows.find(key); it != cache.rows.end()) {
       r = &it->second;
     } else if (cache.rows.size() < RowCache::kMaxRows) {
-      row(pos[size_t(t)], xpos_sign, cache.rows[key]);
-      r = &cache.rows[key];
+      std::vector<double>& fresh = cache.rows[key];
+      row(pos[size_t(t)], sign, fresh);
+      r = &fresh;
     } else {
-      row(pos[size_t(t)], xpos_sign, scratch);
+      row(pos[size_t(t)], sign, scratch);
     }
     std::copy(r->begin(), r->begin() + rot_dim, c.begin() + t * rot_dim);
     std::copy(r->begin() + rot_dim, r->end(), s.begin() + t * rot_dim);
