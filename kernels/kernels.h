@@ -115,9 +115,9 @@ struct AttentionDesc {
   const uint8_t* mask = nullptr;
   int64_t mask_strides[4] = {};
   bool bias_per_batch = false;  // bias (B, H, Tq, Tk) instead of (H, Tq, Tk)
-  // The tile products (Q K^T, P V and the backward's four) on bf16 operands with f32
-  // accumulation; softmax, masks, bias and sums stay f32. Set under train.precision: bf16;
-  // only the cpu backend's float kernels read it (on a CPU without avx512_bf16 they stay f32).
+  // The tile products (Q K^T, P V and the backward's four) on bf16 operands with f32 accumulation;
+  // softmax, masks, bias and sums stay f32. Set under train.precision: bf16; read by the cpu backend's
+  // float kernels (on a CPU without avx512_bf16 they stay f32) and the CUDA attention kernels.
   bool bf16 = false;
 };
 

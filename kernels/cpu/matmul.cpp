@@ -1,6 +1,15 @@
 // CPU GEMM through Eigen maps (row-major, leading dimensions honoured). Small
-// batched products run one matrix per thread; large ones let Eigen thread each product;
-// batches of tiny ones (hyper-connection mixing: 4 x 4 by 4 x 256 per token) take direct loops.
+// batched products run one matrix per thread; a large one is cut into bands of C, one per
+// thread; batches of tiny ones (hyper-connection mixing: 4 x 4 by 4 x 256 per token) take
+// direct loops.
+// Eigen's own GEMM threading is off: its threads wait for each other's packed blocks in
+// spin loops (Eigen/src/Core/products/GeneralMatrixMatrix.h, `while(info[i].sync!=k) {}`),
+// which OMP_WAIT_POLICY does not reach, and it threads products from 50k multiply-adds up.
+// On a loaded machine a spinning thread burns the time slices its descheduled partner
+// needs; inside our one-thread team it also started fresh threads per product (a nested team).
+// Without oneDNN, 2 threads did not finish in 120 s a test 1 thread runs in 4 s (docs/CUDA.md).
+// The bands below run in a top-level region: pooled threads that sleep under OMP_WAIT_POLICY=PASSIVE.
+#define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Core>
 #include <algorithm>
 #include <omp.h>
@@ -89,6 +98,32 @@ void tiny(const GemmDesc& d, const T* __restrict a, const T* __restrict b, T* __
   }
 }
 
+// One product over the threads, each taking a band of C (rows, or columns when C is wide
+// and short) with the whole of the other operand; bands of at least kBandFlops, so that a
+// thread's work outweighs a parallel region's start and barrier.
+constexpr double kBandFlops = 4e6;
+
+template <class T>
+void banded(const GemmDesc& d, const T* a, const T* b, T* c) {
+  const double flops = 2.0 * double(d.M) * double(d.N) * double(d.K);
+  const bool by_rows = d.M >= d.N;
+  const int64_t extent = by_rows ? d.M : d.N;
+  const int64_t bands = std::min<int64_t>({int64_t(omp_get_max_threads()), int64_t(flops / kBandFlops), extent / 8});
+  if (bands <= 1 || omp_in_parallel()) return one(d, a, b, c);
+#pragma omp parallel for schedule(static) num_threads(int(bands))
+  for (int64_t t = 0; t < bands; ++t) {
+    const int64_t first = extent * t / bands, n = extent * (t + 1) / bands - first;
+    GemmDesc part = d;
+    if (by_rows) {
+      part.M = n;
+      one(part, d.trans_a ? a + first : a + first * d.lda, b, c + first * d.ldc);
+    } else {
+      part.N = n;
+      one(part, a, d.trans_b ? b + first * d.ldb : b + first, c + first);
+    }
+  }
+}
+
 }  // namespace
 
 bool small_batched(const GemmDesc& d) {
@@ -106,10 +141,13 @@ void gemm(const GemmDesc& d, const T* a, const T* b, T* c) {
     return;
   }
   const double flops = 2.0 * double(d.M) * double(d.N) * double(d.K);
-  const bool per_thread = d.batch > 1 && d.stride_c != 0 && flops < 4e6;
-#pragma omp parallel for schedule(static) if (per_thread)
-  for (int64_t i = 0; i < d.batch; ++i)
-    one(d, a + i * d.stride_a, b + i * d.stride_b, c + i * d.stride_c);
+  if (d.batch > 1 && d.stride_c != 0 && flops < kBandFlops) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < d.batch; ++i) one(d, a + i * d.stride_a, b + i * d.stride_b, c + i * d.stride_c);
+    return;
+  }
+  for (int64_t i = 0; i < d.batch; ++i)  // in order: a shared C (stride 0) sums the batch as the reference does
+    banded(d, a + i * d.stride_a, b + i * d.stride_b, c + i * d.stride_c);
 }
 
 template void gemm<float>(const GemmDesc&, const float*, const float*, float*);

@@ -4,7 +4,10 @@
 // description and bias as the CPU kernels (kernels.h AttentionDesc); the per-tile math is
 // math.h's AttnRow and attention_backward_*_tile, tested on the CPU. Keys and queries move
 // through shared memory in tiles of kAttnTile rows, zero-padded to the head width D (32,
-// 64 or 128) the kernel is instantiated for.
+// 64 or 128) the kernel is instantiated for. Under AttentionDesc::bf16 the products' operands
+// are rounded to bf16 as they are loaded (P and dS where the tile steps make them), with f32
+// accumulation, as the cpu backend's bf16 tiles: the numbers bf16 tensor cores would read,
+// in f32 arithmetic (no tensor cores yet).
 #include <stdexcept>
 #include <string>
 
@@ -18,18 +21,19 @@ namespace {
 
 constexpr int kRows = 64;  // query rows (forward, dq) or keys (dk, dv) per block: one per thread
 
-// rows x D floats of a tile from `src` (rows of d floats, `have` of them), zero past d and past `have`.
+// rows x D floats of a tile from `src` (rows of d floats, `have` of them), zero past d and
+// past `have`; rounded to bf16 under a.bf16 (attention_operand), once per tile.
 template <int D>
-__device__ void load_tile(float* tile, const float* src, int64_t d, int64_t have) {
+__device__ void load_tile(const AttentionDesc& a, float* tile, const float* src, int64_t have) {
   for (int e = threadIdx.x; e < kAttnTile * D; e += blockDim.x) {
     const int t = e / D, c = e % D;
-    tile[e] = t < have && c < d ? src[t * d + c] : 0.0f;
+    tile[e] = t < have && c < a.d ? attention_operand(a, src[t * a.d + c]) : 0.0f;
   }
 }
 
 template <int D>
-__device__ void load_row(float* dst, const float* src, int64_t d) {
-  for (int c = 0; c < D; ++c) dst[c] = c < d ? src[c] : 0.0f;
+__device__ void load_row(const AttentionDesc& a, float* dst, const float* src) {
+  for (int c = 0; c < D; ++c) dst[c] = c < a.d ? attention_operand(a, src[c]) : 0.0f;
 }
 
 __device__ int64_t kv_offset(const AttentionDesc& a, int64_t b, int64_t h) {
@@ -70,7 +74,7 @@ __global__ void forward_kernel(AttentionDesc a, float* o, float* lse, const floa
   float qr[D];
   if (active) {
     row.start(a, b, h, i);
-    load_row<D>(qr, q + r * a.d, a.d);
+    load_row<D>(a, qr, q + r * a.d);
   }
   block_key_range(a, i, active, lo_hi);
   const float* kb = k + kv_offset(a, b, h);
@@ -79,8 +83,8 @@ __global__ void forward_kernel(AttentionDesc a, float* o, float* lse, const floa
   for (int64_t j0 = 0; j0 < a.Tk; j0 += kAttnTile) {
     if (!tile_needed(a, j0, lo_hi)) continue;  // the same for every thread of the block
     const int64_t n = a.Tk - j0 < kAttnTile ? a.Tk - j0 : kAttnTile;
-    load_tile<D>(K, kb + j0 * a.d, a.d, n);
-    load_tile<D>(V, vb + j0 * a.d, a.d, n);
+    load_tile<D>(a, K, kb + j0 * a.d, n);
+    load_tile<D>(a, V, vb + j0 * a.d, n);
     __syncthreads();
     if (active) row.forward_tile(a, qr, K, V, bias_row, j0, int(n));
     __syncthreads();
@@ -100,15 +104,15 @@ __global__ void backward_kv_kernel(AttentionDesc a, float* dk, float* dv, const 
   float kj[D], vj[D], dkj[D], dvj[D];
   for (int c = 0; c < D; ++c) dkj[c] = dvj[c] = 0.0f;
   if (active) {
-    load_row<D>(kj, k + kr * a.d, a.d);
-    load_row<D>(vj, v + kr * a.d, a.d);
+    load_row<D>(a, kj, k + kr * a.d);
+    load_row<D>(a, vj, v + kr * a.d);
   }
   const int64_t h_first = a.Hk == 1 ? 0 : hk, h_end = a.Hk == 1 ? a.H : hk + 1;
   for (int64_t h = h_first; h < h_end; ++h)
     for (int64_t i0 = 0; i0 < a.Tq; i0 += kAttnTile) {
       const int64_t n = a.Tq - i0 < kAttnTile ? a.Tq - i0 : kAttnTile, r0 = (b * a.H + h) * a.Tq + i0;
-      load_tile<D>(Q, q + r0 * a.d, a.d, n);
-      load_tile<D>(dO, dout + r0 * a.d, a.d, n);
+      load_tile<D>(a, Q, q + r0 * a.d, n);
+      load_tile<D>(a, dO, dout + r0 * a.d, n);
       for (int t = threadIdx.x; t < kAttnTile; t += blockDim.x) {
         L[t] = t < n ? lse[r0 + t] : kNegInf;
         Dr[t] = t < n ? Drow[r0 + t] : 0.0f;
@@ -145,8 +149,8 @@ __global__ void backward_q_kernel(AttentionDesc a, float* dq, float* dbias, cons
     for (int c = 0; c < D; ++c) dqr[c] = 0.0f;
     float* dbias_row = nullptr;
     if (active) {
-      load_row<D>(qr, q + r * a.d, a.d);
-      load_row<D>(dor, dout + r * a.d, a.d);
+      load_row<D>(a, qr, q + r * a.d);
+      load_row<D>(a, dor, dout + r * a.d);
       if (dbias) {
         dbias_row = dbias + (((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq + i) * a.Tk;
         if (!batches_in_thread)
@@ -158,8 +162,8 @@ __global__ void backward_q_kernel(AttentionDesc a, float* dq, float* dbias, cons
     for (int64_t j0 = 0; j0 < a.Tk; j0 += kAttnTile) {
       if (!tile_needed(a, j0, lo_hi)) continue;
       const int64_t n = a.Tk - j0 < kAttnTile ? a.Tk - j0 : kAttnTile;
-      load_tile<D>(K, kb + j0 * a.d, a.d, n);
-      load_tile<D>(V, vb + j0 * a.d, a.d, n);
+      load_tile<D>(a, K, kb + j0 * a.d, n);
+      load_tile<D>(a, V, vb + j0 * a.d, n);
       __syncthreads();
       if (active)
         attention_backward_q_tile<D>(a, b, h, i, lo, hi, qr, dor, lse[r], Drow[r], K, V,

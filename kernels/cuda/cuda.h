@@ -1,8 +1,7 @@
 // The CUDA backend's kernels, float only, on device pointers, with the slot signatures of
 // kernels.h; register.cpp puts them in the slots. Every one queues work on the run's stream
 // and returns without waiting, except sum_squares and count_non_finite, whose results the
-// host reads. The hyper-connection kernels have no CUDA version yet (docs/CUDA.md): their
-// slots stay empty, and a CUDA tensor reaching them fails with the kernel's name.
+// host reads.
 #pragma once
 
 #include "kernels/kernels.h"
@@ -52,6 +51,16 @@ void rms_norm_backward(float* dx, float* dgain, const float* dy, const float* x,
 void l2_norm_forward(float* y, float* norm, const float* x, int64_t rows, int64_t D, float eps);
 void l2_norm_backward(float* dx, const float* dy, const float* y, const float* norm, int64_t rows, int64_t D,
                       float eps);
+
+void hyper_width_forward(float* out, float* z, float* norm, const float* H, const float* G, const float* base,
+                         const float* scale, int64_t R, int64_t S, int64_t D, float eps);
+void hyper_width_backward(float* dH, float* dG, float* dbase, float* dscale, const float* dout, const float* H,
+                          const float* G, const float* scale, const float* out, const float* z, const float* norm,
+                          int64_t R, int64_t S, int64_t D, float eps);
+void hyper_depth_forward(float* out, const float* H, const float* coef, const float* b, int64_t R, int64_t S, int64_t D,
+                         bool mix);
+void hyper_depth_backward(float* dH, float* dcoef, float* db, const float* dout, const float* H, const float* coef,
+                          const float* b, int64_t R, int64_t S, int64_t D, bool mix);
 
 void attention_forward(const AttentionDesc& a, float* o, float* lse, const float* q, const float* k, const float* v,
                        const float* bias);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "common/hd.h"
 #include "kernels/kernels.h"
@@ -177,11 +178,39 @@ struct OnlineLse {
   MNEMO_HD float value() const { return max == kNegInf ? kNegInf : max + logf(sum); }
 };
 
+// ---- bf16 operands ----
+
+// x rounded to the nearest bf16 (ties to even; a NaN stays a quiet NaN), as a float: what
+// a bf16 tensor-core product would read. The same rounding as the cpu backend's bf16 packs.
+MNEMO_HD float bf16_round(float x) {
+  uint32_t u;
+#if defined(__CUDA_ARCH__)
+  u = __float_as_uint(x);
+#else
+  std::memcpy(&u, &x, sizeof u);
+#endif
+  const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+  u = (nan ? u | 0x00400000u : u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float y;
+  std::memcpy(&y, &u, sizeof y);
+  return y;
+#endif
+}
+
 // ---- fused attention: the per-tile math of the forward and both backward kernels ----
 // Tiles hold kAttnTile rows of D floats, zero-padded past d and past the last row, so the
 // loops run to the compile-time D (registers, not local memory, on the device).
 
 inline constexpr int kAttnTile = 32;
+
+// An operand of the tile products as the kernels read it: rounded to bf16 under
+// AttentionDesc::bf16 (f32 accumulation; softmax, masks, bias and sums stay f32), as is.
+// q, k, v and dout are rounded where a kernel loads them (registers, shared tiles); P and
+// dS where the tile steps below make them.
+MNEMO_HD float attention_operand(const AttentionDesc& a, float x) { return a.bf16 ? bf16_round(x) : x; }
 
 // Whether row i of (b, h) sees key j, given its interval [lo, hi] (attention_row_interval).
 MNEMO_HD bool attention_sees(const AttentionDesc& a, int64_t b, int64_t h, int64_t i, int64_t j, int64_t lo,
@@ -237,7 +266,8 @@ struct AttnRow {
     for (int t = 0; t < n; ++t) {
       const float p = expf(s[t] - m);  // 0 for unseen keys
       sum += p;
-      for (int c = 0; c < D; ++c) acc[c] += p * V[t * D + c];
+      const float pv = attention_operand(a, p);
+      for (int c = 0; c < D; ++c) acc[c] += pv * V[t * D + c];
     }
     max = m;
   }
@@ -278,9 +308,10 @@ MNEMO_HD void attention_backward_kv_tile(const AttentionDesc& a, int64_t b, int6
     }
     s = float(a.scale) * s + (bias_row ? bias_row[j] : 0.0f);
     const float p = attention_probability(s, lse[t]), ds = attention_dscore(p, dp, Drow[t]);
+    const float pv = attention_operand(a, p), dsk = float(a.scale) * attention_operand(a, ds);
     for (int c = 0; c < D; ++c) {
-      dv[c] += p * dout[c];
-      dk[c] += float(a.scale) * ds * q[c];
+      dv[c] += pv * dout[c];
+      dk[c] += dsk * q[c];
     }
   }
 }
@@ -302,7 +333,8 @@ MNEMO_HD void attention_backward_q_tile(const AttentionDesc& a, int64_t b, int64
     }
     s = float(a.scale) * s + (bias_row ? bias_row[j] : 0.0f);
     const float ds = attention_dscore(attention_probability(s, lse), dp, Drow);
-    for (int c = 0; c < D; ++c) dq[c] += float(a.scale) * ds * K[t * D + c];
+    const float dsq = float(a.scale) * attention_operand(a, ds);
+    for (int c = 0; c < D; ++c) dq[c] += dsq * K[t * D + c];
     if (dbias_row) dbias_row[j] += ds;
   }
 }

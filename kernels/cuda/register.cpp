@@ -40,6 +40,10 @@ void register_cuda_kernels() {
   MNEMO_CUDA(attention_backward);
   MNEMO_CUDA(adamw_step);
   MNEMO_CUDA(sgd_step);
+  MNEMO_CUDA(hyper_width_forward);
+  MNEMO_CUDA(hyper_width_backward);
+  MNEMO_CUDA(hyper_depth_forward);
+  MNEMO_CUDA(hyper_depth_backward);
 }
 
 #undef MNEMO_CUDA

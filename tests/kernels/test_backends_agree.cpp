@@ -268,6 +268,13 @@ BOOST_AUTO_TEST_CASE(gemm_cases) {
   check_gemm({true, false, 7, 5, 13, 0.5, 0.25, 4, false}, seed += 3);
   check_gemm({false, true, 64, 48, 96, 1, 0, 3, true}, seed += 3);
   check_gemm({false, false, 7, 5, 0, 1, 0.5}, seed += 3);  // K = 0: C = beta C
+  // Products large enough to be cut into bands of C, one per thread (meson runs the tests
+  // with 2): bands of rows, and of columns when C is wide and short.
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      check_gemm({ta, tb, 203, 151, 163, 1, 0.5}, seed += 3);
+      check_gemm({ta, tb, 19, 401, 611, 0.5, 0, 2}, seed += 3);
+    }
   // Batches of tiny products (the direct path): hyper-connection shapes, every transpose,
   // with and without beta, and a batch above the OpenMP threshold.
   for (bool ta : {false, true})

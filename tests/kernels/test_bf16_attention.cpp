@@ -10,15 +10,12 @@
 #include "kernels/cpu/bf16_tile.h"
 #include "kernels/kernels.h"
 #include "tests/kernels/agree.h"
+#include "tests/kernels/bf16_bounds.h"
 #include "tests/support/skip.h"
 
 using namespace mnemo::test;
 
 namespace {
-
-using Vd = std::vector<double>;
-const double u = std::ldexp(1.0, -8);  // bf16's unit roundoff: 8 significant bits
-const double kProduct = 2 * u + u * u;  // a product of two rounded operands
 
 struct Case {
   std::string what;
@@ -32,35 +29,7 @@ kn::AttentionDesc desc(int64_t B, int64_t H, int64_t Hk, int64_t Tq, int64_t Tk,
   return a;
 }
 
-// Whether query row i of (b, h) sees key j: the rules of kernels.h, stated once more.
-bool visible(const kn::AttentionDesc& a, int64_t b, int64_t h, int64_t i, int64_t j) {
-  int64_t lo, hi;
-  kn::attention_row_interval(a, i, lo, hi);
-  const int64_t m = j - a.prefix;
-  if (m >= 0 && (m < lo || m > hi)) return false;
-  if (a.key_pad && !a.key_pad[b * a.Tk + j]) return false;
-  const int64_t* s = a.mask_strides;
-  return !a.mask || a.mask[b * s[0] + h * s[1] + i * s[2] + j * s[3]];
-}
-
-// |got - want| <= bound + tol (1 + |want|), element by element; returns the worst
-// |got - want| / bound seen (how much of the bf16 bound the errors use).
-double within(const std::string& name, const Vf& got, const Vd& want, const Vd& bound, double tol) {
-  size_t bad = 0, worst = 0;
-  double used = 0, excess_max = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double diff = std::abs(double(got[i]) - want[i]);
-    const double excess = std::isfinite(want[i]) ? diff - bound[i] - tol * (1 + std::abs(want[i]))
-                                                 : (double(got[i]) == want[i] ? 0.0 : HUGE_VAL);
-    if (excess > 0 && ++bad && excess > excess_max) excess_max = excess, worst = i;
-    if (bound[i] > 0 && std::isfinite(want[i])) used = std::max(used, diff / bound[i]);
-  }
-  BOOST_TEST(bad == 0u, name << ": " << bad << " of " << want.size() << " beyond the bf16 bound; worst at [" << worst
-                             << "]: " << got[worst] << " vs " << want[worst] << " (bound " << bound[worst] << ")");
-  return used;
-}
-
-// Runs the case in f64 (the oracle, dense loops below) and on the cpu kernel with bf16
+// Runs the case in f64 (the oracle, bf16_bounds.h) and on the cpu kernel with bf16
 // tiles; returns the largest fraction of a bound any error used.
 double check(Case c, uint32_t seed) {
   kn::AttentionDesc& a = c.a;
@@ -76,58 +45,8 @@ double check(Case c, uint32_t seed) {
   if (c.mask) a.mask = mask.data(), a.mask_strides[0] = H * Tq * Tk, a.mask_strides[1] = Tq * Tk,
               a.mask_strides[2] = Tk, a.mask_strides[3] = 1;
   const float* bp = c.bias ? bias.data() : nullptr;
-  // f64 oracle outputs (o, lse in float are the saved inputs of both backwards)
-  Vd o(size_t(nq), 0), lse(size_t(B * H * Tq), 0), dq(size_t(nq), 0), dk(size_t(nkv), 0), dv(size_t(nkv), 0),
-      db(size_t(nb), 0);
-  const Vd qd = as<double>(q), kd = as<double>(k), vd = as<double>(v), bd = as<double>(bias), dod = as<double>(dout);
-  kn::attention_forward.f64(a, o.data(), lse.data(), qd.data(), kd.data(), vd.data(), c.bias ? bd.data() : nullptr);
-  kn::attention_backward.f64(a, dq.data(), dk.data(), dv.data(), c.bias ? db.data() : nullptr, dod.data(), qd.data(),
-                             kd.data(), vd.data(), c.bias ? bd.data() : nullptr, o.data(), lse.data());
-  const Vf of(o.begin(), o.end()), lsef(lse.begin(), lse.end());
-  // bounds, from the dense P, dP and dS of each (b, h)
-  Vd bo(size_t(nq), 0), blse(size_t(B * H * Tq), 0), bdq(size_t(nq), 0), bdk(size_t(nkv), 0), bdv(size_t(nkv), 0),
-      bdb(size_t(nb), 0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t qh = (b * H + h) * Tq, kh = (b * a.Hk + (a.Hk == 1 ? 0 : h)) * Tk;
-      auto Q = [&](int64_t i, int64_t c_) { return qd[size_t((qh + i) * d + c_)]; };
-      auto K = [&](int64_t j, int64_t c_) { return kd[size_t((kh + j) * d + c_)]; };
-      auto V = [&](int64_t j, int64_t c_) { return vd[size_t((kh + j) * d + c_)]; };
-      auto dO = [&](int64_t i, int64_t c_) { return dod[size_t((qh + i) * d + c_)]; };
-      for (int64_t i = 0; i < Tq; ++i) {
-        const double l = lse[size_t(qh + i)];
-        if (!std::isfinite(l)) continue;  // sees nothing: exact zeros either way
-        double e = 0, Di = 0;             // e bounds the error of every score of the row
-        for (int64_t c_ = 0; c_ < d; ++c_) Di += dO(i, c_) * o[size_t((qh + i) * d + c_)];
-        for (int64_t j = 0; j < Tk; ++j) {
-          double s = 0;
-          for (int64_t c_ = 0; c_ < d; ++c_) s += std::abs(Q(i, c_) * K(j, c_));
-          if (visible(a, b, h, i, j)) e = std::max(e, kProduct * a.scale * s);
-        }
-        const double grow = std::exp(2 * e);  // P' / P for scores off by at most e
-        blse[size_t(qh + i)] = e;
-        for (int64_t j = 0; j < Tk; ++j) {
-          if (!visible(a, b, h, i, j)) continue;
-          double s = 0, dp = 0, dp_abs = 0;
-          for (int64_t c_ = 0; c_ < d; ++c_) {
-            s += Q(i, c_) * K(j, c_);
-            dp += dO(i, c_) * V(j, c_);
-            dp_abs += std::abs(dO(i, c_) * V(j, c_));
-          }
-          const double P = std::exp(s * a.scale + (c.bias ? bd[size_t((qh + i) * Tk + j)] : 0.0) - l);
-          const double dS = P * (dp - Di);
-          const double g = P * ((grow - 1) * std::abs(dp - Di) + grow * kProduct * dp_abs);  // |dS' - dS|
-          const double gs = (g * (1 + u) * (1 + u) + std::abs(dS) * kProduct) * a.scale;     // after rounding dS'
-          bdb[size_t((qh + i) * Tk + j)] += g;
-          for (int64_t c_ = 0; c_ < d; ++c_) {
-            bo[size_t((qh + i) * d + c_)] += P * std::abs(V(j, c_)) * (grow * (1 + u) * (1 + u) - 1);
-            bdv[size_t((kh + j) * d + c_)] += P * std::abs(dO(i, c_)) * (grow * (1 + u) * (1 + u) - 1);
-            bdq[size_t((qh + i) * d + c_)] += gs * std::abs(K(j, c_));
-            bdk[size_t((kh + j) * d + c_)] += gs * std::abs(Q(i, c_));
-          }
-        }
-      }
-    }
+  const Bf16Oracle w = bf16_oracle(a, q, k, v, c.bias ? &bias : nullptr, dout);
+  const Vf of(w.o.begin(), w.o.end()), lsef(w.lse.begin(), w.lse.end());  // the saved inputs of both backwards
   // the cpu kernel with bf16 tiles, on the oracle's saved o and lse
   auto* fwd = kn::attention_forward.get(kn::Backend::cpu);
   auto* bwd = kn::attention_backward.get(kn::Backend::cpu);
@@ -143,15 +62,10 @@ double check(Case c, uint32_t seed) {
   const Outs<float> f32 = run(false), bf16 = run(true);
   double used = 0;
   BOOST_TEST_CONTEXT(c.what) {
-    used = std::max(used, within("o", bf16[0], o, bo, 1e-4));
-    used = std::max(used, within("lse", bf16[1], lse, blse, 1e-4));
-    used = std::max(used, within("dq", bf16[2], dq, bdq, 2e-4));
-    used = std::max(used, within("dk", bf16[3], dk, bdk, 2e-4));
-    used = std::max(used, within("dv", bf16[4], dv, bdv, 2e-4));
-    if (c.bias) used = std::max(used, within("dbias", bf16[5], db, bdb, 2e-4));
+    used = within_bf16_bounds(w, bf16, c.bias);
     // with the flag off, the f32 kernel as every other test knows it
-    compare("o (f32)", f32[0], o, 1e-4);
-    compare("dq (f32)", f32[2], dq, 2e-4);
+    compare("o (f32)", f32[0], w.o, 1e-4);
+    compare("dq (f32)", f32[2], w.dq, 2e-4);
   }
   a.bf16 = false;
   BOOST_TEST_MESSAGE(c.what << ": largest error " << used << " of its bf16 bound");

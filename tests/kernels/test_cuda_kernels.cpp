@@ -11,6 +11,7 @@
 
 #include "mnemo_config.h"
 #include "tests/kernels/agree.h"
+#include "tests/kernels/bf16_bounds.h"
 #if MNEMO_WITH_CUDA
 #include "kernels/cuda/runtime.h"
 #endif
@@ -153,6 +154,43 @@ void check_attention(const std::string& what, kn::AttentionDesc a, bool with_bia
     auto* db = with_bias ? m.out(nb) : nullptr;
     fn(d, dq, dk, dv, db, m.in(dout), m.in(q), m.in(k), m.in(v), with_bias ? m.in(bias) : nullptr, m.in(o), m.in(lse));
   });
+}
+
+// The bf16 option (AttentionDesc::bf16) on the device: every output and input gradient
+// within its bf16 bound of the f64 oracle (bf16_bounds.h); the largest share of a bound used.
+double check_attention_bf16(const std::string& what, kn::AttentionDesc a, bool with_bias, bool pad_keys,
+                            uint32_t seed) {
+  kn::init();
+  a.bias_per_batch = with_bias;
+  const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d, nb = a.B * a.H * a.Tq * a.Tk;
+  const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
+  const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
+  std::vector<uint8_t> pad(size_t(a.B * a.Tk), 1);
+  for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
+  a.key_pad = pad_keys ? pad.data() : nullptr;
+  const Bf16Oracle w = bf16_oracle(a, q, k, v, with_bias ? &bias : nullptr, dout);
+  const Vf of(w.o.begin(), w.o.end()), lsef(w.lse.begin(), w.lse.end());
+  auto* fwd = kn::attention_forward.get(Backend::cuda);
+  auto* bwd = kn::attention_backward.get(Backend::cuda);
+  BOOST_TEST_REQUIRE((fwd && bwd), "the attention slots have no CUDA kernel");
+  Mem<float> m{true};
+  kn::AttentionDesc d = a;
+  d.key_pad = pad_keys ? m.in(pad) : nullptr;
+  d.bf16 = true;
+  float* o = m.out(nq);
+  float* lse = m.out(a.B * a.H * a.Tq);
+  const float* bp = with_bias ? m.in(bias) : nullptr;
+  fwd(d, o, lse, m.in(q), m.in(k), m.in(v), bp);
+  float* dq = m.out(nq);
+  float* dk = m.out(nkv);
+  float* dv = m.out(nkv);
+  float* db = m.out(Vf(size_t(nb), 0.0f));
+  bwd(d, dq, dk, dv, with_bias ? db : nullptr, m.in(dout), m.in(q), m.in(k), m.in(v), bp, m.in(of), m.in(lsef));
+  const Outs<float> got = m.results();
+  double used = 0;
+  BOOST_TEST_CONTEXT("cuda attention, bf16, " << what) used = within_bf16_bounds(w, got, with_bias);
+  BOOST_TEST_MESSAGE(what << ": largest error " << used << " of its bf16 bound");
+  return used;
 }
 #endif
 
@@ -373,6 +411,75 @@ BOOST_AUTO_TEST_CASE(attention_every_mask_rule, *ut::precondition(cuda_device)) 
   kn::AttentionDesc big = desc(2, 8, 8, 512, 512, 64);
   big.causal = true;
   check_attention("medium config shape: 8 heads of 64, 512 causal", big, false, false, false, 100);
+}
+
+// bf16 operands, f32 accumulation: within the per-element bf16 bounds (as the cpu's bf16_attention suite).
+BOOST_AUTO_TEST_CASE(attention_bf16_operands, *ut::precondition(cuda_device)) {
+  double used = 0;
+  used = std::max(used, check_attention_bf16("plain odd", desc(2, 3, 3, 7, 13, 5), false, false, 910));
+  kn::AttentionDesc c = desc(2, 2, 2, 130, 200, 16);
+  c.prefix = 70, c.causal = true;
+  used = std::max(used, check_attention_bf16("causal after 70 prefix keys, per-batch bias", c, true, false, 920));
+  kn::AttentionDesc w = desc(1, 4, 1, 100, 100, 64);
+  w.causal = true, w.window = 33, w.read_rows = 4, w.write_rows = 4;
+  used = std::max(used, check_attention_bf16("causal window, read and write rows, shared head", w, false, false, 930));
+  used = std::max(used, check_attention_bf16("key padding, d 33", desc(2, 2, 2, 65, 91, 33), false, true, 940));
+  kn::AttentionDesc early = desc(2, 2, 2, 17, 10, 8);
+  early.causal = true;
+  used = std::max(used, check_attention_bf16("causal, rows that see nothing, bias", early, true, false, 950));
+  kn::AttentionDesc wide = desc(1, 2, 2, 70, 129, 100);
+  wide.causal = true;
+  used = std::max(used, check_attention_bf16("causal, head width 128 (d 100), bias", wide, true, false, 960));
+  BOOST_TEST(used > 0.01);  // the operands really were rounded
+}
+
+BOOST_AUTO_TEST_CASE(hyper_connection_mixing, *ut::precondition(cuda_device)) {
+  // stream 0 of row 0 all zeros: its norm clamps at eps and takes no radial gradient
+  for (const int64_t R : {int64_t(1), int64_t(7), int64_t(300)})
+    for (const int64_t S : {int64_t(1), int64_t(3), int64_t(4)})
+      for (const int64_t D : {int64_t(1), int64_t(37), int64_t(130)}) {
+        const int64_t C = S + 2, W = D + S * C;
+        const std::string what = sz("R", R) + " " + sz("S", S) + " " + sz("D", D);
+        Vf H = rand_vec(R * S * D, -1, 1, 400);
+        std::fill_n(H.begin(), D, 0.0f);
+        const Vf G = rand_vec(D * C, -1, 1, 401), base = rand_vec(S * C, -1, 1, 402), scale = rand_vec(C, -2, 2, 403);
+        const Vf dout = rand_vec(R * W, -1, 1, 404), b = rand_vec(R * D, -1, 1, 405);
+        const Vf dh = rand_vec(R * S * D, -1, 1, 406);
+        auto fwd = [&](auto* fn, auto& m) {
+          using T = std::remove_pointer_t<decltype(m.out(0))>;
+          auto* out = m.out(R * W);
+          auto* z = m.out(R * S * C);
+          auto* norm = m.out(R * S);
+          fn(out, z, norm, m.in(H), m.in(G), m.in(base), m.in(scale), R, S, D, T(1e-12));
+        };
+        check(kn::hyper_width_forward, what, {"out", "z", "norm"}, 1e-4, fwd);
+        Mem<double> saved_run{false};
+        fwd(kn::hyper_width_forward.f64, saved_run);
+        const Outs<double> s = saved_run.results();
+        const Vf out(s[0].begin(), s[0].end()), z(s[1].begin(), s[1].end()), norm(s[2].begin(), s[2].end());
+        check(kn::hyper_width_backward, what, {"dH", "dG", "dbase", "dscale"}, 1e-4, [&](auto* fn, auto& m) {
+          using T = std::remove_pointer_t<decltype(m.out(0))>;
+          auto* dH = m.out(R * S * D);
+          auto* dG = m.out(D * C);
+          auto* dbase = m.out(S * C);
+          auto* dscale = m.out(C);
+          fn(dH, dG, dbase, dscale, m.in(dout), m.in(H), m.in(G), m.in(scale), m.in(out), m.in(z), m.in(norm), R, S,
+             D, T(1e-12));
+        });
+        Vf coef(size_t(R * S * C));  // the coefficients the width op made
+        for (int64_t r = 0; r < R; ++r) std::copy_n(out.begin() + r * W + D, S * C, coef.begin() + r * S * C);
+        for (const bool mix : {true, false}) {
+          const std::string w = what + (mix ? " mixed" : " unmixed");
+          check(kn::hyper_depth_forward, w, {"out"}, 1e-4,
+                [&](auto* fn, auto& m) { fn(m.out(R * S * D), m.in(H), m.in(coef), m.in(b), R, S, D, mix); });
+          check(kn::hyper_depth_backward, w, {"dH", "dcoef", "db"}, 1e-4, [&](auto* fn, auto& m) {
+            auto* dH = m.out(R * S * D);
+            auto* dcoef = m.out(R * S * C);
+            auto* db = m.out(R * D);
+            fn(dH, dcoef, db, m.in(dh), m.in(H), m.in(coef), m.in(b), R, S, D, mix);
+          });
+        }
+      }
 }
 
 // A repeated step makes no cudaMalloc; a captured step replays with the right result.

@@ -5,9 +5,14 @@
 // on a machine without a GPU.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
+#include "kernels/cuda/hyper_math.h"
 #include "kernels/cuda/math.h"
+#include "kernels/cpu/bf16_tile.h"
 #include "tests/kernels/agree.h"
+#include "tests/kernels/bf16_bounds.h"
 
 using namespace mnemo::test;
 namespace cu = mnemo::kernels::cuda;
@@ -25,12 +30,13 @@ cu::OnlineLse warp_lse(const float* x, int64_t n) {
   return lane[0];
 }
 
-// Rows of D floats, zero past d: a kernel's shared-memory tile or a thread's registers.
+// Rows of D floats, zero past d: a kernel's shared-memory tile or a thread's registers,
+// as the kernel loads them (rounded to bf16 under a.bf16).
 template <int D>
-std::vector<float> padded(const float* src, int64_t rows, int64_t d, int64_t have_rows) {
+std::vector<float> padded(const kn::AttentionDesc& a, const float* src, int64_t rows, int64_t have_rows) {
   std::vector<float> t(size_t(rows * D), 0.0f);
   for (int64_t r = 0; r < std::min(rows, have_rows); ++r)
-    for (int64_t c = 0; c < d; ++c) t[size_t(r * D + c)] = src[r * d + c];
+    for (int64_t c = 0; c < a.d; ++c) t[size_t(r * D + c)] = cu::attention_operand(a, src[r * a.d + c]);
   return t;
 }
 
@@ -45,13 +51,13 @@ void emulated_forward(const kn::AttentionDesc& a, float* o, float* lse, const fl
         const int64_t r = (b * a.H + h) * a.Tq + i;
         cu::AttnRow<D> row;
         row.start(a, b, h, i);
-        const auto qp = padded<D>(q + r * a.d, 1, a.d, 1);
+        const auto qp = padded<D>(a, q + r * a.d, 1, 1);
         const float* kb = k + kv_head(a, b, h) * a.Tk * a.d;
         const float* vb = v + kv_head(a, b, h) * a.Tk * a.d;
         for (int64_t j0 = 0; j0 < a.Tk; j0 += cu::kAttnTile) {
           const int n = int(std::min<int64_t>(cu::kAttnTile, a.Tk - j0));
-          const auto K = padded<D>(kb + j0 * a.d, cu::kAttnTile, a.d, n);
-          const auto V = padded<D>(vb + j0 * a.d, cu::kAttnTile, a.d, n);
+          const auto K = padded<D>(a, kb + j0 * a.d, cu::kAttnTile, n);
+          const auto V = padded<D>(a, vb + j0 * a.d, cu::kAttnTile, n);
           row.forward_tile(a, qp.data(), K.data(), V.data(), cu::attention_bias_row(a, bias, b, h, i), j0, n);
         }
         row.finish(o + r * a.d, lse + r, a.d);
@@ -71,14 +77,14 @@ void emulated_backward(const kn::AttentionDesc& a, float* dq, float* dk, float* 
     for (int64_t hk = 0; hk < a.Hk; ++hk)
       for (int64_t j = 0; j < a.Tk; ++j) {
         const int64_t kr = (b * a.Hk + hk) * a.Tk + j;
-        const auto kp = padded<D>(k + kr * a.d, 1, a.d, 1), vp = padded<D>(v + kr * a.d, 1, a.d, 1);
+        const auto kp = padded<D>(a, k + kr * a.d, 1, 1), vp = padded<D>(a, v + kr * a.d, 1, 1);
         float dkj[D] = {}, dvj[D] = {};
         for (int64_t h = (a.Hk == 1 ? 0 : hk); h < (a.Hk == 1 ? a.H : hk + 1); ++h)
           for (int64_t i0 = 0; i0 < a.Tq; i0 += cu::kAttnTile) {
             const int n = int(std::min<int64_t>(cu::kAttnTile, a.Tq - i0));
             const int64_t r0 = (b * a.H + h) * a.Tq + i0;
-            const auto Q = padded<D>(q + r0 * a.d, cu::kAttnTile, a.d, n);
-            const auto dO = padded<D>(dout + r0 * a.d, cu::kAttnTile, a.d, n);
+            const auto Q = padded<D>(a, q + r0 * a.d, cu::kAttnTile, n);
+            const auto dO = padded<D>(a, dout + r0 * a.d, cu::kAttnTile, n);
             cu::attention_backward_kv_tile<D>(a, b, h, j, kp.data(), vp.data(), Q.data(), dO.data(), lse + r0,
                                               Drow.data() + r0, bias, i0, n, dkj, dvj);
           }
@@ -92,15 +98,15 @@ void emulated_backward(const kn::AttentionDesc& a, float* dq, float* dk, float* 
         const int64_t r = (b * a.H + h) * a.Tq + i;
         int64_t lo, hi;
         kn::attention_row_interval(a, i, lo, hi);
-        const auto qp = padded<D>(q + r * a.d, 1, a.d, 1), dp = padded<D>(dout + r * a.d, 1, a.d, 1);
+        const auto qp = padded<D>(a, q + r * a.d, 1, 1), dp = padded<D>(a, dout + r * a.d, 1, 1);
         float dqi[D] = {};
         const float* kb = k + kv_head(a, b, h) * a.Tk * a.d;
         const float* vb = v + kv_head(a, b, h) * a.Tk * a.d;
         float* dbias_row = dbias ? dbias + (((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq + i) * a.Tk : nullptr;
         for (int64_t j0 = 0; j0 < a.Tk; j0 += cu::kAttnTile) {
           const int n = int(std::min<int64_t>(cu::kAttnTile, a.Tk - j0));
-          const auto K = padded<D>(kb + j0 * a.d, cu::kAttnTile, a.d, n);
-          const auto V = padded<D>(vb + j0 * a.d, cu::kAttnTile, a.d, n);
+          const auto K = padded<D>(a, kb + j0 * a.d, cu::kAttnTile, n);
+          const auto V = padded<D>(a, vb + j0 * a.d, cu::kAttnTile, n);
           cu::attention_backward_q_tile<D>(a, b, h, i, lo, hi, qp.data(), dp.data(), lse[r], Drow[size_t(r)], K.data(),
                                            V.data(), cu::attention_bias_row(a, bias, b, h, i), j0, n, dqi, dbias_row);
         }
@@ -149,6 +155,136 @@ void check_attention(const std::string& what, kn::AttentionDesc a, bool with_bia
     compare("dk", dk, dk64, 2e-4);
     compare("dv", dv, dv64, 2e-4);
     compare("dbias", db, db64, 2e-4);
+  }
+}
+
+// The bf16 option (AttentionDesc::bf16) in the kernels' order: every output and input
+// gradient within its bf16 bound of the f64 oracle (bf16_bounds.h); returns the largest
+// share of a bound an error used.
+template <int D>
+double check_attention_bf16(const std::string& what, kn::AttentionDesc a, bool with_bias, bool pad_keys,
+                            uint32_t seed) {
+  kn::init();
+  a.bias_per_batch = with_bias;
+  const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d, nb = a.B * a.H * a.Tq * a.Tk;
+  const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
+  const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
+  std::vector<uint8_t> pad(size_t(a.B * a.Tk), 1);
+  for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
+  a.key_pad = pad_keys ? pad.data() : nullptr;
+  const Bf16Oracle w = bf16_oracle(a, q, k, v, with_bias ? &bias : nullptr, dout);
+  const Vf of(w.o.begin(), w.o.end()), lsef(w.lse.begin(), w.lse.end());
+  a.bf16 = true;
+  Outs<float> got{junk<float>(nq), junk<float>(a.B * a.H * a.Tq), junk<float>(nq), junk<float>(nkv),
+                  junk<float>(nkv), Vf(size_t(nb), 0.0f)};
+  const float* bp = with_bias ? bias.data() : nullptr;
+  emulated_forward<D>(a, got[0].data(), got[1].data(), q.data(), k.data(), v.data(), bp);
+  emulated_backward<D>(a, got[2].data(), got[3].data(), got[4].data(), with_bias ? got[5].data() : nullptr,
+                       dout.data(), q.data(), k.data(), v.data(), bp, of.data(), lsef.data());
+  double used = 0;
+  BOOST_TEST_CONTEXT(what << ", bf16, head width " << D) used = within_bf16_bounds(w, got, with_bias);
+  BOOST_TEST_MESSAGE(what << ": largest error " << used << " of its bf16 bound");
+  return used;
+}
+
+uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+// ---- hyper-connections, in the kernels' order (kernels/cuda/hyper.cu) ----
+
+// A warp's sum of lane(l)'s partials for l < 32, added as the xor butterfly adds them.
+template <class Lane>
+float lanes_sum(Lane lane) {
+  float part[32];
+  for (int l = 0; l < 32; ++l) part[l] = lane(l);
+  for (int offset = 16; offset > 0; offset /= 2)
+    for (int t = 0; t < offset; ++t) part[t] += part[t + offset];
+  return part[0];
+}
+
+void emulated_hyper_width_forward(float* out, float* z, float* norm, const float* H, const float* G, const float* base,
+                                  const float* scale, int64_t R, int64_t S, int64_t D, float eps) {
+  const int64_t C = S + 2, W = D + S * C;
+  for (int64_t r = 0; r < R; ++r) {  // a warp per row
+    float* branch = out + r * W;
+    float* coef = branch + D;
+    std::fill_n(branch, D, 0.0f);
+    for (int64_t s = 0; s < S; ++s) {
+      const float* hs = H + (r * S + s) * D;
+      const float n = std::sqrt(lanes_sum([&](int l) { return cu::hyper_lane_dot(hs, hs, D, l, 32); }));
+      float coef0 = 0.0f;
+      for (int64_t c = 0; c < C; ++c) {
+        const float dot = lanes_sum([&](int l) { return cu::hyper_lane_dot_column(hs, G, c, C, D, l, 32); });
+        float zc;
+        coef[s * C + c] = cu::hyper_width_coefficient(dot, n, eps, base[s * C + c], scale[c], zc);
+        z[(r * S + s) * C + c] = zc;
+        if (c == 0) coef0 = coef[s * C + c];
+      }
+      norm[r * S + s] = n;
+      for (int64_t i = 0; i < D; ++i) branch[i] += coef0 * hs[i];
+    }
+  }
+}
+
+void emulated_hyper_width_backward(float* dH, float* dG, float* dbase, float* dscale, const float* dout, const float* H,
+                                   const float* G, const float* scale, const float* out, const float* z,
+                                   const float* norm, int64_t R, int64_t S, int64_t D, float eps) {
+  const int64_t C = S + 2, W = D + S * C, RS = R * S;
+  Vf dc_all(size_t(RS * C)), dzm_all(size_t(RS * C));
+  for (int64_t rs = 0; rs < RS; ++rs) {  // a warp per stream
+    const int64_t r = rs / S, s = rs % S;
+    const float* hs = H + rs * D;
+    const float* dbranch = dout + r * W;
+    const float n = norm[rs], m = std::max(n, eps);
+    const float via_branch = lanes_sum([&](int l) { return cu::hyper_lane_dot(hs, dbranch, D, l, 32); });
+    float radial = 0.0f;
+    for (int64_t c = 0; c < C; ++c) {
+      const float zc = z[rs * C + c];
+      const float dc = cu::hyper_width_dc(dbranch[D + s * C + c], via_branch, c);
+      const float dz = cu::hyper_width_dz(dc, zc, scale[c]);
+      radial += dz * zc;
+      dc_all[size_t(rs * C + c)] = dc, dzm_all[size_t(rs * C + c)] = dz / m;
+    }
+    const float k = cu::hyper_width_radial(radial, n, eps), coef0 = out[r * W + D + s * C];
+    for (int64_t i = 0; i < D; ++i)
+      dH[rs * D + i] = cu::hyper_width_dh(coef0, dbranch[i], k, hs[i], G + i * C, dzm_all.data() + rs * C, C);
+  }
+  for (int64_t e = 0; e < D * C; ++e) {  // a thread per element of each parameter gradient
+    double sum = 0.0;
+    for (int64_t rs = 0; rs < RS; ++rs) sum += double(H[rs * D + e / C]) * double(dzm_all[size_t(rs * C + e % C)]);
+    dG[e] = float(sum);
+  }
+  for (int64_t sc = 0; sc < S * C; ++sc) {
+    double sum = 0.0;
+    for (int64_t r = 0; r < R; ++r) sum += double(dc_all[size_t(r * S * C + sc)]);
+    dbase[sc] = float(sum);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0.0;
+    for (int64_t rs = 0; rs < RS; ++rs) sum += double(dc_all[size_t(rs * C + c)]) * std::tanh(double(z[rs * C + c]));
+    dscale[c] = float(sum);
+  }
+}
+
+void emulated_hyper_depth_backward(float* dH, float* dcoef, float* db, const float* dout, const float* H,
+                                   const float* coef, const float* b, int64_t R, int64_t S, int64_t D, bool mix) {
+  const int64_t C = S + 2;
+  for (int64_t e = 0; e < R * S * D; ++e) {
+    const int64_t r = e / (S * D), s = e / D % S, i = e % D;
+    dH[e] = cu::hyper_depth_dh(dout + r * S * D, coef + r * S * C, S, D, s, i, mix);
+  }
+  for (int64_t e = 0; e < R * D; ++e)
+    db[e] = cu::hyper_depth_db(dout + (e / D) * S * D, coef + (e / D) * S * C, S, D, e % D);
+  for (int64_t rs = 0; rs < R * S; ++rs) {
+    const int64_t r = rs / S, s = rs % S;
+    for (int64_t c = 0; c < C; ++c) {
+      const auto rows = cu::hyper_depth_dcoef_rows(H + r * S * D, dout + r * S * D, b + r * D, S, D, s, c, mix);
+      dcoef[rs * C + c] =
+          rows.x ? lanes_sum([&](int l) { return cu::hyper_lane_dot(rows.x, rows.y, D, l, 32); }) : 0.0f;
+    }
   }
 }
 
@@ -263,6 +399,122 @@ BOOST_AUTO_TEST_CASE(attention_tiles_match_the_reference) {
   early.causal = true;  // rows 0-6 see nothing: o 0, lse -inf, no gradient
   check_attention<32>("causal with rows that see nothing", early, true, false, 70);
   check_attention<128>("head width 128, d 100", desc(1, 2, 2, 9, 35, 100), true, true, 80);
+}
+
+BOOST_AUTO_TEST_CASE(bf16_round_matches_the_cpu_packs) {
+  // 1 + 2^-8 ties between 1 and 1 + 2^-7: to the even 1; 1 + 3 2^-8 ties up to 1 + 2^-6
+  BOOST_TEST(cu::bf16_round(1.0f + std::ldexp(1.0f, -8)) == 1.0f);
+  BOOST_TEST(cu::bf16_round(1.0f + 3 * std::ldexp(1.0f, -8)) == 1.0f + std::ldexp(1.0f, -6));
+  BOOST_TEST(cu::bf16_round(-2.5f) == -2.5f);
+  BOOST_TEST(cu::bf16_round(kInf) == kInf);
+  BOOST_TEST(cu::bf16_round(std::numeric_limits<float>::max()) == kInf);  // past bf16's largest
+  BOOST_TEST(std::isnan(cu::bf16_round(std::numeric_limits<float>::quiet_NaN())));
+  BOOST_TEST(std::isnan(cu::bf16_round(std::numeric_limits<float>::signaling_NaN())));
+  // every exponent, denormals included, against the cpu backend's scalar pack (any CPU)
+  Vf x = rand_vec(4000, -1, 1, 77);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::ldexp(x[i], int(i % 280) - 150);
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  x.push_back(-kInf);
+  x.push_back(std::numeric_limits<float>::denorm_min());
+  const int64_t n = int64_t(x.size());
+  std::vector<uint32_t> packed(static_cast<size_t>(n));
+  kn::cpu::pack_col_pairs(n, 1, x.data(), 1, packed.data(), n);  // one column: bf16(x[r]) in the low half
+  size_t bad = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const uint32_t r = bits(cu::bf16_round(x[i]));
+    if ((r & 0xFFFFu) != 0 || (r >> 16) != (packed[i] & 0xFFFFu)) ++bad;
+  }
+  BOOST_TEST(bad == 0u, bad << " of " << x.size() << " values round differently from the cpu pack");
+}
+
+BOOST_AUTO_TEST_CASE(attention_bf16_operands_stay_within_bf16_rounding) {
+  double used = 0;
+  used = std::max(used, check_attention_bf16<32>("plain odd", desc(2, 3, 3, 7, 13, 5), false, false, 910));
+  kn::AttentionDesc c = desc(2, 2, 2, 45, 101, 16);
+  c.prefix = 30, c.causal = true;
+  used = std::max(used, check_attention_bf16<32>("causal after 30 prefix keys, per-batch bias", c, true, false, 920));
+  kn::AttentionDesc w = desc(1, 3, 1, 70, 70, 40);
+  w.causal = true, w.window = 33, w.read_rows = 4, w.write_rows = 4;
+  used = std::max(used, check_attention_bf16<64>("causal window, read and write rows, shared head", w, false, false,
+                                                 930));
+  used = std::max(used, check_attention_bf16<64>("key padding, d 33", desc(2, 2, 2, 33, 45, 33), false, true, 940));
+  kn::AttentionDesc early = desc(2, 2, 2, 17, 10, 8);
+  early.causal = true;
+  used = std::max(used, check_attention_bf16<32>("causal, rows that see nothing, bias", early, true, false, 950));
+  kn::AttentionDesc wide = desc(1, 2, 2, 9, 35, 100);
+  wide.causal = true;
+  used = std::max(used, check_attention_bf16<128>("causal, head width 128 (d 100), bias", wide, true, true, 960));
+  // the bounds are not so loose that the rounding could be missing unnoticed: the errors
+  // use a visible share of them
+  BOOST_TEST(used > 0.01);
+}
+
+BOOST_AUTO_TEST_CASE(hyper_connection_mixing_matches_the_reference) {
+  kn::init();
+  // D 1 and 31 leave lanes idle, 100 gives lanes unequal shares; stream 0 of row 0 is all
+  // zeros: its norm clamps at eps and it takes no radial gradient
+  for (const int64_t R : {int64_t(1), int64_t(7), int64_t(45)})
+    for (const int64_t S : {int64_t(1), int64_t(3), int64_t(4)})
+      for (const int64_t D : {int64_t(1), int64_t(31), int64_t(100)}) {
+        const int64_t C = S + 2, W = D + S * C;
+        Vf H = rand_vec(R * S * D, -1, 1, 500);
+        std::fill_n(H.begin(), D, 0.0f);
+        const Vf G = rand_vec(D * C, -1, 1, 501), base = rand_vec(S * C, -1, 1, 502), scale = rand_vec(C, -2, 2, 503);
+        const Vf dout = rand_vec(R * W, -1, 1, 504), b = rand_vec(R * D, -1, 1, 505);
+        const Vf dh = rand_vec(R * S * D, -1, 1, 506);
+        const float eps = 1e-12f;
+        const auto Hd = as<double>(H), Gd = as<double>(G), scaled = as<double>(scale), doutd = as<double>(dout);
+        std::vector<double> out64(size_t(R * W)), z64(size_t(R * S * C)), norm64(size_t(R * S));
+        kn::hyper_width_forward.f64(out64.data(), z64.data(), norm64.data(), Hd.data(), Gd.data(),
+                                    as<double>(base).data(), scaled.data(), R, S, D, eps);
+        Vf out = junk<float>(R * W), z = junk<float>(R * S * C), norm = junk<float>(R * S);
+        emulated_hyper_width_forward(out.data(), z.data(), norm.data(), H.data(), G.data(), base.data(), scale.data(),
+                                     R, S, D, eps);
+        BOOST_TEST_CONTEXT(sz("R", R) << " " << sz("S", S) << " " << sz("D", D)) {
+          compare("width out", out, out64, 1e-4);
+          compare("width z", z, z64, 1e-4);
+          compare("width norm", norm, norm64, 1e-5);
+          // backward from the reference's saved outputs, rounded to float
+          const Vf outf(out64.begin(), out64.end()), zf(z64.begin(), z64.end()), normf(norm64.begin(), norm64.end());
+          std::vector<double> dH64(size_t(R * S * D)), dG64(size_t(D * C)), dbase64(size_t(S * C));
+          std::vector<double> dscale64(static_cast<size_t>(C));
+          kn::hyper_width_backward.f64(dH64.data(), dG64.data(), dbase64.data(), dscale64.data(), doutd.data(),
+                                       Hd.data(), Gd.data(), scaled.data(), as<double>(outf).data(),
+                                       as<double>(zf).data(), as<double>(normf).data(), R, S, D, eps);
+          Vf dH = junk<float>(R * S * D), dG = junk<float>(D * C), dbase = junk<float>(S * C), dscale = junk<float>(C);
+          emulated_hyper_width_backward(dH.data(), dG.data(), dbase.data(), dscale.data(), dout.data(), H.data(),
+                                        G.data(), scale.data(), outf.data(), zf.data(), normf.data(), R, S, D, eps);
+          compare("width dH", dH, dH64, 1e-4);
+          compare("width dG", dG, dG64, 1e-4);
+          compare("width dbase", dbase, dbase64, 1e-4);
+          compare("width dscale", dscale, dscale64, 1e-4);
+          Vf coef(size_t(R * S * C));  // the coefficients the width op made
+          for (int64_t r = 0; r < R; ++r) std::copy_n(outf.begin() + r * W + D, S * C, coef.begin() + r * S * C);
+          const auto coefd = as<double>(coef), bd = as<double>(b);
+          for (const bool mix : {true, false}) {
+            BOOST_TEST_CONTEXT((mix ? "mixed" : "unmixed")) {
+              std::vector<double> y64(size_t(R * S * D));
+              kn::hyper_depth_forward.f64(y64.data(), Hd.data(), coefd.data(), bd.data(), R, S, D, mix);
+              Vf y = junk<float>(R * S * D);
+              for (int64_t e = 0; e < R * S * D; ++e) {  // a thread per element
+                const int64_t r = e / (S * D);
+                y[size_t(e)] = cu::hyper_depth_out(H.data() + r * S * D, coef.data() + r * S * C, b.data() + r * D, S,
+                                                   D, e / D % S, e % D, mix);
+              }
+              compare("depth out", y, y64, 1e-4);
+              std::vector<double> ddH64(size_t(R * S * D)), dc64(size_t(R * S * C)), db64(size_t(R * D));
+              kn::hyper_depth_backward.f64(ddH64.data(), dc64.data(), db64.data(), as<double>(dh).data(), Hd.data(),
+                                           coefd.data(), bd.data(), R, S, D, mix);
+              Vf ddH = junk<float>(R * S * D), dc = junk<float>(R * S * C), db = junk<float>(R * D);
+              emulated_hyper_depth_backward(ddH.data(), dc.data(), db.data(), dh.data(), H.data(), coef.data(),
+                                            b.data(), R, S, D, mix);
+              compare("depth dH", ddH, ddH64, 1e-4);
+              compare("depth dcoef", dc, dc64, 1e-4);
+              compare("depth db", db, db64, 1e-4);
+            }
+          }
+        }
+      }
 }
 
 BOOST_AUTO_TEST_CASE(attention_widths) {
