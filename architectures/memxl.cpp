@@ -197,11 +197,11 @@ SegmentOut MemoryTransformerXL::forward(Tape& tape, const Tensor& tokens, const 
         ctx.memory = cfg.reference_parity ? mem : attn.norm(mem);     // P1: normalised like the tokens
       }
     }
-    ctx.q_bias = [this, R, scale, t, Ls](Var q, int64_t n_keys) {
+    ctx.q_band = [this, R, scale, t, Ls](Var q, int64_t n_keys) {
       std::vector<int64_t> rows(size_t(t * n_keys));
       for (int64_t r = 0; r < t; ++r)
         for (int64_t k = 0; k < n_keys; ++k) rows[size_t(r * n_keys + k)] = position_row(r, k, t, n_keys, Ls);
-      return nn::gather_row_logits(R, q, n_keys, rows, scale);  // (B, H, t, n_keys)
+      return nn::band_row_logits(R, q, n_keys, rows, scale);  // (B, H, t, n), read shifted by the kernel
     };
     h = attn.combine(h, attn.fn(attn.norm(h), ctx).out);
     const auto& ff = ff_layers[size_t(l)];

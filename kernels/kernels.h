@@ -115,6 +115,14 @@ struct AttentionDesc {
   const uint8_t* mask = nullptr;
   int64_t mask_strides[4] = {};
   bool bias_per_batch = false;  // bias (B, H, Tq, Tk) instead of (H, Tq, Tk)
+  // bias_band > 0: the bias is a band (H or B H, Tq, bias_band) read through a shifted index,
+  // Transformer-XL's relative shift without a Tq x Tk tensor: key j of row i adds
+  // bias[.., i, j - i + bias_shift] when j >= bias_from and that column is inside the band,
+  // 0 otherwise (attention_band_keys); the bias gradient is written to the same columns.
+  int64_t bias_band = 0, bias_shift = 0, bias_from = 0;
+  // The bias enters as bias_scale * bias (and its gradient as bias_scale * dS), so a product
+  // such as scale q R^T needs no pass of its own to scale it. 1 leaves a bias exactly as is.
+  double bias_scale = 1;
   // The tile products (Q K^T, P V and the backward's four) on bf16 operands with f32 accumulation;
   // softmax, masks, bias and sums stay f32. Set under train.precision: bf16; read by the cpu backend's
   // float kernels (on a CPU without avx512_bf16 they stay f32) and the CUDA attention kernels.
@@ -138,6 +146,14 @@ MNEMO_HD void attention_row_interval(const AttentionDesc& a, int64_t i, int64_t&
     lo = first > 0 ? first : 0;
     hi = last < Tm - 1 ? last : Tm - 1;
   }
+}
+
+// The keys [lo, hi] whose bias row i reads from the band (bias_band > 0): key j reads
+// column j - i + bias_shift. Empty when lo > hi.
+MNEMO_HD void attention_band_keys(const AttentionDesc& a, int64_t i, int64_t& lo, int64_t& hi) {
+  const int64_t first = i - a.bias_shift, last = first + a.bias_band - 1;
+  lo = first > a.bias_from ? first : a.bias_from;
+  hi = last < a.Tk - 1 ? last : a.Tk - 1;
 }
 
 struct AdamWHyper {

@@ -116,6 +116,7 @@ AttentionOutput MultiheadAttention::operator()(Var x, const AttentionContext& c)
     Var qb = c.q_bias(q, k.dim(2));  // (B, H, T, Tk)
     spec.bias = c.bias.defined() ? qb + c.bias : qb;
   }
+  if (c.q_band) spec.band_bias = c.q_band(q, k.dim(2));
   if (cfg.null_kv) {
     Var nkv = tape.param(null_kv);
     spec.null_k = reshape(slice(nkv, 0, 0, 1), {Hk, d});

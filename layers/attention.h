@@ -43,6 +43,8 @@ struct AttentionContext {
   // (B, H, T, d) and the number of keys Tk (memories and caches included), returns
   // (B, H, T, Tk), added to `bias`.
   std::function<Var(Var, int64_t)> q_bias = {};
+  // The same kind of term as a band (AttentionSpec::band_bias), never expanded to (T, Tk).
+  std::function<BandBias(Var, int64_t)> q_band = {};
 };
 
 struct AttentionOutput {

@@ -27,32 +27,55 @@ int64_t RelativePositionTable::row(int64_t dist, int64_t n_memories) const {
   return r >= 0 && r < length ? r : -1;
 }
 
-Var RelativePositionTable::operator()(Var q, int64_t n_keys, double scale, int64_t n_unpositioned) const {
-  MNEMO_CHECK(q.rank() == 4 && q.dim(1) == heads && q.dim(3) == dim_head,
-              "[relative_table] expected q (B, " << heads << ", Tq, " << dim_head << "), got " << q.shape());
+namespace {
+// Per (query, key) of q's Tq queries over n_keys keys: the row of R, or -1 for none.
+std::vector<int64_t> table_rows(const RelativePositionTable& t, Var q, int64_t n_keys, int64_t n_unpositioned) {
+  MNEMO_CHECK(q.rank() == 4 && q.dim(1) == t.heads && q.dim(3) == t.dim_head,
+              "[relative_table] expected q (B, " << t.heads << ", Tq, " << t.dim_head << "), got " << q.shape());
   const int64_t Tq = q.dim(2), Tk = n_keys;
   const int64_t M = Tk - n_unpositioned - Tq;  // memories between the unpositioned slots and the queries
   MNEMO_CHECK(n_unpositioned >= 0 && M >= 0, "[relative_table] expected n_keys >= n_unpositioned + Tq = "
                                                  << n_unpositioned << " + " << Tq << ", got " << n_keys);
-  MNEMO_CHECK(!reference_parity || (Tq <= seq_len && M + seq_len <= length),
-              "[relative_table] expected Tq <= seq_len " << seq_len << " and memories + seq_len <= length "
-                                                         << length << " under reference_parity, got Tq " << Tq
+  MNEMO_CHECK(!t.reference_parity || (Tq <= t.seq_len && M + t.seq_len <= t.length),
+              "[relative_table] expected Tq <= seq_len " << t.seq_len << " and memories + seq_len <= length "
+                                                         << t.length << " under reference_parity, got Tq " << Tq
                                                          << " with " << M << " memories");
-  std::vector<int64_t> rows(size_t(Tq * Tk), -1);  // per (query, key): a row of R, or -1 for 0
+  std::vector<int64_t> rows(size_t(Tq * Tk), -1);
   for (int64_t r = 0; r < Tq; ++r)
-    for (int64_t c = n_unpositioned; c < Tk; ++c) rows[size_t(r * Tk + c)] = row(M + r - (c - n_unpositioned), M);
-  return gather_row_logits(q.tape().param(weight), q, Tk, rows, scale);
+    for (int64_t c = n_unpositioned; c < Tk; ++c) rows[size_t(r * Tk + c)] = t.row(M + r - (c - n_unpositioned), M);
+  return rows;
+}
+
+// The rows in use, [lo, hi]; hi < 0 when none.
+void row_range(const std::vector<int64_t>& rows, int64_t P, int64_t& lo, int64_t& hi) {
+  lo = P, hi = -1;
+  for (int64_t w : rows)
+    if (w >= 0) lo = std::min(lo, w), hi = std::max(hi, w);
+}
+
+// q R[:, lo:lo+n]^T: (B, H, Tq, n)
+Var band_product(Var R, Var q, int64_t lo, int64_t n) {
+  const int64_t B = q.dim(0), H = q.dim(1), d = q.dim(3);
+  Var band = broadcast_to(slice(R, 1, lo, n), {B, H, n, d});  // (B, H, n, d)
+  return matmul(q, band, {.trans_b = true});
+}
+}  // namespace
+
+Var RelativePositionTable::operator()(Var q, int64_t n_keys, double scale, int64_t n_unpositioned) const {
+  return gather_row_logits(q.tape().param(weight), q, n_keys, table_rows(*this, q, n_keys, n_unpositioned), scale);
+}
+
+BandBias RelativePositionTable::band(Var q, int64_t n_keys, double scale, int64_t n_unpositioned) const {
+  return band_row_logits(q.tape().param(weight), q, n_keys, table_rows(*this, q, n_keys, n_unpositioned), scale);
 }
 
 Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale) {
-  const int64_t B = q.dim(0), H = q.dim(1), Tq = q.dim(2), d = q.dim(3);
-  int64_t lo = R.dim(1), hi = -1;
-  for (int64_t w : rows)
-    if (w >= 0) lo = std::min(lo, w), hi = std::max(hi, w);
+  const int64_t B = q.dim(0), H = q.dim(1), Tq = q.dim(2);
+  int64_t lo, hi;
+  row_range(rows, R.dim(1), lo, hi);
   if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype()));
   const int64_t n = hi - lo + 1;
-  Var band = broadcast_to(slice(R, 1, lo, n), {B, H, n, d});  // (B, H, n, d)
-  Var s = reshape(matmul(q, band, {.trans_b = true}) * scale, {B, H, Tq * n});  // (B, H, Tq n)
+  Var s = reshape(band_product(R, q, lo, n) * scale, {B, H, Tq * n});  // (B, H, Tq n)
   std::vector<int32_t> idx(rows.size());
   for (int64_t i = 0; i < Tq; ++i)
     for (int64_t j = 0; j < Tk; ++j) {
@@ -60,6 +83,46 @@ Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows
       idx[size_t(i * Tk + j)] = w >= 0 ? int32_t(i * n + w - lo) : -1;
     }
   return reshape(index_select_or_zero(s, 2, Tensor::from_ints({Tq * Tk}, idx)), {B, H, Tq, Tk});
+}
+
+BandBias band_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale) {
+  const int64_t B = q.dim(0), H = q.dim(1), Tq = q.dim(2);
+  MNEMO_CHECK(int64_t(rows.size()) == Tq * Tk,
+              "[relative_table] expected " << Tq << " x " << Tk << " rows, got " << rows.size());
+  int64_t lo, hi;
+  row_range(rows, R.dim(1), lo, hi);
+  if (hi < 0) return {};
+  const int64_t n = hi - lo + 1;
+  // The band's shift and first key from the first key that reads a row; then every (i, j)
+  // must be what the band gives it.
+  BandBias b{.from = Tk, .scale = scale};  // the kernel scales as it reads: no pass over the band
+  bool found = false;
+  for (int64_t i = 0; i < Tq; ++i)
+    for (int64_t j = 0; j < Tk; ++j)
+      if (rows[size_t(i * Tk + j)] >= 0) {
+        if (!found) b.shift = rows[size_t(i * Tk + j)] - lo - j + i, found = true;
+        b.from = std::min(b.from, j);
+      }
+  bool fits = true;
+  for (int64_t i = 0; i < Tq && fits; ++i)
+    for (int64_t j = 0; j < Tk && fits; ++j) {
+      const int64_t c = j - i + b.shift;
+      fits = rows[size_t(i * Tk + j)] == (j >= b.from && c >= 0 && c < n ? lo + c : -1);
+    }
+  Var s = band_product(R, q, lo, n);  // (B, H, Tq, n)
+  if (fits) {
+    b.band = s;
+    return b;
+  }
+  // Any other pattern: column j - i + Tq - 1 of a (Tq + Tk - 1)-wide band holds key j.
+  const int64_t W = Tq + Tk - 1;
+  std::vector<int32_t> idx(size_t(Tq * W), -1);
+  for (int64_t i = 0; i < Tq; ++i)
+    for (int64_t j = 0; j < Tk; ++j)
+      if (const int64_t w = rows[size_t(i * Tk + j)]; w >= 0)
+        idx[size_t(i * W + j - i + Tq - 1)] = int32_t(i * n + w - lo);
+  Var wide = index_select_or_zero(reshape(s, {B, H, Tq * n}), 2, Tensor::from_ints({Tq * W}, idx));
+  return {.band = reshape(wide, {B, H, Tq, W}), .shift = Tq - 1, .from = 0, .scale = scale};
 }
 
 Var add_position_logits(Var logits, Var rel) {
@@ -149,6 +212,16 @@ MNEMO_GRADCHECK("layers.relative_table", [](Sample& s) {
 MNEMO_GRADCHECK("layers.relative_table.parity", [](Sample& s) {
   RelativePositionTable& t = random_table(s, 2, 8, 3, true, 4);
   return t(s.input({1, 2, 3, 3}), 5, 0.5);  // a short segment (3 of 4) after two memories
+});
+MNEMO_GRADCHECK("layers.relative_table.band", [](Sample& s) {  // through the fused op's shifted bias
+  RelativePositionTable& t = random_table(s, 2, 6, 3, false, 0);
+  Var q = s.input({2, 2, 3, 3}), k = s.input({2, 2, 7, 3}), v = s.input({2, 2, 7, 3});
+  return attention(q, k, v, {.prefix = 4, .causal = true, .band_bias = t.band(q, 7, 0.5, 1)});
+});
+MNEMO_GRADCHECK("layers.relative_table.band_parity", [](Sample& s) {
+  RelativePositionTable& t = random_table(s, 2, 8, 3, true, 4);
+  Var q = s.input({1, 2, 3, 3}), k = s.input({1, 2, 5, 3}), v = s.input({1, 2, 5, 3});
+  return attention(q, k, v, {.prefix = 2, .causal = true, .band_bias = t.band(q, 5, 0.5)});
 });
 MNEMO_GRADCHECK("layers.dynamic_position_bias", [](Sample& s) {
   return checked_layer<DynamicPositionBias>(s, 4, 2)(s.tape(), 3, 5);

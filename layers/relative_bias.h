@@ -26,6 +26,9 @@ struct RelativePositionTable : Module {
   // memory: zero positional logit), M memories, Tq current tokens]. Returns the additive
   // logit term (B, H, Tq, n_keys); future keys and distances past the table give 0.
   Var operator()(Var q, int64_t n_keys, double scale, int64_t n_unpositioned = 0) const;
+  // The same term as a band for the fused attention op (AttentionSpec::band_bias): the
+  // (B, H, Tq, n) product with the rows in use, read through the relative shift.
+  BandBias band(Var q, int64_t n_keys, double scale, int64_t n_unpositioned = 0) const;
 
   // The row of R that a key at distance dist >= 0 reads, with M memories in front; -1 = none.
   int64_t row(int64_t dist, int64_t n_memories) const;
@@ -41,6 +44,12 @@ Var add_position_logits(Var logits, Var rel);
 // Tq, d), R (H, L, d). Only the band of rows in use enters the matmul; a zero column stands for
 // "no row", so one gather builds the whole (Tq, Tk) pattern.
 Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale);
+// The same logits as a band (BandBias): the product of q with the band of rows in use, which
+// key j of query i reads at column j - i + shift. Every rule of the tables here (and MemXL's)
+// gives rows of that form, row = lo + j - i + shift for keys from `from` on, inside the band;
+// rows of any other pattern are gathered into a band of width Tq + Tk - 1 (correct, not lean).
+// Undefined when no key reads a row.
+BandBias band_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows, double scale);
 
 struct DynamicPositionBias : Module {
   Linear in, hidden, out;  // "mlp.0", "mlp.2", "mlp.4" as in the reference's nn.Sequential

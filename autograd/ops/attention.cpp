@@ -5,6 +5,9 @@
 // Which keys a row sees is AttentionSpec's compact description (ops.h), never a dense
 // Tq x Tk tensor unless the caller passes one. The backward is the kernel's; the learned
 // null key/value slot is a concat in front of the keys, so its gradient comes for free.
+// A band bias (BandBias, the relative shift) is the kernels' fourth input as it is, its
+// gradient the band's; the composite dropout path, CUDA tensors and `mnemo inspect` get it
+// expanded to (.., Tq, Tk) by band_to_dense (the CUDA kernel reads dense biases only).
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -127,7 +130,18 @@ void check_and_describe(const Var& q, const Var& k, const Var& v, const Attentio
       stride *= ext;
     }
   }
-  if (s.bias.defined()) {
+  if (s.band_bias.defined()) {
+    const BandBias& bb = s.band_bias;
+    const Tensor& t = bb.band.value();
+    d.bias_per_batch = t.rank() == 4;
+    MNEMO_CHECK((t.rank() == 3 || t.rank() == 4) && t.dim(-3) == d.H && t.dim(-2) == d.Tq && t.dim(-1) > 0 &&
+                    (t.rank() == 3 || t.dim(0) == d.B) && t.dtype() == qt.dtype() && bb.from >= 0,
+                "[attention] band bias must be (" << d.H << ", " << d.Tq << ", n > 0) or (" << d.B << ", " << d.H
+                                                  << ", " << d.Tq << ", n > 0) " << qt.dtype()
+                                                  << " with from >= 0, got " << t.shape() << " " << t.dtype()
+                                                  << " from " << bb.from);
+    d.bias_band = t.dim(-1), d.bias_shift = bb.shift, d.bias_from = bb.from, d.bias_scale = bb.scale;
+  } else if (s.bias.defined()) {
     d.bias_per_batch = s.bias.rank() == 4;
     MNEMO_CHECK((s.bias.shape() == Shape({d.H, d.Tq, d.Tk}) || s.bias.shape() == Shape({d.B, d.H, d.Tq, d.Tk})) &&
                     s.bias.dtype() == qt.dtype(),
@@ -175,6 +189,27 @@ Var attention_with_dropout(Var q, Var k, Var v, const AttentionSpec& s, const ke
 
 }  // namespace
 
+Var band_to_dense(const BandBias& bb, int64_t Tk) {
+  const Var& x = bb.band;
+  MNEMO_CHECK((x.rank() == 3 || x.rank() == 4) && Tk >= 0,
+              "[band_to_dense] expected a band (H, Tq, n) or (B, H, Tq, n) and Tk >= 0, got " << x.shape() << ", Tk "
+                                                                                                 << Tk);
+  kernels::AttentionDesc a;  // only the band's fields: attention_band_keys states the index once
+  a.Tk = Tk, a.bias_band = x.dim(-1), a.bias_shift = bb.shift, a.bias_from = bb.from;
+  const int64_t Tq = x.dim(-2), n = x.dim(-1);
+  std::vector<int32_t> idx(size_t(Tq * Tk), -1);
+  for (int64_t i = 0; i < Tq; ++i) {
+    int64_t lo, hi;
+    kernels::attention_band_keys(a, i, lo, hi);
+    for (int64_t j = lo; j <= hi; ++j) idx[size_t(i * Tk + j)] = int32_t(i * n + j - i + bb.shift);
+  }
+  Shape flat = x.shape().without(-1), full = x.shape();
+  flat[-1] = Tq * n, full[-1] = Tk;
+  const Tensor index = Tensor::from_ints({Tq * Tk}, idx);
+  Var dense = reshape(index_select_or_zero(reshape(x, flat), flat.rank() - 1, index), full);
+  return bb.scale == 1 ? dense : dense * bb.scale;
+}
+
 int64_t attention_flops() { return g_attention_flops.load(); }
 void reset_attention_flops() { g_attention_flops = 0; }
 
@@ -194,7 +229,16 @@ Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
     if (spec.key_padding.defined()) spec.key_padding = pad_front_ones(spec.key_padding, 1);
     if (spec.mask.defined()) spec.mask = pad_front_ones(spec.mask, 1);
     if (spec.bias.defined()) spec.bias = pad(spec.bias, -1, 1, 0, 0.0);
+    if (spec.band_bias.defined()) spec.band_bias.shift -= 1, spec.band_bias.from += 1;  // keys moved by one
     spec.null_k = spec.null_v = Var{};
+  }
+  // One bias reaches the kernels: a band stays a band unless another bias, the composite
+  // dropout path or a CUDA tensor needs the logits dense.
+  if (spec.band_bias.defined() &&
+      (spec.bias.defined() || spec.dropout > 0 || q.value().device() != Device::cpu)) {
+    Var dense = band_to_dense(spec.band_bias, k.dim(2));
+    spec.bias = spec.bias.defined() ? spec.bias + dense : dense;
+    spec.band_bias = {};
   }
   AttentionApply a;
   check_and_describe(q, k, v, spec, a.op.desc);
@@ -203,12 +247,18 @@ Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
   a.op.mask = spec.mask;
   a.op.desc.key_pad = spec.key_padding.defined() ? spec.key_padding.data<uint8_t>() : nullptr;
   a.op.desc.mask = spec.mask.defined() ? spec.mask.data<uint8_t>() : nullptr;
-  a.op.has_bias = spec.bias.defined();
-  if (AttentionRecorder* r = attention_recorder())  // `mnemo inspect` only; null otherwise
-    r->record(q.value(), k.value(), a.op.has_bias ? spec.bias.value() : Tensor{}, a.op.desc);
+  const bool banded = spec.band_bias.defined();
+  a.op.has_bias = spec.bias.defined() || banded;
+  if (AttentionRecorder* r = attention_recorder()) {  // `mnemo inspect` only; null otherwise
+    kernels::AttentionDesc dense = a.op.desc;  // the recorder reads (.., Tq, Tk) logits
+    dense.bias_band = dense.bias_shift = dense.bias_from = 0, dense.bias_scale = 1;
+    Tensor bias = spec.bias.defined() ? spec.bias.value() : Tensor{};
+    if (banded) bias = band_to_dense(spec.band_bias, k.dim(2)).value();
+    r->record(q.value(), k.value(), bias, dense);
+  }
   if (spec.dropout > 0) return attention_with_dropout(q, k, v, spec, a.op.desc);
   std::vector<Var> in{q, k, v};
-  if (a.op.has_bias) in.push_back(spec.bias);
+  if (a.op.has_bias) in.push_back(banded ? spec.band_bias.band : spec.bias);
   return apply_n(a, in);
 }
 
@@ -251,6 +301,21 @@ MNEMO_GRADCHECK("attention.batch_bias", [](Sample& s) {
 MNEMO_GRADCHECK("attention.dropout", [](Sample& s) {  // the composite path
   Var q = s.input({1, 2, 3, 2}), k = s.input({1, 1, 4, 2}), v = s.input({1, 1, 4, 2});
   return attention(q, k, v, {.causal = true, .bias = s.input({2, 3, 4}), .dropout = 0.3, .dropout_seed = 9});
+});
+MNEMO_GRADCHECK("attention.band_bias", [](Sample& s) {  // row 0 reads 2 of the 4 columns, row 2 all
+  Var q = s.input({1, 2, 3, 2}), k = s.input({1, 2, 5, 2}), v = s.input({1, 2, 5, 2});
+  return attention(q, k, v, {.prefix = 1, .causal = true,
+                             .band_bias = {.band = s.input({2, 3, 4}), .shift = 1, .from = 1, .scale = 0.7}});
+});
+MNEMO_GRADCHECK("attention.batch_band_bias_null_kv", [](Sample& s) {  // the null slot shifts the band's keys
+  Var q = s.input({2, 2, 3, 2}), k = s.input({2, 2, 4, 2}), v = s.input({2, 2, 4, 2});
+  return attention(q, k, v, {.causal = true, .band_bias = {.band = s.input({2, 2, 3, 5}), .shift = 2},
+                             .null_k = s.input({2, 2}), .null_v = s.input({2, 2})});
+});
+MNEMO_GRADCHECK("attention.band_and_dense_bias", [](Sample& s) {  // both: expanded and added
+  Var q = s.input({1, 2, 3, 2}), k = s.input({1, 2, 4, 2}), v = s.input({1, 2, 4, 2});
+  return attention(q, k, v, {.causal = true, .bias = s.input({2, 3, 4}),
+                             .band_bias = {.band = s.input({1, 2, 3, 3}), .shift = 0}});
 });
 MNEMO_GRADCHECK("attention.shared_kv", [](Sample& s) { return qkv(s, 2, 3, 3, 4, 2, 1, {.causal = true}); });
 MNEMO_GRADCHECK("attention.null_kv", [](Sample& s) {

@@ -149,6 +149,19 @@ Var cumsum(Var x, int axis);
 // 1/sqrt(d) and is honoured. A row that sees no key outputs zeros. dropout > 0 drops
 // attention probabilities (seeded by dropout_seed): that runs the composite path
 // (matmul, masked softmax, dropout, matmul), which holds the Tq x Tk probabilities.
+// band_bias adds to the logits too, read in place through Transformer-XL's relative shift.
+//
+// A logit term as a band (H, Tq, n) or (B, H, Tq, n): key j of query i adds
+// scale * band[.., i, j - i + shift] when j >= from and that column is in [0, n), else 0. The
+// fused kernels read it (and write its gradient) through that index: nothing Tq x Tk is built.
+struct BandBias {
+  Var band = {};
+  int64_t shift = 0, from = 0;
+  double scale = 1;
+  bool defined() const { return band.defined(); }
+};
+Var band_to_dense(const BandBias& b, int64_t Tk);  // (.., Tq, Tk), 0 outside the band
+
 struct AttentionSpec {  // "= {}" everywhere keeps designated initialisers free of warnings
   std::optional<double> scale = {};
   int64_t prefix = 0;
@@ -158,6 +171,7 @@ struct AttentionSpec {  // "= {}" everywhere keeps designated initialisers free 
   Tensor key_padding = {};
   Tensor mask = {};
   Var bias = {};
+  BandBias band_bias = {};
   Var null_k = {}, null_v = {};
   double dropout = 0;
   uint64_t dropout_seed = 0;

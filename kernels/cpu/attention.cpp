@@ -3,7 +3,10 @@
 // recomputes each probability tile from them, so nothing Tq x Tk is ever held per head.
 //   S = scale Q K^T + bias,  P = softmax(S) over visible keys,  O = P V
 //   dV = P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(dO O)),  dQ = scale dS K,  dK = scale dS^T Q,
-//   dbias = dS (summed over the batch when the bias is shared by it)
+//   dbias = dS (summed over the batch when the bias is shared by it); a bias_scale multiplies
+//   the bias where it is read and dbias where it is written
+// A banded bias (AttentionDesc::bias_band, the relative shift) is read and its gradient
+// written through the shifted index, one contiguous run of band columns per row and key block.
 // Which keys a row sees is described by AttentionDesc (kernels.h): an always-visible
 // prefix, one interval of the other keys per row, then optional padding and dense masks.
 #include <cmath>
@@ -44,7 +47,22 @@ struct RowBlock {
   }
 
   // Offset of row r's bias (and bias gradient) for this (batch, head).
-  int64_t bias_row(int64_t r) const { return ((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq * a.Tk + (q0 + r) * a.Tk; }
+  int64_t bias_row(int64_t r) const {
+    const int64_t width = a.bias_band > 0 ? a.bias_band : a.Tk;
+    return (((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq + q0 + r) * width;
+  }
+
+  // Columns [c0, c1) of key block k0 (nk keys) that carry row r's bias; column c reads
+  // element c + off of the row's bias (a banded bias shifts it by the row).
+  void bias_span(int64_t r, int64_t k0, int64_t nk, int64_t& off, int64_t& c0, int64_t& c1) const {
+    off = k0, c0 = 0, c1 = nk;
+    if (a.bias_band == 0) return;
+    int64_t lo, hi;
+    attention_band_keys(a, q0 + r, lo, hi);
+    off = k0 - (q0 + r) + a.bias_shift;
+    c0 = std::clamp<int64_t>(lo - k0, 0, nk);
+    c1 = std::clamp<int64_t>(hi + 1 - k0, c0, nk);
+  }
 
   bool visible(int64_t r, int64_t j) const {
     const int64_t m = j - a.prefix;
@@ -80,23 +98,25 @@ struct RowBlock {
   // S (nq x nk) holding Q K^T becomes scale Q K^T + bias, -inf where a key is not visible.
   template <class T>
   void scale_and_mask(const T* bias, int64_t k0, int64_t nk, T* S) const {
-    const T scale = T(a.scale), ninf = -std::numeric_limits<T>::infinity();
+    const T scale = T(a.scale), bscale = T(a.bias_scale), ninf = -std::numeric_limits<T>::infinity();
     const bool per_key = a.key_pad || a.mask;
     const int64_t c_pre = std::clamp<int64_t>(a.prefix - k0, 0, nk);  // [0, c_pre): prefix keys
     for (int64_t r = 0; r < nq; ++r) {
       T* s = S + r * kBlockK;
-      const T* br = bias ? bias + bias_row(r) + k0 : nullptr;
+      const T* br = bias ? bias + bias_row(r) : nullptr;
+      int64_t off = 0, b0 = 0, b1 = 0;  // br[c + off] is column c's bias for c in [b0, b1)
+      if (br) bias_span(r, k0, nk, off, b0, b1);
       // main keys this row sees, as columns [c0, c1) of the block
       const int64_t c0 = std::clamp<int64_t>(a.prefix + lo[r] - k0, c_pre, nk);
       const int64_t c1 = std::clamp<int64_t>(a.prefix + hi[r] + 1 - k0, c0, nk);
       auto keep = [&](int64_t from, int64_t to) {
-        if (br) {
+        const int64_t x0 = std::clamp(b0, from, to), x1 = std::clamp(b1, x0, to);
 #pragma omp simd
-          for (int64_t c = from; c < to; ++c) s[c] = s[c] * scale + br[c];
-        } else {
+        for (int64_t c = from; c < x0; ++c) s[c] *= scale;
 #pragma omp simd
-          for (int64_t c = from; c < to; ++c) s[c] *= scale;
-        }
+        for (int64_t c = x0; c < x1; ++c) s[c] = s[c] * scale + bscale * br[c + off];
+#pragma omp simd
+        for (int64_t c = x1; c < to; ++c) s[c] *= scale;
       };
       keep(0, c_pre);
       for (int64_t c = c_pre; c < c0; ++c) s[c] = ninf;
@@ -335,7 +355,8 @@ void backward_tiles(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const
                     const T* v, const T* bias, const T* o, const T* lse) {
   const int64_t d = a.d, nblocks = (a.Tq + kBlockQ - 1) / kBlockQ, work = a.B * a.H;
   const int64_t kv_size = a.B * a.Hk * a.Tk * d;
-  const int64_t bias_size = dbias ? (a.bias_per_batch ? a.B : 1) * a.H * a.Tq * a.Tk : 0;
+  const int64_t bias_width = a.bias_band > 0 ? a.bias_band : a.Tk;
+  const int64_t bias_size = dbias ? (a.bias_per_batch ? a.B : 1) * a.H * a.Tq * bias_width : 0;
   const bool shared_bias = dbias && !a.bias_per_batch;  // summed over the batch: per-thread partials
   const bool shared = a.Hk == 1 && a.H > 1;
   std::memset(dk, 0, size_t(kv_size) * sizeof(T));
@@ -392,12 +413,17 @@ void backward_tiles(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, const
           for (int64_t r = 0; r < rb.nq; ++r) {
             T* ds = dP.data() + r * kBlockK;
             const T* p = P.data() + r * kBlockK;
-            T* db = dbias ? dbias_t + rb.bias_row(r) + k0 : nullptr;
-            for (int64_t c = 0; c < nk; ++c) {
-              ds[c] = p[c] * (ds[c] - D[r]);
-              if (db) db[c] += ds[c];
-              ds[c] *= T(a.scale);
+#pragma omp simd
+            for (int64_t c = 0; c < nk; ++c) ds[c] = p[c] * (ds[c] - D[r]);
+            if (dbias) {
+              T* db = dbias_t + rb.bias_row(r);
+              int64_t off, b0, b1;
+              rb.bias_span(r, k0, nk, off, b0, b1);
+#pragma omp simd
+              for (int64_t c = b0; c < b1; ++c) db[c + off] += T(a.bias_scale) * ds[c];
             }
+#pragma omp simd
+            for (int64_t c = 0; c < nk; ++c) ds[c] *= T(a.scale);
           }
           tiles.dq(rb, k0, nk, dP.data(), dQ.data());  // dQ += dS K
           tiles.dk(rb, k0, nk, dP.data(), dkh);        // dK += dS^T Q

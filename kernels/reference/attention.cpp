@@ -5,6 +5,9 @@
 // Backward, with p_j = exp(s_j - lse_i) from the saved lse and D_i = <dout_i, o_i>:
 //   ds_j = p_j (<dout_i, v_j> - D_i);  dq_i = scale sum_j ds_j k_j;  dk_j = scale sum_i ds_j q_i;
 //   dv_j = sum_i p_j dout_i;  dbias_ij = ds_j (summed over the batch when the bias is shared by it).
+// The bias enters times bias_scale, and so does its gradient.
+// A banded bias (bias_band > 0) is read, and its gradient written, at column j - i + bias_shift
+// of row i for the keys attention_band_keys names; other keys add 0.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -21,6 +24,7 @@ struct Row {
   const AttentionDesc& a;
   int64_t b, h, i;
   int64_t lo, hi;  // the main keys the rules let it see (kernels.h)
+  int64_t band_lo = 0, band_hi = -1;  // the keys that read a banded bias
   const T *q, *k, *v, *bias;
 
   Row(const AttentionDesc& desc, int64_t b_, int64_t h_, int64_t i_, const T* q_, const T* k_, const T* v_,
@@ -31,7 +35,19 @@ struct Row {
     q = q_ + ((b * a.H + h) * a.Tq + i) * a.d;
     k = k_ + kv_head * a.Tk * a.d;
     v = v_ + kv_head * a.Tk * a.d;
-    bias = bias_ ? bias_ + (((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq + i) * a.Tk : nullptr;
+    bias = bias_ ? bias_ + bias_row(a, b, h, i) : nullptr;
+    if (a.bias_band > 0) attention_band_keys(a, i, band_lo, band_hi);
+  }
+
+  // Offset of row i's bias (and bias gradient) in the bias tensor.
+  static int64_t bias_row(const AttentionDesc& a, int64_t b, int64_t h, int64_t i) {
+    return (((a.bias_per_batch ? b * a.H : 0) + h) * a.Tq + i) * (a.bias_band > 0 ? a.bias_band : a.Tk);
+  }
+
+  // The bias column key j reads in this row, or -1 for none.
+  int64_t bias_column(int64_t j) const {
+    if (a.bias_band == 0) return j;
+    return j >= band_lo && j <= band_hi ? j - i + a.bias_shift : -1;
   }
 
   bool sees(int64_t j) const {
@@ -46,7 +62,8 @@ struct Row {
   T score(int64_t j) const {
     T s = 0;
     for (int64_t c = 0; c < a.d; ++c) s += q[c] * k[j * a.d + c];
-    return T(a.scale) * s + (bias ? bias[j] : T(0));
+    const int64_t c = bias ? bias_column(j) : -1;
+    return T(a.scale) * s + (c >= 0 ? T(a.bias_scale) * bias[c] : T(0));
   }
 };
 
@@ -108,12 +125,13 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
   };
 
   const int64_t bias_batches = a.bias_per_batch ? a.B : 1;
+  const int64_t bias_width = a.bias_band > 0 ? a.bias_band : a.Tk;
 #pragma omp parallel for if (threads)
   for (int64_t hi = 0; hi < a.H * a.Tq; ++hi) {
     const int64_t h = hi / a.Tq, i = hi % a.Tq;
     if (dbias)
       for (int64_t bb = 0; bb < bias_batches; ++bb)
-        for (int64_t j = 0; j < a.Tk; ++j) dbias[((bb * a.H + h) * a.Tq + i) * a.Tk + j] = 0;
+        for (int64_t c = 0; c < bias_width; ++c) dbias[((bb * a.H + h) * a.Tq + i) * bias_width + c] = 0;
     for (int64_t b = 0; b < a.B; ++b) {
       const Row<T> row(a, b, h, i, q, k, v, bias);
       T* dqi = dq + row_index(a, b, h, i) * a.d;
@@ -121,7 +139,8 @@ void attention_backward(const AttentionDesc& a, T* dq, T* dk, T* dv, T* dbias, c
       for (int64_t j = 0; j < a.Tk; ++j) {
         const T ds = dscore(row, j, probability(row, j));
         for (int64_t c = 0; c < a.d; ++c) dqi[c] += T(a.scale) * ds * row.k[j * a.d + c];
-        if (dbias) dbias[(((a.bias_per_batch ? b : 0) * a.H + h) * a.Tq + i) * a.Tk + j] += ds;
+        const int64_t c = dbias ? row.bias_column(j) : -1;
+        if (c >= 0) dbias[Row<T>::bias_row(a, b, h, i) + c] += T(a.bias_scale) * ds;
       }
     }
   }

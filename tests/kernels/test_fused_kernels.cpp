@@ -1,8 +1,8 @@
 // Fused kernels on every float CPU backend against the f64 reference: attention under every
 // mask rule of AttentionDesc (prefix, causal, window, memory read and write rows, key
-// padding, dense masks, per-head and per-batch bias, one shared key/value head, rows that
-// see nothing), at odd sizes across several of the fast kernel's 64-row tiles; GEGLU (both
-// conventions) and hyper-connection mixing.
+// padding, dense masks, per-head and per-batch bias, dense or banded (the relative shift),
+// one shared key/value head, rows that see nothing), at odd sizes across several of the fast
+// kernel's 64-row tiles; GEGLU (both conventions) and hyper-connection mixing.
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -32,7 +32,7 @@ void check(Case c, uint32_t seed) {
   kn::AttentionDesc& a = c.a;
   a.bias_per_batch = c.bias == Bias::per_batch;
   const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d;
-  const int64_t nb = (c.bias == Bias::per_batch ? a.B : 1) * a.H * a.Tq * a.Tk;
+  const int64_t nb = (c.bias == Bias::per_batch ? a.B : 1) * a.H * a.Tq * (a.bias_band > 0 ? a.bias_band : a.Tk);
   const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
   const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
   std::vector<uint8_t> pad(size_t(a.B * a.Tk), 1);
@@ -116,6 +116,38 @@ BOOST_AUTO_TEST_CASE(attention_every_mask_rule) {
   cases.push_back({"causal, dense mask per batch, key padding, shared head, per-batch bias", dm, Bias::per_batch,
                    Pad::every_7th, Mask::full});
   uint32_t seed = 200;
+  for (const Case& cs : cases) check(cs, seed += 10);
+}
+
+// The bias as a band read through the shifted index (AttentionDesc::bias_band): MemXL's form
+// (persistent keys without a bias, the band covering memories and tokens), a band narrower
+// than the keys (rows whose band ends early or starts late), and one wider than a key block.
+BOOST_AUTO_TEST_CASE(attention_banded_bias) {
+  auto band = [](kn::AttentionDesc a, int64_t n, int64_t shift, int64_t from) {
+    a.bias_band = n, a.bias_shift = shift, a.bias_from = from;
+    return a;
+  };
+  std::vector<Case> cases;
+  kn::AttentionDesc x = desc(2, 2, 2, 130, 200, 16);  // 2 persistent + 68 memories, then 130 tokens
+  x.prefix = 70, x.causal = true;
+  cases.push_back({"MemXL's band: keys from 2, column j - i + 67", band(x, 198, 67, 2), Bias::per_batch});
+  kn::AttentionDesc xs = band(x, 198, 67, 2);
+  xs.bias_scale = 0.35;
+  cases.push_back({"the same band shared by the batch, scaled by 0.35", xs, Bias::per_head});
+  kn::AttentionDesc ds = x;
+  ds.bias_scale = -1.5;
+  cases.push_back({"a dense bias scaled by -1.5", ds, Bias::per_batch});
+  cases.push_back({"a band of 50 columns, shift 10", band(x, 50, 10, 0), Bias::per_batch});
+  kn::AttentionDesc w = desc(1, 3, 1, 65, 80, 7);
+  w.window = 17, w.prefix = 3;
+  cases.push_back({"two-sided window, shared head, band of 90 from key 5, shift -4", band(w, 90, -4, 5),
+                   Bias::per_head, Pad::every_7th});
+  kn::AttentionDesc dm = desc(3, 2, 1, 66, 65, 9);
+  dm.causal = true, dm.prefix = 2;
+  cases.push_back({"causal, dense mask per batch, key padding, band of 3", band(dm, 3, 1, 0), Bias::per_batch,
+                   Pad::every_7th, Mask::full});
+  cases.push_back({"size 1, band of 1", band(desc(1, 1, 1, 1, 1, 1), 1, 0, 0), Bias::per_head});
+  uint32_t seed = 600;
   for (const Case& cs : cases) check(cs, seed += 10);
 }
 

@@ -2,6 +2,7 @@
 // the dynamic position bias, T5 buckets and token shift, against hand computations.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "layers/token_shift.h"
 #include "tests/support/tensor_compare.h"
 
+using mnemo::test::max_abs;
 using mnemo::test::max_abs_diff;
 
 using namespace mnemo;
@@ -26,6 +28,40 @@ std::vector<int64_t> range(int64_t from, int64_t n) {
 // q k^T over the last two axes, the one key head shared: (B, H, Tq, Tk), as plain numbers.
 Tensor logits(Var q, Var k) {
   return matmul(q, broadcast_to(k, {q.dim(0), q.dim(1), k.dim(2), k.dim(3)}), {.trans_b = true}).value();
+}
+
+// Attention over q, k, v (f32) with the relative logits dense (the gather path) or as a band
+// the kernel reads through the shifted index; returns o and the gradients of q, k, v and R.
+std::vector<Tensor> attend_with_positions(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
+                                          const Param& R, int64_t prefix, bool band,
+                                          const std::function<Var(Var)>& dense_logits,
+                                          const std::function<BandBias(Var)>& band_logits) {
+  Tape t;
+  Var qv = t.input(q), kv = t.input(k), vv = t.input(v);
+  AttentionSpec spec{.prefix = prefix, .causal = true};
+  if (band) spec.band_bias = band_logits(qv);
+  else spec.bias = dense_logits(qv);
+  Var o = attention(qv, kv, vv, spec);
+  R.zero_grad();
+  const Var roots[] = {o};
+  const Tensor seeds[] = {dout};
+  t.backward(roots, seeds);
+  return {o.value(), t.grad(qv), t.grad(kv), t.grad(vv), R.grad.clone()};
+}
+
+// Both paths on one problem; they must agree to f32 rounding (they differ in summation order only).
+void check_band_equals_gather(const char* what, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t d,
+                              int64_t prefix, const Param& R, const std::function<Var(Var)>& dense_logits,
+                              const std::function<BandBias(Var)>& band_logits) {
+  Rng rng(uint64_t(Tq * 131 + Tk));
+  const Tensor q = Tensor::randn({B, H, Tq, d}, rng), k = Tensor::randn({B, H, Tk, d}, rng);
+  const Tensor v = Tensor::randn({B, H, Tk, d}, rng), dout = Tensor::randn({B, H, Tq, d}, rng);
+  const auto dense = attend_with_positions(q, k, v, dout, R, prefix, false, dense_logits, band_logits);
+  const auto band = attend_with_positions(q, k, v, dout, R, prefix, true, dense_logits, band_logits);
+  const char* names[] = {"o", "dq", "dk", "dv", "dR"};
+  for (size_t i = 0; i < dense.size(); ++i)
+    BOOST_TEST(max_abs_diff(dense[i], band[i]) <= 2e-5 * std::max(1.0, max_abs(dense[i])),
+               what << ": " << names[i] << " differs by " << max_abs_diff(dense[i], band[i]));
 }
 
 }  // namespace
@@ -264,6 +300,53 @@ BOOST_AUTO_TEST_CASE(dynamic_position_bias_is_symmetric_in_distance) {
   const Tensor aligned = dpb(t, 2, 5).value();  // offset Tk - Tq = 3: query 1 sits at key 4
   BOOST_TEST(aligned.at({1, 1, 4}) == b.at({1, 0, 0}));
   BOOST_TEST(aligned.at({1, 1, 1}) == b.at({1, 3, 0}));
+}
+
+// The fused attention's shifted-index bias against the (B, H, Tq, Tk) gather it replaces, for
+// both rules of the table, memories from none to many, Tq across two of the kernel's 64-row
+// tiles: outputs and the gradients of q, k, v and R.
+BOOST_AUTO_TEST_CASE(relative_band_equals_gather_path) {
+  Init init(3);
+  Rng rng(8);
+  const int64_t H = 2, d = 8, Tq = 70, P = 200;
+  for (const bool parity : {false, true}) {
+    RelativePositionTable rel(init, H, P, d, parity, parity ? Tq + 5 : 0);
+    rel.weight.value = Tensor::uniform({H, P, d}, rng, -1, 1);
+    const int64_t unpositioned = parity ? 0 : 1;
+    for (const int64_t M : {int64_t(0), int64_t(37), int64_t(100)}) {
+      const int64_t Tk = unpositioned + M + Tq;
+      auto dense = [&](Var q) { return rel(q, Tk, 0.35, unpositioned); };
+      auto band = [&](Var q) {
+        BandBias b = rel.band(q, Tk, 0.35, unpositioned);
+        BOOST_TEST(b.band.dim(3) <= Tk, "the table's rows are a band, not the fallback");
+        return b;
+      };
+      const std::string what = std::string(parity ? "parity" : "default") + ", " + std::to_string(M) + " memories";
+      check_band_equals_gather(what.c_str(), 2, H, Tq, Tk, d, unpositioned + M, rel.weight, dense, band);
+    }
+  }
+}
+
+// Rows of no band form take the wide fallback and still equal the gather.
+BOOST_AUTO_TEST_CASE(relative_band_fallback_for_any_rows) {
+  Init init(4);
+  Rng rng(9);
+  const int64_t H = 2, d = 4, Tq = 9, Tk = 13, P = 20;
+  RelativePositionTable rel(init, H, P, d);
+  rel.weight.value = Tensor::uniform({H, P, d}, rng, -1, 1);
+  std::vector<int64_t> rows(size_t(Tq * Tk));
+  for (auto& w : rows) w = int64_t(rng.randint(P + 5)) - 5;  // holes and rows in any order
+  auto dense = [&](Var q) { return gather_row_logits(q.tape().param(rel.weight), q, Tk, rows, 0.5); };
+  auto band = [&](Var q) {
+    BandBias b = band_row_logits(q.tape().param(rel.weight), q, Tk, rows, 0.5);
+    BOOST_TEST(b.band.dim(3) == Tq + Tk - 1);
+    return b;
+  };
+  check_band_equals_gather("random rows", 2, H, Tq, Tk, d, 2, rel.weight, dense, band);
+  // and the band expands to exactly the gathered logits
+  Tape t;
+  Var q = t.constant(Tensor::randn({1, H, Tq, d}, rng));
+  BOOST_TEST(max_abs_diff(band_to_dense(band(q), Tk).value(), dense(q).value()) == 0.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -11,6 +11,7 @@
 #include "experiments/bptt.h"
 #include "experiments/config.h"
 #include "experiments/models.h"
+#include "layers/relative_bias.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -470,5 +471,38 @@ BOOST_AUTO_TEST_CASE(experiment_configs_load_and_build) {
   BOOST_TEST(mx.cfg.mem_len == 4);   // defaults: segment_len
   BOOST_TEST(mx.cfg.lmem_len == 4);  // and mem_len
 }
+
+// MemXL's rows of R (P4 intended and reference_parity, persistent slots, a short memory that
+// fills up, partial segments) all have the band form the fused attention reads through its
+// shifted index, and the band expands to exactly the (B, H, t, n_keys) gather it replaces.
+BOOST_AUTO_TEST_CASE(position_rows_are_a_band) {
+  for (const bool parity : {false, true}) {
+    MemXLConfig c{.vocab = 11, .dim = 16, .depth = 2, .heads = 2, .seq_len = 6, .mem_len = 6, .lmem_len = 3,
+                  .num_mem_kv = 2, .reference_parity = parity};
+    nn::Init init(5);
+    MemoryTransformerXL m(init, c);
+    randomise_positions(m, 11);
+    Tape tape;
+    Var R = tape.param(m.pos_emb);
+    Rng rng(12);
+    for (const int64_t t : {int64_t(1), int64_t(4), int64_t(6)})
+      for (const int64_t Ls : {int64_t(0), int64_t(3), int64_t(6)})
+        for (const int64_t Ll : {int64_t(0), int64_t(3)}) {
+          const int64_t n_keys = c.num_mem_kv + Ll + Ls + t;
+          std::vector<int64_t> rows(size_t(t * n_keys));
+          for (int64_t r = 0; r < t; ++r)
+            for (int64_t k = 0; k < n_keys; ++k) rows[size_t(r * n_keys + k)] = m.position_row(r, k, t, n_keys, Ls);
+          Var q = tape.constant(Tensor::randn({2, c.heads, t, c.dim / c.heads}, rng));
+          const BandBias b = nn::band_row_logits(R, q, n_keys, rows, 0.5);
+          const Tensor dense = nn::gather_row_logits(R, q, n_keys, rows, 0.5).value();
+          BOOST_TEST_CONTEXT((parity ? "parity" : "default") << ", t " << t << ", Ls " << Ls << ", Ll " << Ll) {
+            BOOST_TEST_REQUIRE(b.defined());
+            BOOST_TEST(b.band.dim(3) <= n_keys);  // the band itself, not the wide fallback
+            BOOST_TEST(max_abs_diff(band_to_dense(b, n_keys).value(), dense) == 0.0);
+          }
+        }
+  }
+}
+
 
 BOOST_AUTO_TEST_SUITE_END()
