@@ -49,7 +49,7 @@ Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows
   int64_t lo = R.dim(1), hi = -1;
   for (int64_t w : rows)
     if (w >= 0) lo = std::min(lo, w), hi = std::max(hi, w);
-  if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype()));
+  if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype(), q.value().device()));
   const int64_t n = hi - lo + 1;
   Var band = broadcast_to(slice(R, 1, lo, n), {B, H, n, d});  // (B, H, n, d)
   Var s = reshape(matmul(q, band, {.trans_b = true}) * scale, {B, H, Tq * n});  // (B, H, Tq n)
@@ -92,7 +92,7 @@ Var DynamicPositionBias::operator()(Tape& tape, int64_t tq, int64_t tk, std::opt
   // the MLP runs once per distinct distance, not per (i, j) pair
   std::vector<double> grid(size_t(max_dist + 1));
   for (int64_t k = 0; k <= max_dist; ++k) grid[size_t(k)] = double(k);
-  Var x = tape.constant(Tensor::from({max_dist + 1, 1}, grid, in.weight.value.dtype()));  // (n, 1)
+  Var x = tape.constant(Tensor::from({max_dist + 1, 1}, grid, in.weight.value.dtype(), in.weight.value.device()));  // (n, 1)
   Var b = out(silu(hidden(silu(in(x)))));                                                 // (n, H)
   std::vector<int32_t> idx(dist.begin(), dist.end());
   Var g = reshape(index_select(b, 0, Tensor::from_ints({tq * tk}, idx)), {tq, tk, heads});  // (Tq, Tk, H)
