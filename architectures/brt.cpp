@@ -221,13 +221,14 @@ BlockRecurrentTransformer::BlockRecurrentTransformer(nn::Init& init, BrtConfig c
 
 Memory BlockRecurrentTransformer::initial_memory(int64_t B) const {
   const DType dt = token_emb.weight.value.dtype();
+  const Device dev = token_emb.weight.value.device();
   Memory m;
   for (int64_t l = 0; l < cfg.depth; ++l) {
-    m[xl_name(l)] = Tensor::zeros({B, 0, 2 * cfg.dim_head}, dt);
-    if (cfg.use_compressed_mem) m[xlc_name(l)] = Tensor::zeros({B, 0, 2 * cfg.dim_head}, dt);
+    m[xl_name(l)] = Tensor::zeros({B, 0, 2 * cfg.dim_head}, dt, dev);
+    if (cfg.use_compressed_mem) m[xlc_name(l)] = Tensor::zeros({B, 0, 2 * cfg.dim_head}, dt, dev);
   }
   // empty: the first block reads the learned, batch-free init_state (P4)
-  for (size_t i = 0; i < write_layer.size(); ++i) m[state_name(int64_t(i))] = Tensor::zeros({B, 0, cfg.dim}, dt);
+  for (size_t i = 0; i < write_layer.size(); ++i) m[state_name(int64_t(i))] = Tensor::zeros({B, 0, cfg.dim}, dt, dev);
   return m;
 }
 
@@ -259,8 +260,9 @@ BlockRecurrentTransformer::Carry BlockRecurrentTransformer::carry_in(Tape& tape,
 
 MemoryVars BlockRecurrentTransformer::carry_out(Tape& tape, const Carry& c, int64_t B) const {
   const DType dt = token_emb.weight.value.dtype();
+  const Device dev = token_emb.weight.value.device();
   const auto or_empty = [&](const Var& v, int64_t width) {
-    return v.defined() && v.rank() == 3 ? v : tape.constant(Tensor::zeros({B, 0, width}, dt));
+    return v.defined() && v.rank() == 3 ? v : tape.constant(Tensor::zeros({B, 0, width}, dt, dev));
   };
   MemoryVars m;
   for (int64_t l = 0; l < cfg.depth; ++l) {

@@ -121,8 +121,9 @@ int64_t CompressiveTransformer::memory_source(int64_t j) const {
 
 Memory CompressiveTransformer::initial_memory(int64_t batch) const {
   const DType dt = emb.token.weight.value.dtype();
+  const Device dev = emb.token.weight.value.device();
   const int64_t k = num_memory_layers();
-  return {{"mem", Tensor::zeros({k, batch, 0, cfg.dim}, dt)}, {"cmem", Tensor::zeros({k, batch, 0, cfg.dim}, dt)}};
+  return {{"mem", Tensor::zeros({k, batch, 0, cfg.dim}, dt, dev)}, {"cmem", Tensor::zeros({k, batch, 0, cfg.dim}, dt, dev)}};
 }
 
 namespace {

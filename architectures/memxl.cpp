@@ -136,8 +136,9 @@ int64_t MemoryTransformerXL::memory_index(int64_t layer) const {
 
 Memory MemoryTransformerXL::initial_memory(int64_t batch) const {
   const DType dt = pos_emb.value.dtype();
-  return {{"short", Tensor::zeros({memory_depth(), batch, 0, cfg.dim}, dt)},  // (Lm, B, 0, D)
-          {"long", Tensor::zeros({batch, 0, cfg.dim}, dt)}};                 // (B, 0, D)
+  const Device dev = pos_emb.value.device();
+  return {{"short", Tensor::zeros({memory_depth(), batch, 0, cfg.dim}, dt, dev)},  // (Lm, B, 0, D)
+          {"long", Tensor::zeros({batch, 0, cfg.dim}, dt, dev)}};                 // (B, 0, D)
 }
 
 int64_t MemoryTransformerXL::position_row(int64_t r, int64_t key, int64_t t, int64_t n_keys,
@@ -227,7 +228,7 @@ SegmentOut MemoryTransformerXL::forward(Tape& tape, const Tensor& tokens, const 
   // s' = last mem_len of [s; h] (stop-gradient as in Transformer-XL unless detach_hiddens is off)
   const int64_t keep = std::min(cfg.mem_len, Ls + t);
   out.memory["short"] = keep > 0 ? slice(sh, 2, Ls + t - keep, keep)
-                                 : tape.constant(Tensor::zeros({Lm, B, 0, D}, sh.dtype()));
+                                 : tape.constant(Tensor::zeros({Lm, B, 0, D}, sh.dtype(), sh.value().device()));
   return out;
 }
 

@@ -66,7 +66,8 @@ Var last_slots(Var kv, int64_t n) { return n >= kv.dim(3) ? kv : slice(kv, 3, kv
 
 // Rotary tables as the reference computes them: inverse frequencies, angles, cos and sin all
 // in f32 (an angle near 10000 rad is only good to ~5e-4 in f32, so double angles move logits).
-std::pair<Tensor, Tensor> f32_rotary_tables(const std::vector<int64_t>& pos, int64_t d, double theta, DType dtype) {
+std::pair<Tensor, Tensor> f32_rotary_tables(const std::vector<int64_t>& pos, int64_t d, double theta, DType dtype,
+                                            Device device) {
   const int64_t T = int64_t(pos.size()), half = d / 2;
   std::vector<double> c(size_t(T * d)), s(size_t(T * d));
   for (int64_t i = 0; i < half; ++i) {
@@ -79,7 +80,7 @@ std::pair<Tensor, Tensor> f32_rotary_tables(const std::vector<int64_t>& pos, int
       }
     }
   }
-  return {Tensor::from({T, d}, c, dtype), Tensor::from({T, d}, s, dtype)};
+  return {Tensor::from({T, d}, c, dtype, device), Tensor::from({T, d}, s, dtype, device)};
 }
 
 Var find_memory(const MemoryVars& memory, const std::string& name) {
@@ -130,10 +131,11 @@ RecurrentMemoryTransformer::RecurrentMemoryTransformer(nn::Init& init, RmtConfig
 
 Memory RecurrentMemoryTransformer::initial_memory(int64_t batch) const {
   const DType dt = token_emb.weight.value.dtype();
+  const Device dev = token_emb.weight.value.device();
   Memory m;
-  m[kWrite] = Tensor::zeros({batch, cfg.always_have_read_memories ? cfg.num_memory_tokens : 0, cfg.dim}, dt);
+  m[kWrite] = Tensor::zeros({batch, cfg.always_have_read_memories ? cfg.num_memory_tokens : 0, cfg.dim}, dt, dev);
   if (cfg.use_xl_memories)
-    for (int64_t l = 0; l < cfg.depth; ++l) m[xl_name(l)] = Tensor::zeros({batch, 2, cfg.heads, 0, cfg.dim_head}, dt);
+    for (int64_t l = 0; l < cfg.depth; ++l) m[xl_name(l)] = Tensor::zeros({batch, 2, cfg.heads, 0, cfg.dim_head}, dt, dev);
   return m;
 }
 
@@ -335,8 +337,8 @@ std::vector<AttentionLayout> RecurrentMemoryTransformer::attention_layout(const 
 std::pair<Var, Var> RecurrentMemoryTransformer::rotate(Var q, Var k, const std::vector<int64_t>& q_pos,
                                                       const std::vector<int64_t>& k_pos) const {
   if (cfg.reference_parity) {
-    auto [qc, qs] = f32_rotary_tables(q_pos, cfg.dim_head, cfg.rotary_theta, q.dtype());
-    auto [kc, ks] = f32_rotary_tables(k_pos, cfg.dim_head, cfg.rotary_theta, k.dtype());
+    auto [qc, qs] = f32_rotary_tables(q_pos, cfg.dim_head, cfg.rotary_theta, q.dtype(), q.value().device());
+    auto [kc, ks] = f32_rotary_tables(k_pos, cfg.dim_head, cfg.rotary_theta, k.dtype(), k.value().device());
     return {nn::apply_rotary(q, qc, qs), nn::apply_rotary(k, kc, ks)};
   }
   return (*rotary)(q, k, q_pos, k_pos);

@@ -114,7 +114,7 @@ TransformerXL::TransformerXL(nn::Init& init, TransformerConfig c)
 Memory TransformerXL::initial_memory(int64_t batch) const {
   Memory m;
   for (int64_t l = 0; l < cfg.depth; ++l)
-    m[memory_name(l)] = Tensor::zeros({batch, 0, cfg.dim}, token_emb.weight.value.dtype());  // (B, 0, D)
+    m[memory_name(l)] = Tensor::zeros({batch, 0, cfg.dim}, token_emb.weight.value.dtype(), token_emb.weight.value.device());  // (B, 0, D)
   return m;
 }
 

@@ -95,7 +95,7 @@ void Tape::backward(Var loss) {
               "[backward] backward(loss) needs a one-element loss, got shape " << loss.shape()
                                                                                 << "; pass explicit seeds instead");
   const Var roots[] = {loss};
-  const Tensor seeds[] = {Tensor::full(loss.shape(), 1.0, loss.dtype())};
+  const Tensor seeds[] = {Tensor::full(loss.shape(), 1.0, loss.dtype(), loss.value().device())};
   backward(roots, seeds);
 }
 

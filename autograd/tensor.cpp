@@ -1,21 +1,40 @@
 #include "autograd/tensor.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <iomanip>
 
+#include "autograd/dispatch.h"
+#include "kernels/emulated/device.h"
 #include "kernels/memory.h"
 
 namespace mnemo {
 
+namespace device = kernels::device;
+
 Storage::Storage(size_t n, Device d) : bytes(n), device(d) {
-  MNEMO_CHECK(d == Device::cpu, "[tensor] device " << d << " storage needs the CUDA backend, which is not built");
+  if (d == Device::cuda) {
+    const std::string why = device::unavailable();  // applies MNEMO_EMULATE_CUDA first
+    MNEMO_CHECK(why.empty(), "[tensor] a cuda tensor cannot be made here: "
+                                 << why << " (MNEMO_EMULATE_CUDA=1 emulates the device on the host)");
+    ptr = device::alloc(n);
+    device::storage_created();
+  } else {
+    ptr = kernels::cpu_alloc(n);
+  }
   static std::atomic<uint64_t> next_id{1};
   id = next_id.fetch_add(1, std::memory_order_relaxed);
-  ptr = kernels::cpu_alloc(n);
 }
 
-Storage::~Storage() { kernels::cpu_free(ptr, bytes); }
+Storage::~Storage() {
+  if (device == Device::cuda) {
+    device::free(ptr);
+    device::storage_destroyed();
+  } else {
+    kernels::cpu_free(ptr, bytes);
+  }
+}
 
 namespace {
 
@@ -32,6 +51,12 @@ void visit_dtype(DType t, F&& f) {
 
 }  // namespace
 
+void Tensor::refuse_host_access(const char* what) const {
+  MNEMO_FAIL("[tensor] " << what << " of a " << device() << " " << dtype_name(dtype_) << " tensor " << shape_
+                         << ": host code must copy it first (to(Device::cpu), to_vector(), item()); kernels get "
+                            "device pointers through launch()");
+}
+
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   MNEMO_CHECK(dtype != DType::bf16, "[tensor] bf16 tensors are reserved and not implemented yet");
   Tensor t;
@@ -43,21 +68,22 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  std::memset(t.raw(), 0, t.nbytes());
+  if (device == Device::cuda) device::memset(t.storage_ptr(), 0, t.nbytes());
+  else std::memset(t.raw(), 0, t.nbytes());
   return t;
 }
 
-Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
-  Tensor t = empty(shape, dtype);
+Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
   t.fill_(value);
   return t;
 }
 
-Tensor Tensor::from(const Shape& shape, std::initializer_list<double> values, DType dtype) {
-  return from(shape, std::vector<double>(values), dtype);
+Tensor Tensor::from(const Shape& shape, std::initializer_list<double> values, DType dtype, Device device) {
+  return from(shape, std::vector<double>(values), dtype, device);
 }
 
-Tensor Tensor::from(const Shape& shape, const std::vector<double>& values, DType dtype) {
+Tensor Tensor::from(const Shape& shape, const std::vector<double>& values, DType dtype, Device device) {
   MNEMO_CHECK(int64_t(values.size()) == shape.numel(),
               "[tensor] from: shape " << shape << " needs " << shape.numel() << " values, got " << values.size());
   Tensor t = empty(shape, dtype);
@@ -66,14 +92,16 @@ Tensor Tensor::from(const Shape& shape, const std::vector<double>& values, DType
     T* p = t.data<T>();
     for (size_t i = 0; i < values.size(); ++i) p[i] = T(values[i]);
   });
-  return t;
+  return t.to(device);
 }
 
-Tensor Tensor::from_ints(const Shape& shape, const std::vector<int32_t>& values) {
+Tensor Tensor::from_ints(const Shape& shape, const std::vector<int32_t>& values, Device device) {
   MNEMO_CHECK(int64_t(values.size()) == shape.numel(),
               "[tensor] from_ints: shape " << shape << " needs " << shape.numel() << " values, got " << values.size());
-  Tensor t = empty(shape, DType::i32);
-  if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(int32_t));
+  Tensor t = empty(shape, DType::i32, device);
+  if (values.empty()) return t;
+  if (device == Device::cuda) device::to_device(t.storage_ptr(), values.data(), values.size() * sizeof(int32_t));
+  else std::memcpy(t.raw(), values.data(), values.size() * sizeof(int32_t));
   return t;
 }
 
@@ -100,7 +128,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
 Tensor Tensor::clone() const {
   if (!defined()) return {};
   Tensor t = empty(shape_, dtype_, device());
-  std::memcpy(t.raw(), raw(), nbytes());
+  t.copy_from(*this);
   return t;
 }
 
@@ -111,11 +139,32 @@ Tensor Tensor::to(DType dtype) const {
   return t;
 }
 
+Tensor Tensor::to(Device d) const {
+  if (!defined() || d == device()) return *this;
+  Tensor t = empty(shape_, dtype_, d);
+  t.copy_from(*this);
+  return t;
+}
+
 void Tensor::copy_from(const Tensor& src) const {
   MNEMO_CHECK(src.shape() == shape_, "[tensor] copy_from: shape " << src.shape() << " into " << shape_);
   bump_version();
+  const Device dd = device(), sd = src.device();
   if (src.dtype() == dtype_) {
-    std::memcpy(raw(), src.raw(), nbytes());
+    void* d = storage_ptr();
+    const void* s = src.storage_ptr();
+    if (dd == Device::cpu && sd == Device::cpu) std::memcpy(d, s, nbytes());
+    else if (dd == Device::cpu) device::to_host(d, s, nbytes());
+    else if (sd == Device::cpu) device::to_device(d, s, nbytes());
+    else device::on_device(d, s, nbytes());
+    return;
+  }
+  if (dd != Device::cpu || sd != Device::cpu) {
+    // A conversion across or on the device goes through the host: rare (a checkpoint of
+    // another dtype), and explicit, so no kernel per dtype pair is needed.
+    Tensor host = empty(shape_, dtype_);
+    host.copy_from(src.to(Device::cpu));
+    copy_from(host);
     return;
   }
   visit_dtype(dtype_, [&](auto dst_tag) {
@@ -144,11 +193,21 @@ double Tensor::at(std::initializer_list<int64_t> index) const {
     ++d;
   }
   double v = 0;
-  visit_dtype(dtype_, [&](auto tag) { v = double(data<decltype(tag)>()[off]); });
+  visit_dtype(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    if (device() == Device::cpu) {
+      v = double(data<T>()[off]);
+    } else {
+      T x;
+      device::to_host(&x, static_cast<const T*>(storage_ptr()) + off, sizeof(T));
+      v = double(x);
+    }
+  });
   return v;
 }
 
 std::vector<double> Tensor::to_vector() const {
+  if (device() != Device::cpu) return to(Device::cpu).to_vector();
   std::vector<double> v(static_cast<size_t>(numel()));
   visit_dtype(dtype_, [&](auto tag) {
     const auto* p = data<decltype(tag)>();
@@ -158,6 +217,14 @@ std::vector<double> Tensor::to_vector() const {
 }
 
 void Tensor::fill_(double value) const {
+  if (device() != Device::cpu) {
+    bump_version();
+    // Zero is all-zero bytes in every dtype; f32 has a fill kernel; the rest is filled on the host.
+    if (value == 0 && !std::signbit(value)) device::memset(storage_ptr(), 0, nbytes());
+    else if (dtype_ == DType::f32) launch(kernels::fill, *this, *this, numel(), float(value));
+    else copy_from(full(shape_, value, dtype_));
+    return;
+  }
   bump_version();
   visit_dtype(dtype_, [&](auto tag) {
     using T = decltype(tag);

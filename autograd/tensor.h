@@ -1,6 +1,10 @@
 // Tensor: an owning, contiguous, row-major block of numbers on one device. It knows
 // nothing about gradients. Copies are shallow (shared storage, so reshape is free);
-// clone() copies the data. Storage comes from the caching allocator (kernels/memory.h).
+// clone() copies the data. CPU storage comes from the caching allocator (kernels/memory.h),
+// cuda storage from the device memory (kernels/emulated/device.h: the CUDA runtime, or the
+// emulated device). Host code reads a cuda tensor only through an explicit copy (to(),
+// to_vector(), item(), at()); data<T>() and raw() refuse it, and kernels get its device
+// pointer from launch() (autograd/dispatch.h).
 #pragma once
 
 #include <cstdint>
@@ -38,12 +42,16 @@ class Tensor {
 
   static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
-  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
-  static Tensor scalar(double value, DType dtype = DType::f32) { return full(Shape{}, value, dtype); }
-  // Values in row-major order, converted to `dtype`.
-  static Tensor from(const Shape& shape, std::initializer_list<double> values, DType dtype = DType::f32);
-  static Tensor from(const Shape& shape, const std::vector<double>& values, DType dtype = DType::f32);
-  static Tensor from_ints(const Shape& shape, const std::vector<int32_t>& values);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor scalar(double value, DType dtype = DType::f32, Device device = Device::cpu) {
+    return full(Shape{}, value, dtype, device);
+  }
+  // Values in row-major order, converted to `dtype` (on the host, then copied to `device`).
+  static Tensor from(const Shape& shape, std::initializer_list<double> values, DType dtype = DType::f32,
+                     Device device = Device::cpu);
+  static Tensor from(const Shape& shape, const std::vector<double>& values, DType dtype = DType::f32,
+                     Device device = Device::cpu);
+  static Tensor from_ints(const Shape& shape, const std::vector<int32_t>& values, Device device = Device::cpu);
   static Tensor randn(const Shape& shape, Rng& rng, DType dtype = DType::f32, double stddev = 1.0);
   static Tensor uniform(const Shape& shape, Rng& rng, double lo, double hi, DType dtype = DType::f32);
 
@@ -56,18 +64,24 @@ class Tensor {
   Device device() const { return storage_ ? storage_->device : Device::cpu; }
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
 
-  // Handle semantics: a const Tensor still gives write access to its (shared) storage.
+  // The host pointer. Handle semantics: a const Tensor still gives write access to its
+  // (shared) storage. A cuda tensor is refused: copy it to the host first.
   template <class T> T* data() const {
     MNEMO_CHECK(defined(), "[tensor] data<" << dtype_name(dtype_of<T>()) << ">() of an undefined tensor");
     MNEMO_CHECK(dtype_of<T>() == dtype_, "[tensor] data<" << dtype_name(dtype_of<T>()) << ">() of a "
                                                           << dtype_name(dtype_) << " tensor " << shape_);
+    if (storage_->device != Device::cpu) refuse_host_access("data<T>()");
     return static_cast<T*>(storage_->ptr);
   }
-  void* raw() const { return storage_ ? storage_->ptr : nullptr; }
+  void* raw() const {
+    if (storage_ && storage_->device != Device::cpu) refuse_host_access("raw()");
+    return storage_ ? storage_->ptr : nullptr;
+  }
 
   Tensor reshape(const Shape& shape) const;   // shares storage
   Tensor clone() const;
   Tensor to(DType dtype) const;               // a copy unless already `dtype`
+  Tensor to(Device device) const;             // a copy unless already on `device`
   Tensor empty_like() const { return empty(shape_, dtype_, device()); }
   Tensor zeros_like() const { return zeros(shape_, dtype_, device()); }
 
@@ -75,7 +89,7 @@ class Tensor {
   double at(std::initializer_list<int64_t> index) const;
   std::vector<double> to_vector() const;      // any dtype, converted to double
   void fill_(double value) const;
-  void copy_from(const Tensor& src) const;    // same shape; converts dtype
+  void copy_from(const Tensor& src) const;    // same shape; converts dtype; any devices
 
   bool unique() const { return storage_.use_count() == 1; }
   // The storage's id and version (Storage above); writes outside copy_from, fill_ and the
@@ -92,6 +106,9 @@ class Tensor {
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
 
  private:
+  friend struct KernelArgs;  // autograd/dispatch.h: the one reader of device pointers
+  void* storage_ptr() const { return storage_ ? storage_->ptr : nullptr; }
+  [[noreturn]] void refuse_host_access(const char* what) const;
   std::shared_ptr<Storage> storage_;
   Shape shape_;
   DType dtype_ = DType::f32;

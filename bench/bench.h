@@ -21,6 +21,7 @@ struct TrainBenchOptions {
   bool quiet = false;  // no progress bar or lines on stderr
   std::string precision = "";  // train.precision (f32, bf16); empty: the config's
   bool model_only = false;     // skip the trainer-loop comparison (half the time)
+  std::string device = "";     // cpu or cuda (the emulated device under MNEMO_EMULATE_CUDA=1); empty: the config's
 };
 
 int run_train_bench(const TrainBenchOptions& opts);

@@ -19,6 +19,8 @@ void add_bench_command(CLI::App& app) {
   tr->add_option("--precision", t->precision, "train.precision for the step: f32 or bf16 (the config's if absent)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   tr->add_flag("--model-only", t->model_only, "Time the model step only, not the trainer loop");
+  tr->add_option("--device", t->device, "cpu or cuda (the config's if absent); cuda also reports peak device memory")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   tr->callback([t] { throw CLI::RuntimeError(run_train_bench(*t)); });
   auto g = std::make_shared<GenerateBenchOptions>();
   CLI::App* ge = cmd->add_subcommand("generate", "Generation tokens/s with the model's cache and without, interleaved");

@@ -3,7 +3,9 @@
 //   trainer:     the run loop of `mnemo train` (data, logging, checkpoint cadence) for the
 //                same steps, evaluation excluded; its excess over the model step is the
 //                trainer's overhead
-//   memory:      peak live tensor bytes during one step (the caching allocator's count)
+//   memory:      peak live tensor bytes during one step (the caching allocator's count); with
+//                --device cuda the device allocator's peak, and the bytes copied each way
+//                per step (what the step reads back: loss, gradient norm)
 // Rates: tokens/s at the median step; model FLOP/s counting 6 x parameters per token, and
 // again with the attention products of the differentiated forwards added (ops.h,
 // attention_flops), against this machine's sgemm at 1024^3 through mnemo.
@@ -21,6 +23,8 @@
 #include "experiments/models.h"
 #include "experiments/run.h"
 #include "experiments/run_data.h"
+#include "experiments/on_device.h"
+#include "kernels/emulated/device.h"
 #include "kernels/memory.h"
 
 
@@ -47,10 +51,12 @@ double sgemm_gflops() {
 int run_train_bench(const TrainBenchOptions& o) {
   std::vector<std::string> sets = o.sets;
   if (!o.precision.empty()) sets.push_back("train.precision=" + o.precision);
+  if (!o.device.empty()) sets.push_back("device=" + o.device);
   ExperimentConfig cfg = load_config(o.config, sets);
   cfg.sweep.clear();
   const int threads = use_threads(cfg.train.threads);
   auto model = build_model(cfg);
+  move_to(*model, cfg.device);  // built on the CPU, moved once, as a run does
   nn::train(*model);
   int64_t n_params = 0;
   for (Param* p : nn::params(*model)) n_params += p->value.numel();
@@ -86,9 +92,12 @@ int run_train_bench(const TrainBenchOptions& o) {
   };
   step();
   kernels::reset_peak_memory();
+  kernels::device::reset_peak();
   const size_t live_before = kernels::memory_stats().live_bytes;
+  const kernels::device::Stats device_before = kernels::device::stats();
   step();
   const size_t peak_step = kernels::memory_stats().peak_live_bytes - live_before;
+  const kernels::device::Stats device_after = kernels::device::stats();
   const double s = median_seconds(step, o.steps, 0);
   reset_attention_flops();
   const auto t0 = std::chrono::steady_clock::now();
@@ -136,6 +145,18 @@ int run_train_bench(const TrainBenchOptions& o) {
                 long(cfg.train.checkpoint_every), 100 * per_save / (double(cfg.train.checkpoint_every) * mean));
   std::printf("peak step memory  %.1f MiB of tensors beyond the model and optimizer; peak RSS %.1f MiB\n",
               double(peak_step) / double(1 << 20), double(peak_resident_bytes()) / double(1 << 20));
+  if (cfg.device == Device::cuda) {
+    std::printf("device            cuda%s\n", kernels::device::emulated() ? " (emulated on the host: the times above are "
+                                                                         "the CPU kernels')" : "");
+    std::printf("peak device mem   %.1f MiB live during one step (%.1f MiB reserved by the caching allocator)\n",
+                double(device_after.memory.peak_live_bytes) / double(1 << 20),
+                double(device_after.memory.peak_reserved_bytes) / double(1 << 20));
+    std::printf("copies per step   %lu to the device (%.1f KiB), %lu to the host (%.1f KiB)\n",
+                (unsigned long)(device_after.to_device - device_before.to_device),
+                double(device_after.to_device_bytes - device_before.to_device_bytes) / 1024.0,
+                (unsigned long)(device_after.to_host - device_before.to_host),
+                double(device_after.to_host_bytes - device_before.to_host_bytes) / 1024.0);
+  }
   return 0;
 }
 

@@ -177,7 +177,7 @@ struct Replay {
                   "[bptt] the model says memory '" << name << "' takes no gradient, but it left segment " << s
                                                    << " with a graph");
     std::vector<Var> roots{l.objective};
-    std::vector<Tensor> seeds{Tensor::full(Shape{}, 1.0, l.objective.dtype())};
+    std::vector<Tensor> seeds{Tensor::full(Shape{}, 1.0, l.objective.dtype(), l.objective.value().device())};
     for (const auto& [name, g] : grad_out) {
       roots.push_back(l.memory.at(name));
       seeds.push_back(g);

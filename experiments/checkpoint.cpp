@@ -248,7 +248,8 @@ bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(
 // ---- integrity ----
 
 // zlib's crc32 takes 32-bit lengths; tensors can be larger, so it is fed in pieces.
-std::string crc32_hex(const Tensor& t) {
+std::string crc32_hex(const Tensor& device_tensor) {
+  const Tensor t = device_tensor.to(Device::cpu);
   uLong crc = ::crc32(0L, Z_NULL, 0);
   const auto* p = static_cast<const Bytef*>(t.raw());
   for (size_t left = t.nbytes(); left > 0;) {
@@ -321,8 +322,7 @@ void header_add(std::string& header, std::set<std::string>& seen, const std::str
   MNEMO_CHECK(seen.insert(name).second, "[safetensors] tensor '" << name << "' given twice");
   MNEMO_CHECK(t.defined(), "[safetensors] tensor '" << name << "' is undefined");
   MNEMO_CHECK(t.dtype() != DType::bf16, "[safetensors] tensor '" << name << "' is bf16, which mnemo cannot save yet");
-  MNEMO_CHECK(t.device() == Device::cpu, "[safetensors] tensor '" << name << "' is on " << t.device()
-                                                                  << "; copy it to the CPU before saving");
+  // A device tensor is written through a copy to the host (encode_safetensors, SafetensorsWriter).
   if (header.size() > 1) header += ',';  // after metadata or a previous tensor
   json_string(header, name);
   header += ":{\"dtype\":\"" + std::string(st_dtype(t.dtype())) + "\",\"shape\":" + shape_json(t.shape()) +
@@ -351,7 +351,7 @@ std::string encode_safetensors(const NamedTensors& tensors, const std::map<std::
   std::string out = header_finish(std::move(header));
   out.reserve(out.size() + offset);
   for (const auto& [name, t] : tensors)
-    if (t.nbytes() > 0) out.append(static_cast<const char*>(t.raw()), t.nbytes());
+    if (t.nbytes() > 0) out.append(static_cast<const char*>(t.to(Device::cpu).raw()), t.nbytes());
   return out;
 }
 
@@ -453,7 +453,7 @@ SafetensorsWriter::~SafetensorsWriter() {
 void SafetensorsWriter::add(const std::string& name, const Tensor& t) {
   MNEMO_CHECK(!finished_, "[safetensors] '" << path_ << "' is finished; cannot add '" << name << "'");
   header_add(header_, seen_, name, t, offset_);
-  if (t.nbytes() > 0) write_all(fd_, static_cast<const char*>(t.raw()), t.nbytes(), data_path_);
+  if (t.nbytes() > 0) write_all(fd_, static_cast<const char*>(t.to(Device::cpu).raw()), t.nbytes(), data_path_);
   offset_ += t.nbytes();
 }
 
@@ -698,8 +698,11 @@ void restore(nn::Module& model, AdamW& opt, const TrainingState& s) {
   for (const auto& [name, p] : opt.named_params()) {
     AdamW::State st;
     if (auto it = optim.find("adamw.m." + name); it != optim.end()) {
-      st.m = it->second.clone();  // set_state takes ownership; the TrainingState stays usable
-      st.v = optim.at("adamw.v." + name).clone();
+      // Copies on the param's device: set_state takes ownership; the TrainingState stays usable.
+      st.m = Tensor::empty(p->value.shape(), p->value.dtype(), p->value.device());
+      st.m.copy_from(it->second);
+      st.v = Tensor::empty(p->value.shape(), p->value.dtype(), p->value.device());
+      st.v.copy_from(optim.at("adamw.v." + name));
     }
     st.step = s.optimizer_counters.at("adamw.step." + name);
     opt.set_state(p, std::move(st));

@@ -18,7 +18,7 @@
 #include "experiments/replay_schedule.h"
 #include "experiments/run_data.h"
 #include "experiments/yaml_emit.h"
-#include "kernels/cuda/available.h"
+#include "kernels/emulated/device.h"
 #include "kernels/precision.h"
 
 namespace mnemo::experiments {
@@ -312,10 +312,8 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
   c.seed = r.get("seed", c.seed);
   c.device = get_enum(r, "device", c.device, kDevices);
   if (c.device == Device::cuda) {
-    const std::string why = kernels::cuda::cuda_unavailable();
-    r.fail("device", why.empty() ? "cuda: the CUDA kernels are built and a device is here, but models do not run on "
-                                   "CUDA tensors yet (docs/CUDA.md); use device: cpu"
-                                 : "cuda cannot run here: " + why + "; use device: cpu");
+    const std::string why = kernels::device::unavailable();  // "" with a device, or the emulated one
+    if (!why.empty()) r.fail("device", "cuda cannot run here: " + why + "; use device: cpu");
   }
   c.data = read_data(r.child("data"));
   c.model = read_model(r.child("model"), c.data);

@@ -172,9 +172,10 @@ struct SweepAxis {
 struct ExperimentConfig {
   std::string name;       // run name; the config file's stem when absent
   uint64_t seed = 1234;   // every RNG (init, data, dropout, sampling) derives from it
-  // Where the run's tensors live. cuda is read and refused at load, with the reason: a build
-  // without the backend, no device, or (with both) models that do not run on CUDA tensors
-  // yet (docs/CUDA.md); never a silent run on the CPU under a cuda label.
+  // Where the run's tensors live. cuda needs the CUDA backend and a device, or the emulated
+  // device (MNEMO_EMULATE_CUDA=1, docs/CUDA.md); otherwise it is refused at load with the
+  // reason, never a silent run on the CPU under a cuda label. The model is built on the CPU
+  // and moved once (experiments/on_device.h).
   Device device = Device::cpu;
   DataConfig data;
   ModelConfig model;

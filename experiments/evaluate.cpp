@@ -52,7 +52,9 @@ Score score_rows(const T* logits, int64_t V, int64_t n, const int32_t* targets, 
 
 Score score(Var logits, const Tensor& targets, Positions& at) {  // logits (B, n, V), targets (B, n)
   const std::vector<double> losses = cross_entropy(logits, targets, kIgnoreIndex, Reduction::none).value().to_vector();
-  const Tensor& l = logits.value();
+  // Accuracy needs each row's argmax, which no kernel computes: the logits come to the host
+  // (a copy of (B, n, V) per segment on a GPU; evaluation only).
+  const Tensor l = logits.value().to(Device::cpu);
   const int64_t n = l.dim(1), V = l.dim(-1);
   if (l.dtype() == DType::f64) return score_rows(l.data<double>(), V, n, targets.data<int32_t>(), losses, at);
   return score_rows(l.data<float>(), V, n, targets.data<int32_t>(), losses, at);

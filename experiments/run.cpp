@@ -28,6 +28,7 @@
 #include "experiments/json.h"
 #include "experiments/memory_estimate.h"
 #include "experiments/models.h"
+#include "experiments/on_device.h"
 #include "experiments/run_data.h"
 
 #ifdef _OPENMP
@@ -278,7 +279,7 @@ class Run {
         comm_(comm),
         lock_(comm.rank() == 0 ? std::make_unique<RunFolderLock>(folder_of(cfg_, o)) : nullptr),
         dir_(prepare_folder(cfg_, o, res_, comm.rank() == 0)),
-        model_(build_model(cfg_)),
+        model_(built_on(build_model(cfg_), cfg_.device, comm)),
         shards_(*model_, comm),
         data_(local_eval(make_run_data(cfg_), comm)),
         opt_(nn::named_params(*model_), adamw_config(cfg_.train.optimizer)),
@@ -367,6 +368,16 @@ class Run {
 
   bool writes() const { return comm_.rank() == 0; }
 
+  // Built and initialised on the CPU (the same weights on every device), then moved once.
+  static std::unique_ptr<arch::SegmentModel> built_on(std::unique_ptr<arch::SegmentModel> model, Device device,
+                                                      const Communicator& comm) {
+    MNEMO_CHECK(device == Device::cpu || comm.size() == 1,
+                "[run] device: cuda runs in one process; data-parallel training (" << comm.size()
+                                                                                  << " processes) runs on the CPU");
+    move_to(*model, device);
+    return model;
+  }
+
   static ExperimentConfig without_sweep(ExperimentConfig cfg) {
     cfg.sweep.clear();  // a run is one point of a sweep
     return cfg;
@@ -422,7 +433,7 @@ class Run {
     trainer_.set_steps(st.step);
     trainer_.set_skipped_updates(st.skipped_updates);
     last_checkpoint_step_ = st.step;
-    trainer_.set_memory(shards_.local(st.memory));
+    trainer_.set_memory(memory_on(shards_.local(st.memory), cfg_.device));
     data_.train->set_cursor(st.data_cursor);
     if (auto it = st.extra.find("best_val_loss"); it != st.extra.end()) best_loss_ = std::stod(it->second);
     if (auto it = st.extra.find("best_step"); it != st.extra.end()) res_.best_step = std::stoll(it->second);

@@ -1,6 +1,7 @@
 // Slot definitions, the coverage table behind all_kernels(), and init().
 #include "kernels/kernels.h"
 #include "kernels/precision.h"
+#include "kernels/emulated/device.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -86,6 +87,7 @@ void apply_backend_variable() {
     throw std::invalid_argument("[kernels] MNEMO_BACKEND='" + v + "': expected reference, cpu or auto (or unset)");
 }
 
+
 }  // namespace
 
 const char* backend_name(Backend b) {
@@ -121,6 +123,7 @@ void init() {
       if (!k->filled[int(Backend::reference)] || !k->has_f64)
         throw std::logic_error(std::string("[kernels] slot '") + k->name + "' lacks its reference kernel");
     }
+    device::apply_emulation_variable();  // after registration: it fills slots
   });
 }
 

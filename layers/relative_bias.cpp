@@ -73,7 +73,7 @@ Var gather_row_logits(Var R, Var q, int64_t Tk, const std::vector<int64_t>& rows
   const int64_t B = q.dim(0), H = q.dim(1), Tq = q.dim(2);
   int64_t lo, hi;
   row_range(rows, R.dim(1), lo, hi);
-  if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype()));
+  if (hi < 0) return q.tape().constant(Tensor::zeros({B, H, Tq, Tk}, q.dtype(), q.value().device()));
   const int64_t n = hi - lo + 1;
   Var s = reshape(band_product(R, q, lo, n) * scale, {B, H, Tq * n});  // (B, H, Tq n)
   std::vector<int32_t> idx(rows.size());
@@ -155,7 +155,7 @@ Var DynamicPositionBias::operator()(Tape& tape, int64_t tq, int64_t tk, std::opt
   // the MLP runs once per distinct distance, not per (i, j) pair
   std::vector<double> grid(size_t(max_dist + 1));
   for (int64_t k = 0; k <= max_dist; ++k) grid[size_t(k)] = double(k);
-  Var x = tape.constant(Tensor::from({max_dist + 1, 1}, grid, in.weight.value.dtype()));  // (n, 1)
+  Var x = tape.constant(Tensor::from({max_dist + 1, 1}, grid, in.weight.value.dtype(), in.weight.value.device()));  // (n, 1)
   Var b = out(silu(hidden(silu(in(x)))));                                                 // (n, H)
   std::vector<int32_t> idx(dist.begin(), dist.end());
   Var g = reshape(index_select(b, 0, Tensor::from_ints({tq * tk}, idx)), {tq, tk, heads});  // (Tq, Tk, H)

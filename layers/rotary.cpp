@@ -90,8 +90,8 @@ std::pair<Tensor, Tensor> Rotary::tables(std::span<const int64_t> pos, DType dty
 Var Rotary::rotate(Var x, std::span<const int64_t> pos, bool key) const {
   MNEMO_CHECK(x.rank() >= 2 && x.dim(-2) == int64_t(pos.size()) && x.dim(-1) >= rot_dim,
               "[rotary] expected x (..., " << pos.size() << ", d >= " << rot_dim << "), got " << x.shape());
-  auto [cos, sin] = tables(pos, x.dtype(), key ? -1 : 1);
-  return apply_rotary(x, cos, sin);
+  auto [cos, sin] = tables(pos, x.dtype(), key ? -1 : 1);  // built on the host, copied once to x's device
+  return apply_rotary(x, cos.to(x.value().device()), sin.to(x.value().device()));
 }
 
 std::pair<Var, Var> Rotary::operator()(Var q, Var k, std::span<const int64_t> q_pos,

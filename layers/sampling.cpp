@@ -39,7 +39,7 @@ Tensor apply_temperature(const Tensor& logits, double temperature) {
   std::vector<double> v = logits.to_vector();  // (B V)
   const double t = std::max(temperature, kMinTemperature);
   for (double& x : v) x /= t;
-  return Tensor::from(logits.shape(), v, logits.dtype());
+  return Tensor::from(logits.shape(), v, logits.dtype(), logits.device());
 }
 
 Tensor top_k_filter(const Tensor& logits, double thres, TopKRounding rounding) {
@@ -55,7 +55,7 @@ Tensor top_k_filter(const Tensor& logits, double thres, TopKRounding rounding) {
                       [row](int64_t i, int64_t j) { return row[i] > row[j] || (row[i] == row[j] && i < j); });
     for (int64_t r = 0; r < k; ++r) out[size_t(b * V + idx[size_t(r)])] = row[idx[size_t(r)]];
   }
-  return Tensor::from(logits.shape(), out, logits.dtype());
+  return Tensor::from(logits.shape(), out, logits.dtype(), logits.device());
 }
 
 Tensor argmax_sample(const Tensor& logits) {

@@ -2,9 +2,11 @@
 # The whole GPU check in one command, on a machine with an NVIDIA GPU and CUDA 12/13
 # (no oneDNN there): builds with the CUDA backend, runs every CUDA test (each kernel against
 # the f64 reference, forward and backward, odd sizes, every attention mask rule; the
-# allocator's steady state and CUDA Graph replay), the rest of the suite, and the CUDA
-# benchmark; writes everything to one folder and prints a summary. Meant to take under
-# 8 minutes on 16 cores.
+# allocator's steady state and CUDA Graph replay), the rest of the suite, the CUDA
+# benchmark, every registered op in f32 on the device against the f64 CPU run (mnemo
+# gradcheck --device cuda) and the training step of the four medium configs on the device at
+# batch 4 and 32 (mnemo bench train --device cuda: tokens/s, peak device memory); writes
+# everything to one folder and prints a summary. Meant to take under 8 minutes on 16 cores.
 #
 # Usage: scripts/gpu_check.sh [--build-only] [RESULTS_DIR] [GPU_ARCH (default 90)]
 #   Without a GPU it stops before building, saying so (exit 2): nothing runs half-way.
@@ -72,13 +74,21 @@ preflight() {
   done
   meson test -C "$BUILD" --list --no-suite slow | grep -q "cuda_kernels" || { echo "meson test lists no cuda_kernels"; return 1; }
   "$BUILD/tools/mnemo" bench cuda --help >/dev/null || { echo "mnemo has no 'bench cuda'"; return 1; }
-  echo "test_kernels suites, meson's test list and 'mnemo bench cuda' are all there"
+  "$BUILD/tools/mnemo" gradcheck --help | grep -q -- --device || { echo "mnemo gradcheck has no --device"; return 1; }
+  "$BUILD/tools/mnemo" bench train --help | grep -q -- --device || { echo "mnemo bench train has no --device"; return 1; }
+  for a in brt compressive memxl rmt; do
+    [ -f "bench/configs/${a}_medium.yaml" ] || { echo "no bench/configs/${a}_medium.yaml"; return 1; }
+  done
+  echo "test_kernels suites, meson's test list, 'mnemo bench cuda', the --device options and the configs are all there"
 }
 step "preflight (tests, commands)" preflight.log preflight || stop preflight
 
 export OMP_WAIT_POLICY=PASSIVE
 step "CUDA math and host policies (CPU)" cuda_cpu.log env OMP_NUM_THREADS=4 "$tk" \
   --run_test=cuda_math,cuda_host --color_output=no --report_level=short
+# The device dispatch without a device: every op in f32 on the emulated device (docs/CUDA.md).
+step "gradcheck, emulated device (CPU)" gradcheck_emulated.log env OMP_NUM_THREADS=4 MNEMO_EMULATE_CUDA=1 \
+  "$BUILD/tools/mnemo" gradcheck --device cuda
 if [ "$BUILD_ONLY" = 1 ]; then
   note "stopped before the GPU steps (--build-only): CUDA kernels vs reference, test suite, bench cuda"
   note "result: $([ $status = 0 ] && echo 'PASS (build and CPU-side steps only)' || echo FAIL); everything is in $OUT"
@@ -90,8 +100,17 @@ step "test suite (not slow)" meson_test.log timeout 240 meson test -C "$BUILD" -
   --num-processes "$JOBS" --no-suite slow
 step "bench cuda" bench_cuda.log "$BUILD/tools/mnemo" bench cuda
 tee -a "$summary" <"$OUT/bench_cuda.log"
-# What the issue asks for and this build does not do yet (docs/CUDA.md): said, not skipped silently.
-note "NOT RUN: mnemo gradcheck --device cuda and mnemo bench train --device cuda: whole models do not run on"
-note "         CUDA tensors yet (device dispatch above the kernels is missing; docs/CUDA.md)"
+step "gradcheck --device cuda" gradcheck_cuda.log timeout 300 "$BUILD/tools/mnemo" gradcheck --device cuda
+tail -1 "$OUT/gradcheck_cuda.log" | tee -a "$summary"
+# The training step on the device. RMT's hyper-connections need the four kernels the CUDA
+# backend does not have yet (docs/CUDA.md): its rows fail naming the kernel until they exist.
+for a in brt compressive memxl rmt; do
+  for b in 4 32; do
+    step "bench train $a medium, batch $b" "bench_train_${a}_b$b.log" timeout 120 "$BUILD/tools/mnemo" bench train \
+      "bench/configs/${a}_medium.yaml" --device cuda --set data.batch_size=$b --steps 3 --model-only --quiet
+    grep -E '^(model step|peak device mem|copies per step)' "$OUT/bench_train_${a}_b$b.log" | sed 's/^/    /' |
+      tee -a "$summary"
+  done
+done
 note "result: $([ $status = 0 ] && echo PASS || echo FAIL); everything is in $OUT"
 exit $status

@@ -1,5 +1,8 @@
 // Runs registered gradient checks in f64 and prints one row per checked leaf:
 // check, input, shape, max abs err, max rel err, verdict. Exits 1 on any failure.
+// --device cuda runs each check in f32 on the device (the emulated one under
+// MNEMO_EMULATE_CUDA=1) against the f64 CPU run, with f32 tolerances: the output row first,
+// then each leaf's gradient.
 #include "tools/gradcheck_cmd.h"
 
 #include <chrono>
@@ -7,6 +10,7 @@
 #include <iostream>
 
 #include "autograd/gradcheck/gradcheck.h"
+#include "kernels/emulated/device.h"
 
 namespace mnemo::tools {
 namespace {
@@ -14,8 +18,13 @@ namespace {
 struct Args {
   std::vector<std::string> names;
   bool list = false;
+  std::string device = "cpu";
   gradcheck::Options opts;
 };
+
+// f32 on the device against f64: an f32 rounding of each input and every op, not a
+// finite-difference error.
+constexpr double kDeviceAtol = 1e-4, kDeviceRtol = 1e-3;
 
 int run(const Args& a) {
   if (a.list) {
@@ -37,6 +46,14 @@ int run(const Args& a) {
       }
     }
   }
+  if (a.opts.device == Device::cuda) {
+    const std::string why = kernels::device::unavailable();
+    if (!why.empty()) {
+      std::cerr << "mnemo gradcheck: --device cuda cannot run here: " << why
+                << " (MNEMO_EMULATE_CUDA=1 emulates the device on the host)\n";
+      return 2;
+    }
+  }
   std::printf("%-28s %-9s %-16s %12s %12s  %s\n", "check", "input", "shape", "max abs err", "max rel err", "verdict");
   int failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -51,8 +68,13 @@ int run(const Args& a) {
     failed += r.ok ? 0 : 1;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("\n%zu checks, %zu passed, %d failed (eps %.0e, atol %.0e, rtol %.0e, %.2f s)\n", checks.size(),
-              checks.size() - size_t(failed), failed, a.opts.eps, a.opts.atol, a.opts.rtol, secs);
+  if (a.opts.device == Device::cpu)
+    std::printf("\n%zu checks, %zu passed, %d failed (eps %.0e, atol %.0e, rtol %.0e, %.2f s)\n", checks.size(),
+                checks.size() - size_t(failed), failed, a.opts.eps, a.opts.atol, a.opts.rtol, secs);
+  else
+    std::printf("\n%zu checks, %zu passed, %d failed (f32 on %s%s against f64 on the CPU, atol %.0e, rtol %.0e, "
+                "%.2f s)\n", checks.size(), checks.size() - size_t(failed), failed, device_name(a.opts.device),
+                kernels::device::emulated() ? " (emulated)" : "", a.opts.atol, a.opts.rtol, secs);
   return failed ? 1 : 0;
 }
 
@@ -67,7 +89,18 @@ void add_gradcheck_command(CLI::App& app) {
   cmd->add_option("--atol", args->opts.atol, "Absolute tolerance")->capture_default_str();
   cmd->add_option("--rtol", args->opts.rtol, "Relative tolerance")->capture_default_str();
   cmd->add_option("--seed", args->opts.seed, "Seed for inputs and the output projection")->capture_default_str();
-  cmd->callback([args] { throw CLI::RuntimeError(run(*args)); });
+  cmd->add_option("--device", args->device, "cpu: f64 against central differences; cuda: f32 on the device against "
+                                            "the f64 CPU run (atol 1e-4, rtol 1e-3 unless given)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->callback([args, cmd] {
+    if (args->device == "cuda") {
+      args->opts.device = Device::cuda;
+      if (cmd->count("--atol") == 0) args->opts.atol = kDeviceAtol;
+      if (cmd->count("--rtol") == 0) args->opts.rtol = kDeviceRtol;
+    }
+    throw CLI::RuntimeError(run(*args));
+  });
 }
 
 }  // namespace mnemo::tools

@@ -20,6 +20,7 @@
 #include "experiments/evaluate.h"
 #include "experiments/generate.h"
 #include "experiments/models.h"
+#include "experiments/on_device.h"
 #include "experiments/run.h"
 #include "experiments/run_data.h"
 #include "experiments/stream_report.h"
@@ -56,6 +57,7 @@ std::unique_ptr<arch::SegmentModel> load_model(const Target& t) {
   } else {
     std::cerr << "mnemo: no weights given: using freshly initialised ones (seed " << t.cfg.seed << ")\n";
   }
+  move_to(*model, t.cfg.device);  // eval and generate run on the config's device
   nn::eval(*model);
   return model;
 }

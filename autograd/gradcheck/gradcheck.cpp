@@ -26,7 +26,7 @@ double dot(const Tensor& a, const Tensor& b) {
 
 Tensor Sample::next(Kind kind, const Shape& shape, const std::function<Tensor()>& make) {
   if (!replay_) {
-    Leaf leaf{kind, make(), nullptr, {}};
+    Leaf leaf{kind, to_run_device(make()), nullptr, {}};
     if (kind == Kind::param) leaf.param = std::make_unique<Param>(leaf.value);
     leaves_.push_back(std::move(leaf));
     return leaves_.back().value;
@@ -35,6 +35,13 @@ Tensor Sample::next(Kind kind, const Shape& shape, const std::function<Tensor()>
               "[gradcheck] the builder made different leaves on its second run: it must be deterministic");
   return leaves_[cursor_++].value;
 }
+
+Tensor Sample::to_run_device(const Tensor& t) const {
+  if (device_ == Device::cpu) return t;
+  return (t.dtype() == DType::f64 ? t.to(DType::f32) : t).to(device_);
+}
+
+void Sample::to_run_device(Param& p) const { p.value = to_run_device(p.value); }
 
 Var Sample::input(const Shape& shape, Range r) {
   Tensor t = next(Kind::input, shape, [&] { return Tensor::uniform(shape, rng_, r.lo, r.hi, DType::f64); });
@@ -111,7 +118,71 @@ struct Runner {
     return y;
   }
 
+  // Element-wise: a device gradient (f32, copied to the host) against the f64 CPU one.
+  static LeafResult compare(const char* kind, int index, const Tensor& got_in, const Tensor& want_in,
+                            const Shape& shape, const Options& opts) {
+    LeafResult lr;
+    lr.index = index;
+    lr.kind = kind;
+    lr.shape = shape;
+    const std::vector<double> got = got_in.defined() ? got_in.to_vector() : std::vector<double>(size_t(shape.numel()));
+    const std::vector<double> want =
+        want_in.defined() ? want_in.to_vector() : std::vector<double>(size_t(shape.numel()));
+    for (size_t e = 0; e < got.size(); ++e) {
+      const double err = std::abs(got[e] - want[e]);
+      const double scale = std::max(std::abs(got[e]), std::abs(want[e]));
+      if (!(err <= lr.max_abs_err)) lr.max_abs_err = err, lr.worst = int64_t(e);  // NaN counts as worst
+      if (scale > opts.atol) lr.max_rel_err = std::max(lr.max_rel_err, err / scale);
+      if (!(err <= opts.atol + opts.rtol * scale)) lr.ok = false;
+    }
+    return lr;
+  }
+
+  // The builder in f32 on opts.device against its f64 CPU run: output and every gradient.
+  static Result run_device(const Check& check, const Options& opts) {
+    Result res;
+    res.name = check.name;
+    try {
+      Sample ref(opts.seed);
+      Tape t64;
+      const Var y64 = build(check, ref, t64, false);
+      MNEMO_CHECK(y64.requires_grad(), "[gradcheck] '" << check.name << "' output does not depend on any input");
+      Rng rng(opts.seed * 7919 + 17);
+      const Tensor R = Tensor::randn(y64.shape(), rng, DType::f64);
+      t64.backward(std::span<const Var>(&y64, 1), std::span<const Tensor>(&R, 1));
+
+      Sample dev(opts.seed);
+      dev.device_ = opts.device;
+      Tape t32;
+      dev.tape_ = &t32;
+      const Var y32 = check.build(dev);
+      MNEMO_CHECK(y32.defined() && y32.dtype() == DType::f32 && y32.value().device() == opts.device,
+                  "[gradcheck] '" << check.name << "' must follow its Sample's leaves to " << opts.device
+                                  << " in f32, got " << y32.dtype() << " on " << y32.value().device());
+      const Tensor R32 = R.to(DType::f32).to(opts.device);
+      t32.backward(std::span<const Var>(&y32, 1), std::span<const Tensor>(&R32, 1));
+      res.leaves.push_back(compare("output", 0, y32.value(), y64.value(), y64.shape(), opts));
+      int index = 0;
+      for (size_t i = 0; i < ref.leaves_.size(); ++i) {
+        const Sample::Leaf &a = ref.leaves_[i], &b = dev.leaves_.at(i);
+        if (a.kind == Sample::Kind::data) continue;
+        const bool param = a.kind == Sample::Kind::param;
+        const Tensor want = param ? a.p()->grad : t64.grad(a.var);
+        const Tensor got = param ? b.p()->grad : t32.grad(b.var);
+        res.leaves.push_back(compare(param ? "param" : "input", index++, got, want, a.value.shape(), opts));
+      }
+      res.ok = res.leaves.size() > 1 &&
+               std::all_of(res.leaves.begin(), res.leaves.end(), [](const LeafResult& l) { return l.ok; });
+      if (res.leaves.size() <= 1) res.error = "no differentiable leaves";
+    } catch (const std::exception& e) {
+      res.error = e.what();
+      res.ok = false;
+    }
+    return res;
+  }
+
   static Result run(const Check& check, const Options& opts) {
+    if (opts.device != Device::cpu) return run_device(check, opts);
     Result res;
     res.name = check.name;
     try {

@@ -2,6 +2,9 @@
 // makes inputs through a Sample and returns one output Var. run() checks the analytic
 // gradient of every input and param leaf against central differences in f64, after
 // scalarising the output as sum(y * R) with a fixed random R (so no symmetry hides a bug).
+// With Options::device = cuda it checks the device instead: the same builder in f32 on the
+// device (every leaf and layer weight converted), its output and analytic gradients against
+// the f64 CPU run's, with f32 tolerances.
 #pragma once
 
 #include <functional>
@@ -40,7 +43,10 @@ class Sample {
     if (!replay_) {
       std::shared_ptr<M> obj = make();
       objects_.push_back(obj);
-      for (Param* p : params_of(*obj)) leaves_.push_back(Leaf{Kind::param, p->value, nullptr, {}, p});
+      for (Param* p : params_of(*obj)) {
+        to_run_device(*p);
+        leaves_.push_back(Leaf{Kind::param, p->value, nullptr, {}, p});
+      }
       return *obj;
     }
     M& obj = *static_cast<M*>(objects_.at(object_cursor_++).get());
@@ -52,6 +58,10 @@ class Sample {
   friend struct Runner;
   enum class Kind : uint8_t { input, param, data };
   Tensor next(Kind kind, const Shape& shape, const std::function<Tensor()>& make);
+  // The device run's conversion (f64 -> f32, host -> device); nothing in the f64 CPU run.
+  Tensor to_run_device(const Tensor& t) const;
+  void to_run_device(Param& p) const;
+  Device device_ = Device::cpu;
 
   Rng rng_;
   Tape* tape_ = nullptr;
@@ -84,6 +94,7 @@ struct Options {
   double atol = 1e-6;
   double rtol = 1e-5;
   uint64_t seed = 7;
+  Device device = Device::cpu;  // cuda: f32 on the device against the f64 CPU run (above)
 };
 
 struct LeafResult {

@@ -45,7 +45,7 @@ struct AttentionOp {
   Tensor forward(Ctx& ctx, std::span<const Tensor> in) {
     const Tensor &q = in[0], &k = in[1], &v = in[2];
     Tensor o = q.empty_like();
-    Tensor lse = Tensor::empty({desc.B, desc.H, desc.Tq}, q.dtype());
+    Tensor lse = Tensor::empty({desc.B, desc.H, desc.Tq}, q.dtype(), q.device());
     const Tensor bias = has_bias ? in[3] : Tensor{};
     if (o.numel() > 0) launch(kernels::attention_forward, q, desc, o, lse, q, k, v, bias);
     ctx.save("q", q), ctx.save("k", k), ctx.save("v", v), ctx.save("bias", bias), ctx.save("o", o);
@@ -84,10 +84,11 @@ Tensor pad_front_ones(const Tensor& m, int64_t n) {
   Shape s = m.shape();
   s[-1] += n;
   Tensor out = Tensor::full(s, 1.0, DType::u8);
+  const Tensor host = m.to(Device::cpu);
   const int64_t rows = m.numel() / m.dim(-1), w = m.dim(-1);
   for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(out.data<uint8_t>() + r * (w + n) + n, m.data<uint8_t>() + r * w, size_t(w));
-  return out;
+    std::memcpy(out.data<uint8_t>() + r * (w + n) + n, host.data<uint8_t>() + r * w, size_t(w));
+  return out.to(m.device());
 }
 
 void check_and_describe(const Var& q, const Var& k, const Var& v, const AttentionSpec& s, kernels::AttentionDesc& d) {
@@ -183,7 +184,7 @@ Var attention_with_dropout(Var q, Var k, Var v, const AttentionSpec& s, const ke
   }
   Var logits = matmul(q, k, {.trans_b = true}) * d.scale;  // (B, H, Tq, Tk)
   if (s.bias.defined()) logits = logits + s.bias;
-  Var p = dropout(softmax(logits, dense_mask(d)), s.dropout, s.dropout_seed, true);
+  Var p = dropout(softmax(logits, dense_mask(d).to(q.value().device())), s.dropout, s.dropout_seed, true);
   return matmul(p, v);  // (B, H, Tq, d)
 }
 
@@ -243,20 +244,26 @@ Var attention(Var q, Var k, Var v, const AttentionSpec& spec_in) {
   AttentionApply a;
   check_and_describe(q, k, v, spec, a.op.desc);
   MNEMO_CHECK(spec.dropout >= 0 && spec.dropout < 1, "[attention] dropout must be in [0, 1), got " << spec.dropout);
-  a.op.key_padding = spec.key_padding;
-  a.op.mask = spec.mask;
-  a.op.desc.key_pad = spec.key_padding.defined() ? spec.key_padding.data<uint8_t>() : nullptr;
-  a.op.desc.mask = spec.mask.defined() ? spec.mask.data<uint8_t>() : nullptr;
+  // The masks on the host for the dense mask and the recorder, on q's device for the kernel.
+  const Tensor& like = q.value();
+  const Tensor pad_host = spec.key_padding.to(Device::cpu), mask_host = spec.mask.to(Device::cpu);
+  kernels::AttentionDesc host_desc = a.op.desc;
+  host_desc.key_pad = pad_host.defined() ? pad_host.data<uint8_t>() : nullptr;
+  host_desc.mask = mask_host.defined() ? mask_host.data<uint8_t>() : nullptr;
+  a.op.key_padding = spec.key_padding.to(like.device());
+  a.op.mask = spec.mask.to(like.device());
+  a.op.desc.key_pad = kernel_ptr<uint8_t>(a.op.key_padding, like, "attention");
+  a.op.desc.mask = kernel_ptr<uint8_t>(a.op.mask, like, "attention");
   const bool banded = spec.band_bias.defined();
   a.op.has_bias = spec.bias.defined() || banded;
   if (AttentionRecorder* r = attention_recorder()) {  // `mnemo inspect` only; null otherwise
-    kernels::AttentionDesc dense = a.op.desc;  // the recorder reads (.., Tq, Tk) logits
+    kernels::AttentionDesc dense = host_desc;  // the recorder reads (.., Tq, Tk) logits
     dense.bias_band = dense.bias_shift = dense.bias_from = 0, dense.bias_scale = 1;
     Tensor bias = spec.bias.defined() ? spec.bias.value() : Tensor{};
     if (banded) bias = band_to_dense(spec.band_bias, k.dim(2)).value();
     r->record(q.value(), k.value(), bias, dense);
   }
-  if (spec.dropout > 0) return attention_with_dropout(q, k, v, spec, a.op.desc);
+  if (spec.dropout > 0) return attention_with_dropout(q, k, v, spec, host_desc);
   std::vector<Var> in{q, k, v};
   if (a.op.has_bias) in.push_back(banded ? spec.band_bias.band : spec.bias);
   return apply_n(a, in);

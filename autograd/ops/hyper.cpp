@@ -11,10 +11,10 @@ namespace mnemo {
 namespace {
 
 // An uninitialised gradient for every input that needs one (the kernels overwrite them).
-Grads wanted_grads(const Ctx& ctx, DType dtype) {
+Grads wanted_grads(const Ctx& ctx, const Tensor& like) {
   Grads g(ctx.num_inputs());
   for (size_t i = 0; i < g.size(); ++i)
-    if (ctx.needs_grad(i)) g[i] = Tensor::empty(ctx.input_shape(i), dtype);
+    if (ctx.needs_grad(i)) g[i] = Tensor::empty(ctx.input_shape(i), like.dtype(), like.device());
   return g;
 }
 
@@ -31,8 +31,8 @@ struct HyperWidthOp {
                 "[hyper_width] for streams " << H.shape() << " expected G (" << D << ", " << C << "), base (" << S
                                              << ", " << C << ") and scale (" << C << "), got " << G.shape() << ", "
                                              << base.shape() << " and " << scale.shape());
-    Tensor out = Tensor::empty({R, D + S * C}, H.dtype()), z = Tensor::empty({R, S, C}, H.dtype()),
-           norm = Tensor::empty({R, S}, H.dtype());
+    Tensor out = Tensor::empty({R, D + S * C}, H.dtype(), H.device()), z = Tensor::empty({R, S, C}, H.dtype(), H.device()),
+           norm = Tensor::empty({R, S}, H.dtype(), H.device());
     if (R > 0) launch(kernels::hyper_width_forward, H, out, z, norm, H, G, base, scale, R, S, D, eps);
     ctx.save("H", H), ctx.save("G", G), ctx.save("scale", scale), ctx.save("out", out), ctx.save("z", z);
     ctx.save("norm", norm);
@@ -42,7 +42,7 @@ struct HyperWidthOp {
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     const Tensor &H = ctx.saved("H"), &G = ctx.saved("G"), &scale = ctx.saved("scale");
     const int64_t R = H.dim(0), S = H.dim(1), D = H.dim(2);
-    Grads g = wanted_grads(ctx, H.dtype());
+    Grads g = wanted_grads(ctx, H);
     // R = 0 runs too: the parameter gradients are then the kernel's empty sums, zeros.
     launch(kernels::hyper_width_backward, H, g[0], g[1], g[2], g[3], dy, H, G, scale, ctx.saved("out"), ctx.saved("z"),
            ctx.saved("norm"), R, S, D, eps);
@@ -72,7 +72,7 @@ struct HyperDepthOp {
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     const Tensor &H = ctx.saved("H"), &coef = ctx.saved("coef"), &b = ctx.saved("b");
     const int64_t R = H.dim(0), S = H.dim(1), D = H.dim(2);
-    Grads g = wanted_grads(ctx, H.dtype());
+    Grads g = wanted_grads(ctx, H);
     if (R > 0) launch(kernels::hyper_depth_backward, H, g[0], g[1], g[2], dy, H, coef, b, R, S, D, mix);
     return g;
   }

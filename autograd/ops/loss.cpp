@@ -24,7 +24,8 @@ struct CrossEntropyOp {
                 "[cross_entropy] targets must be i32 of shape " << logits.shape().without(-1) << ", got "
                                                                  << targets.dtype() << " " << targets.shape());
     const int64_t V = logits.dim(-1), rows = targets.numel();
-    const int32_t* t = targets.data<int32_t>();
+    const tm::IndexOperand target = tm::index_operand(targets, logits.device());
+    const int32_t* t = target.host.data<int32_t>();
     int64_t valid = 0;
     for (int64_t r = 0; r < rows; ++r) {
       if (t[r] == ignore_index) continue;
@@ -32,17 +33,20 @@ struct CrossEntropyOp {
                                                                     << " is outside [0, " << V << ")");
       ++valid;
     }
-    Tensor loss = Tensor::empty(targets.shape(), logits.dtype());
-    Tensor lse = Tensor::empty(targets.shape(), logits.dtype());
-    if (rows > 0) launch(kernels::cross_entropy_forward, logits, loss, lse, logits, t, rows, V, ignore_index);
+    Tensor loss = Tensor::empty(targets.shape(), logits.dtype(), logits.device());
+    Tensor lse = Tensor::empty(targets.shape(), logits.dtype(), logits.device());
+    if (rows > 0)
+      launch(kernels::cross_entropy_forward, logits, loss, lse, logits,
+             kernel_ptr<int32_t>(target.on_device, logits, name), rows, V, ignore_index);
     ctx.save("logits", logits);
     ctx.save("lse", lse);
-    ctx.save("valid_rows", Tensor::scalar(double(valid), DType::f64));
+    ctx.save("targets", target.on_device);
+    ctx.save("valid_rows", Tensor::scalar(double(valid), DType::f64));  // a host number, never a kernel operand
     if (reduction == Reduction::none) return loss;
     double total = 0;
     for (double v : loss.to_vector()) total += v;
     if (reduction == Reduction::mean) total = valid ? total / double(valid) : 0.0;
-    return Tensor::scalar(total, logits.dtype());
+    return Tensor::scalar(total, logits.dtype(), logits.device());
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
@@ -52,12 +56,12 @@ struct CrossEntropyOp {
     if (reduction != Reduction::none) {
       const double valid = ctx.saved("valid_rows").item();
       const double g = dy.item() * (reduction == Reduction::mean ? (valid > 0 ? 1.0 / valid : 0.0) : 1.0);
-      row_grad = Tensor::full(targets.shape(), g, dy.dtype());
+      row_grad = Tensor::full(targets.shape(), g, dy.dtype(), dy.device());
     }
     Tensor dlogits = logits.empty_like();
     if (rows > 0)
       launch(kernels::cross_entropy_backward, logits, dlogits, row_grad, logits, ctx.saved("lse"),
-             targets.data<int32_t>(), rows, V, ignore_index);
+             kernel_ptr<int32_t>(ctx.saved("targets"), logits, name), rows, V, ignore_index);
     return {dlogits};
   }
 };

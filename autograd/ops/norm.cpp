@@ -33,7 +33,8 @@ struct LayerNormOp {
     if (has_gain) check_vector(name, "gain", gain, x);
     if (has_bias) check_vector(name, "bias", bias, x);
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
-    Tensor y = x.empty_like(), mu = Tensor::empty({rows}, x.dtype()), rstd = Tensor::empty({rows}, x.dtype());
+    Tensor y = x.empty_like(), mu = Tensor::empty({rows}, x.dtype(), x.device()),
+           rstd = Tensor::empty({rows}, x.dtype(), x.device());
     if (x.numel() > 0) launch(kernels::layer_norm_forward, x, y, mu, rstd, x, gain, bias, rows, D, eps);
     ctx.save("x", x), ctx.save("mean", mu), ctx.save("rstd", rstd), ctx.save("gain", gain);
     return y;
@@ -45,8 +46,8 @@ struct LayerNormOp {
     Grads g(ctx.num_inputs());
     const size_t ib = has_gain ? 2 : 1;
     if (ctx.needs_grad(0)) g[0] = x.empty_like();
-    if (has_gain && ctx.needs_grad(1)) g[1] = Tensor::empty({D}, x.dtype());
-    if (has_bias && ctx.needs_grad(ib)) g[ib] = Tensor::empty({D}, x.dtype());
+    if (has_gain && ctx.needs_grad(1)) g[1] = Tensor::empty({D}, x.dtype(), x.device());
+    if (has_bias && ctx.needs_grad(ib)) g[ib] = Tensor::empty({D}, x.dtype(), x.device());
     const Tensor dgain = has_gain ? g[1] : Tensor{}, dbias = has_bias ? g[ib] : Tensor{};
     launch(kernels::layer_norm_backward, x, g[0], dgain, dbias, dy, x, ctx.saved("mean"), ctx.saved("rstd"), gain, rows, D);
     return g;
@@ -65,7 +66,7 @@ struct RmsNormOp {
     const Tensor gain = has_gain ? in[1] : Tensor{};
     if (has_gain) check_vector(name, "gain", gain, x);
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
-    Tensor y = x.empty_like(), rstd = Tensor::empty({rows}, x.dtype());
+    Tensor y = x.empty_like(), rstd = Tensor::empty({rows}, x.dtype(), x.device());
     if (x.numel() > 0) launch(kernels::rms_norm_forward, x, y, rstd, x, gain, rows, D, eps);
     ctx.save("x", x), ctx.save("rstd", rstd), ctx.save("gain", gain);
     return y;
@@ -76,7 +77,7 @@ struct RmsNormOp {
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     Grads g(ctx.num_inputs());
     if (ctx.needs_grad(0)) g[0] = x.empty_like();
-    if (has_gain && ctx.needs_grad(1)) g[1] = Tensor::empty({D}, x.dtype());
+    if (has_gain && ctx.needs_grad(1)) g[1] = Tensor::empty({D}, x.dtype(), x.device());
     launch(kernels::rms_norm_backward, x, g[0], has_gain ? g[1] : Tensor{}, dy, x, ctx.saved("rstd"), ctx.saved("gain"), rows, D);
     return g;
   }
@@ -90,7 +91,7 @@ struct L2NormalizeOp {
     tm::check_float_same(name, {&x});
     MNEMO_CHECK(x.rank() >= 1, "[l2_normalize] needs at least one dim, got a scalar");
     const int64_t D = x.dim(-1), rows = x.numel() / std::max<int64_t>(D, 1);
-    Tensor y = x.empty_like(), norm = Tensor::empty({rows}, x.dtype());
+    Tensor y = x.empty_like(), norm = Tensor::empty({rows}, x.dtype(), x.device());
     if (x.numel() > 0) launch(kernels::l2_norm_forward, x, y, norm, x, rows, D, eps);
     ctx.save("y", y);
     ctx.save("norm", norm);

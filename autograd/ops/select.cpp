@@ -20,7 +20,7 @@ struct WhereOp {
   }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
-    const Tensor zero = Tensor::scalar(0.0, dy.dtype());
+    const Tensor zero = Tensor::scalar(0.0, dy.dtype(), dy.device());
     Grads g(2);
     if (ctx.needs_grad(0)) g[0] = tm::sum_to(tm::where(cond, dy, zero), ctx.input_shape(0));
     if (ctx.needs_grad(1)) g[1] = tm::sum_to(tm::where(cond, zero, dy), ctx.input_shape(1));
@@ -34,7 +34,7 @@ Var where(const Tensor& cond, Var a, Var b) { return apply(WhereOp{"where", cond
 
 Var masked_fill(Var x, const Tensor& mask, double value) {
   tm::check_mask("masked_fill", mask, x.shape());
-  return where(mask, x.tape().constant(Tensor::scalar(value, x.dtype())), x);
+  return where(mask, x.tape().constant(Tensor::scalar(value, x.dtype(), x.value().device())), x);
 }
 
 using gradcheck::Sample;

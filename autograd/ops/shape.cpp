@@ -160,7 +160,7 @@ struct PadOp {
     tm::check_float_same(name, {&x});
     const int a = tm::axis(name, x.shape(), axis);
     MNEMO_CHECK(before >= 0 && after >= 0, "[pad] negative padding " << before << ", " << after);
-    Tensor y = Tensor::full(x.shape().with(a, x.dim(a) + before + after), value, x.dtype());
+    Tensor y = Tensor::full(x.shape().with(a, x.dim(a) + before + after), value, x.dtype(), x.device());
     copy_block(y, before, x, 0, a, x.dim(a));
     return y;
   }
@@ -177,19 +177,23 @@ struct IndexSelectOp {
   int axis;
   Tensor index;
   bool holes = false;  // -1 selects zeros
-  Tensor forward(Ctx&, const Tensor& x) const {
+  Tensor forward(Ctx& ctx, const Tensor& x) const {
     tm::check_float_same(name, {&x});
     MNEMO_CHECK(index.dtype() == DType::i32 && index.rank() == 1,
                 "[index_select] index must be i32 of rank 1, got " << index.dtype() << " " << index.shape());
     const Shape& s = x.shape();
     const int a = tm::axis(name, s, axis);
-    const int32_t* idx = index.data<int32_t>();
+    const tm::IndexOperand index_of = tm::index_operand(index, x.device());
+    const int32_t* idx = index_of.host.data<int32_t>();
     for (int64_t i = 0; i < index.numel(); ++i)
       MNEMO_CHECK((idx[i] >= 0 || (holes && idx[i] == -1)) && idx[i] < s[a],
                   "[" << name << "] index " << idx[i] << " at position " << i << " out of range [0, " << s[a]
                       << ") for axis " << axis << " of " << s);
     Tensor y = Tensor::empty(s.with(a, index.numel()), x.dtype(), x.device());
-    if (y.numel() > 0) launch(kernels::gather, x, y, x, idx, s.outer(a), s[a], index.numel(), s.inner(a));
+    if (y.numel() > 0)
+      launch(kernels::gather, x, y, x, kernel_ptr<int32_t>(index_of.on_device, x, name), s.outer(a), s[a],
+             index.numel(), s.inner(a));
+    ctx.save("index", index_of.on_device);
     return y;
   }
   Grads backward(Ctx& ctx, const Tensor& dy) const {
@@ -197,7 +201,8 @@ struct IndexSelectOp {
     const int a = s.axis(axis);
     Tensor dx = Tensor::zeros(s, dy.dtype(), dy.device());
     if (dy.numel() > 0)
-      launch(kernels::scatter_add, dy, dx, dy, index.data<int32_t>(), s.outer(a), s[a], index.numel(), s.inner(a));
+      launch(kernels::scatter_add, dy, dx, dy, kernel_ptr<int32_t>(ctx.saved("index"), dy, name), s.outer(a), s[a],
+             index.numel(), s.inner(a));
     return {dx};
   }
 };

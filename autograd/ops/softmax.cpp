@@ -24,7 +24,7 @@ struct SoftmaxOp {
     Tensor in = x;
     if (mask.defined()) {
       tm::check_mask(name, mask, x.shape());
-      in = tm::where(mask, x, Tensor::scalar(-std::numeric_limits<double>::infinity(), x.dtype()));
+      in = tm::where(mask, x, Tensor::scalar(-std::numeric_limits<double>::infinity(), x.dtype(), x.device()));
     }
     Tensor y = x.empty_like();
     const int64_t n = x.dim(-1);
@@ -38,7 +38,7 @@ struct SoftmaxOp {
     Tensor dx = dy.empty_like();
     const int64_t n = dy.dim(-1);
     if (dx.numel() > 0) launch(kernels::softmax_backward, dy, dx, dy, y, dy.numel() / n, n, log);
-    if (mask.defined() && log) dx = tm::where(mask, dx, Tensor::scalar(0.0, dx.dtype()));
+    if (mask.defined() && log) dx = tm::where(mask, dx, Tensor::scalar(0.0, dx.dtype(), dx.device()));
     return {dx};
   }
 };
@@ -60,7 +60,7 @@ MNEMO_GRADCHECK("log_softmax.masked", [](Sample& s) {
   Var x = s.input({4, 6}, Range{-2, 2});
   const Tensor m = s.mask({4, 6});
   // masked entries are -inf: read them only through a where that drops them
-  return where(m, log_softmax(x, m), s.tape().constant(Tensor::scalar(0.0, DType::f64)));
+  return where(m, log_softmax(x, m), s.tape().constant(Tensor::scalar(0.0, x.dtype(), x.value().device())));
 });
 
 }  // namespace mnemo

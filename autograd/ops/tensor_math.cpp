@@ -84,7 +84,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const Shape s = broadcast_shapes("where", cond.shape(), broadcast_shapes("where", a.shape(), b.shape()));
   Tensor out = Tensor::empty(s, a.dtype(), a.device());
   if (out.numel() > 0)
-    launch(kernels::where, a, out, cond.data<uint8_t>(), a, b, broadcast_walk(s, {cond.shape(), a.shape(), b.shape()}));
+    launch(kernels::where, a, out, kernel_ptr<uint8_t>(cond, a, "where"), a, b, broadcast_walk(s, {cond.shape(), a.shape(), b.shape()}));
   return out;
 }
 
@@ -104,6 +104,11 @@ int axis(const char* op, const Shape& s, int axis) {
   const int a = axis < 0 ? axis + s.rank() : axis;
   MNEMO_CHECK(a >= 0 && a < s.rank(), "[" << op << "] axis " << axis << " out of range for " << s);
   return a;
+}
+
+IndexOperand index_operand(const Tensor& t, Device device) {
+  if (!t.defined()) return {};
+  return {t.to(Device::cpu), t.to(device)};
 }
 
 void check_float_same(const char* op, std::initializer_list<const Tensor*> xs) {

@@ -32,6 +32,14 @@ inline Tensor scale(const Tensor& x, double alpha) { return unary(kernels::Unary
 // `axis` of `s` in [0, rank), accepting negative axes; throws "[op] axis ..." otherwise.
 int axis(const char* op, const Shape& s, int axis);
 
+// An index or mask operand (targets, indices: i32 or u8) read on the host to validate it
+// and run on `device`: a host tensor is returned as is in `host` and copied to the device
+// (one explicit copy, no wait); a device tensor is copied to the host for the check.
+struct IndexOperand {
+  Tensor host, on_device;
+};
+IndexOperand index_operand(const Tensor& t, Device device);
+
 // Checks every Var in an op is a floating type and all share one dtype.
 void check_float_same(const char* op, std::initializer_list<const Tensor*> xs);
 

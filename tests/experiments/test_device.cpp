@@ -1,14 +1,14 @@
 // The experiment config's `device:` key: cpu by default and written back by to_yaml; a bad
 // name refused at its key; cuda refused at load with the file, line, key and the reason
-// that fits this process (a build without CUDA, no device, or models that do not run on
-// CUDA tensors yet), from the file and from --set alike. Runs in every build: the reason
-// it expects is the one cuda_unavailable() gives here.
+// that fits this process (a build without CUDA, or no device), from the file and from --set
+// alike, and accepted with a device or on the emulated one. Runs in every build: the reason
+// it expects is the one kernels::device::unavailable() gives here.
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
 
 #include "experiments/config.h"
-#include "kernels/cuda/available.h"
+#include "kernels/emulated/device.h"
 #include "tests/support/error_of.h"
 #include "tests/support/temp_dir.h"
 
@@ -37,11 +37,6 @@ bool contains(const std::string& text, const std::string& part) {
   return false;
 }
 
-// What a refusal of device: cuda must say in this process.
-std::string expected_reason() {
-  const std::string why = kernels::cuda::cuda_unavailable();
-  return why.empty() ? "models do not run on CUDA tensors yet" : why;
-}
 
 }  // namespace
 
@@ -72,18 +67,33 @@ BOOST_AUTO_TEST_CASE(an_unknown_device_is_refused_at_its_key) {
 }
 
 BOOST_AUTO_TEST_CASE(cuda_is_refused_at_load_with_the_reason) {
+  const kernels::device::ScopedEmulation off(false);
+  const std::string reason = kernels::device::unavailable();
   Configs files;
   const std::string path = files.write("device: cuda\n");
+  if (reason.empty()) {  // a CUDA build on a GPU machine: accepted
+    BOOST_TEST((load_config(path).device == Device::cuda));
+    return;
+  }
   const std::string err = error_of([&] { load_config(path); });
   BOOST_TEST(contains(err, path + ":1:"));
   BOOST_TEST(contains(err, "device"));
-  BOOST_TEST(contains(err, expected_reason()));
+  BOOST_TEST(contains(err, reason));
   BOOST_TEST(contains(err, "use device: cpu"));
   // The same from the command line.
   const std::string plain = files.write("");
   const std::string err_set = error_of([&] { load_config(plain, {"--set device=cuda"}); });
   BOOST_TEST(contains(err_set, "device"));
-  BOOST_TEST(contains(err_set, expected_reason()));
+  BOOST_TEST(contains(err_set, reason));
+}
+
+BOOST_AUTO_TEST_CASE(cuda_is_accepted_on_the_emulated_device) {
+  const kernels::device::ScopedEmulation emulate;
+  Configs files;
+  const ExperimentConfig cfg = load_config(files.write("device: cuda\n"));
+  BOOST_TEST((cfg.device == Device::cuda));
+  BOOST_TEST(contains(to_yaml(cfg), "device: cuda"));
+  BOOST_TEST((load_config(files.write(""), {"--set device=cuda"}).device == Device::cuda));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,23 @@
+#include "experiments/on_device.h"
+
+namespace mnemo::experiments {
+
+void move_to(nn::Module& model, Device device) {
+  for (auto& [name, p] : nn::named_params(model)) {
+    p->value = p->value.to(device);
+    if (p->grad.defined()) p->grad = p->grad.to(device);
+  }
+}
+
+Device device_of(nn::Module& model) {
+  const NamedParams params = nn::named_params(model);
+  return params.empty() ? Device::cpu : params.front().second->value.device();
+}
+
+arch::Memory memory_on(const arch::Memory& memory, Device device) {
+  arch::Memory out;
+  for (const auto& [name, t] : memory) out.emplace(name, t.to(device));
+  return out;
+}
+
+}  // namespace mnemo::experiments

@@ -1,0 +1,70 @@
+// The memory of Device::cuda tensors, as Storage and Tensor see it: the real CUDA runtime
+// (kernels/cuda/runtime.h) in a CUDA build with a device, or the emulated device: host
+// memory behind the same interface and the same caching policy (block_cache.h), switched on
+// for the whole process (set_cuda_emulation, or MNEMO_EMULATE_CUDA=1 read by kernels::init()).
+// Emulation also fills the Backend::cuda kernel slots that the real backend fills
+// (kernels/cuda/slots.h) with the CPU kernels, so that a model needing a kernel CUDA lacks
+// fails here as it would on a GPU, and an emulated run that matches the CPU run bit for bit
+// shows that every host access of device memory goes through an explicit copy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/block_cache.h"
+
+namespace mnemo::kernels::device {
+
+// Whether Device::cuda memory is the emulated device. Switching it with tensors alive on
+// either device is an error (their memory would be freed to the wrong allocator).
+bool emulated();
+void set_cuda_emulation(bool on);
+
+// MNEMO_EMULATE_CUDA=1 switches emulation on, 0 or unset leaves it off, anything else throws;
+// kernels::init() calls it once, after filling the slots.
+void apply_emulation_variable();
+
+// Why a Device::cuda tensor cannot be made here, "" when it can: emulation on, or the CUDA
+// backend built and a device present.
+std::string unavailable();
+
+// Never null for bytes > 0; throws with unavailable()'s reason when there is no device.
+void* alloc(size_t bytes);
+void free(void* p);
+
+// Copies between host and device memory and on the device; to_host waits for the device.
+void to_device(void* dst, const void* src, size_t bytes);
+void to_host(void* dst, const void* src, size_t bytes);
+void on_device(void* dst, const void* src, size_t bytes);
+void memset(void* p, int value, size_t bytes);
+void synchronize();
+
+// What the device memory did: the caching allocator's counts (peak bytes, calls to the
+// backing allocator) and the transfers, so tests can check what a step reads back.
+struct Stats {
+  cuda::CacheStats memory;
+  uint64_t to_device = 0, to_host = 0, on_device = 0;  // copies
+  uint64_t to_device_bytes = 0, to_host_bytes = 0;
+  uint64_t live_tensors = 0;  // Device::cuda storages alive
+};
+Stats stats();
+void reset_peak();
+
+// For Storage: counts live device storages, so the switch can refuse with tensors alive.
+void storage_created();
+void storage_destroyed();
+
+// Switches emulation on for a scope (tests), restoring the previous state.
+class ScopedEmulation {
+ public:
+  explicit ScopedEmulation(bool on = true) : prev_(emulated()) { set_cuda_emulation(on); }
+  ~ScopedEmulation() { set_cuda_emulation(prev_); }
+  ScopedEmulation(const ScopedEmulation&) = delete;
+  ScopedEmulation& operator=(const ScopedEmulation&) = delete;
+
+ private:
+  bool prev_;
+};
+
+}  // namespace mnemo::kernels::device
