@@ -271,6 +271,11 @@ MNEMO_GRADCHECK("arch.memxl.three_segments", [](Sample& s) {
           if (wiring) checked.push_back(p);
         }
         return checked;
+      },
+      [](MemoryTransformerXL& model) {  // the rest of the model: same dtype and device, unchecked
+        std::vector<Param*> all;
+        for (auto& [name, p] : nn::named_params(model)) all.push_back(p);
+        return all;
       });
   MemoryVars mem;
   for (auto& [name, t] : m.initial_memory(2)) mem[name] = s.tape().constant(t);

@@ -102,8 +102,7 @@ step "bench cuda" bench_cuda.log "$BUILD/tools/mnemo" bench cuda
 tee -a "$summary" <"$OUT/bench_cuda.log"
 step "gradcheck --device cuda" gradcheck_cuda.log timeout 300 "$BUILD/tools/mnemo" gradcheck --device cuda
 tail -1 "$OUT/gradcheck_cuda.log" | tee -a "$summary"
-# The training step on the device. RMT's hyper-connections need the four kernels the CUDA
-# backend does not have yet (docs/CUDA.md): its rows fail naming the kernel until they exist.
+# The training step on the device, for the four memory architectures at the medium size.
 for a in brt compressive memxl rmt; do
   for b in 4 32; do
     step "bench train $a medium, batch $b" "bench_train_${a}_b$b.log" timeout 120 "$BUILD/tools/mnemo" bench train \

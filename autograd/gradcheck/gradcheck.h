@@ -7,6 +7,7 @@
 // the f64 CPU run's, with f32 tolerances.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +52,20 @@ class Sample {
     }
     M& obj = *static_cast<M*>(objects_.at(object_cursor_++).get());
     cursor_ += params_of(obj).size();
+    return obj;
+  }
+  // As above, and every Param that all_params_of(obj) lists but params_of(obj) does not goes to
+  // the run's device and dtype too, unchecked: a check of some of a whole model's weights
+  // still runs the model in one dtype on one device (--device cuda).
+  template <class M, class Make, class ParamsOf, class AllParamsOf>
+  M& once(Make&& make, ParamsOf&& params_of, AllParamsOf&& all_params_of) {
+    const bool first = !replay_;
+    M& obj = once<M>(std::forward<Make>(make), params_of);
+    if (first) {
+      const std::vector<Param*> checked = params_of(obj);
+      for (Param* p : all_params_of(obj))
+        if (std::find(checked.begin(), checked.end(), p) == checked.end()) to_run_device(*p);
+    }
     return obj;
   }
 
