@@ -12,32 +12,6 @@
 #include "kernels/cuda/runtime.h"
 
 namespace mnemo::kernels::cuda {
-namespace {
-
-constexpr int kWarpsPerBlock = 4;
-
-// The sum over the warp, in every lane (xor butterfly: each lane adds the same pairs).
-__device__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-template <class F>
-__global__ void warps_kernel(int64_t items, F f) {
-  const int lane = threadIdx.x % 32;
-  const int64_t first = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
-  for (int64_t w = first; w < items; w += int64_t(gridDim.x) * kWarpsPerBlock) f(w, lane);
-}
-
-// f(item, lane), one warp per item; every lane of a warp walks the same items (shuffles).
-template <class F>
-void for_each_warp(const char* name, int64_t items, F f) {
-  if (items <= 0) return;
-  warps_kernel<<<blocks_for(items, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream()>>>(items, f);
-  MNEMO_CUDA_LAUNCHED(name);
-}
-
-}  // namespace
 
 void hyper_width_forward(float* out, float* z, float* norm, const float* H, const float* G, const float* base,
                          const float* scale, int64_t R, int64_t S, int64_t D, float eps) {

@@ -1,5 +1,5 @@
-// Grid-stride launches of a device lambda (nvcc --extended-lambda) over n items on the
-// run's stream, and the odometer of a Strided walk for one linear index.
+// Grid-stride launches of a device lambda (nvcc --extended-lambda) over n items, or one warp
+// per item, on the run's stream, and the odometer of a Strided walk for one linear index.
 #pragma once
 
 #include "kernels/cuda/check.h"
@@ -18,6 +18,31 @@ void for_each_index(const char* name, int64_t n, F f) {
   if (n <= 0) return;
   constexpr int kThreads = 256;
   each_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(n, f);
+  MNEMO_CUDA_LAUNCHED(name);
+}
+
+// One warp per item (rows of a row kernel, streams of the hyper-connections): each lane folds
+// a strided share of the item, the warp merges with shuffles.
+constexpr int kWarpsPerBlock = 4;
+
+// The sum over the warp, in every lane (xor butterfly: each lane adds the same pairs).
+__device__ inline float warp_sum(float v) {
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <class F>
+__global__ void warps_kernel(int64_t items, F f) {
+  const int lane = threadIdx.x % 32;
+  const int64_t first = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+  for (int64_t w = first; w < items; w += int64_t(gridDim.x) * kWarpsPerBlock) f(w, lane);
+}
+
+// f(item, lane), one warp per item; every lane of a warp walks the same items (shuffles).
+template <class F>
+void for_each_warp(const char* name, int64_t items, F f) {
+  if (items <= 0) return;
+  warps_kernel<<<blocks_for(items, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream()>>>(items, f);
   MNEMO_CUDA_LAUNCHED(name);
 }
 

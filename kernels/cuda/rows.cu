@@ -9,13 +9,6 @@
 namespace mnemo::kernels::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 4;
-
-__device__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 __device__ OnlineLse warp_lse(OnlineLse s) {
   for (int o = 16; o > 0; o /= 2) {
     OnlineLse other;
@@ -32,25 +25,10 @@ __device__ float row_lse(const float* x, int64_t n, int lane) {
   return warp_lse(s).value();
 }
 
-template <class F>
-__global__ void rows_kernel(int64_t rows, F f) {
-  const int lane = threadIdx.x % 32;
-  const int64_t first = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
-  for (int64_t r = first; r < rows; r += int64_t(gridDim.x) * kWarpsPerBlock) f(r, lane);
-}
-
-// f(row, lane) with one warp per row; every lane of a warp sees the same rows (shuffles).
-template <class F>
-void for_each_row(const char* name, int64_t rows, F f) {
-  if (rows <= 0) return;
-  rows_kernel<<<blocks_for(rows, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream()>>>(rows, f);
-  MNEMO_CUDA_LAUNCHED(name);
-}
-
 }  // namespace
 
 void softmax_forward(float* y, const float* x, int64_t rows, int64_t n, bool log) {
-  for_each_row("softmax_forward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("softmax_forward", rows, [=] __device__(int64_t r, int lane) {
     const float* xr = x + r * n;
     const float lse = row_lse(xr, n, lane);
     const bool empty = lse == kNegInf;
@@ -62,7 +40,7 @@ void softmax_forward(float* y, const float* x, int64_t rows, int64_t n, bool log
 }
 
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, int64_t n, bool log) {
-  for_each_row("softmax_backward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("softmax_backward", rows, [=] __device__(int64_t r, int lane) {
     float part = 0.0f;
     for (int64_t i = lane; i < n; i += 32) part += log ? dy[r * n + i] : dy[r * n + i] * y[r * n + i];
     const float s = warp_sum(part);
@@ -75,7 +53,7 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, 
 
 void cross_entropy_forward(float* loss, float* lse, const float* logits, const int32_t* target, int64_t rows, int64_t V,
                            int32_t ignore_index) {
-  for_each_row("cross_entropy_forward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("cross_entropy_forward", rows, [=] __device__(int64_t r, int lane) {
     const float l = row_lse(logits + r * V, V, lane);
     if (lane == 0) {
       lse[r] = l;
@@ -95,7 +73,7 @@ void cross_entropy_backward(float* dlogits, const float* dloss_rows, const float
 
 void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gain, const float* bias,
                         int64_t rows, int64_t D, float eps) {
-  for_each_row("layer_norm_forward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("layer_norm_forward", rows, [=] __device__(int64_t r, int lane) {
     const float* xr = x + r * D;
     float part = 0.0f;
     for (int64_t j = lane; j < D; j += 32) part += xr[j];
@@ -112,7 +90,7 @@ void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
 void layer_norm_backward(float* dx, float* dgain, float* dbias, const float* dy, const float* x, const float* mean,
                          const float* rstd, const float* gain, int64_t rows, int64_t D) {
   if (dx)
-    for_each_row("layer_norm_backward", rows, [=] __device__(int64_t r, int lane) {
+    for_each_warp("layer_norm_backward", rows, [=] __device__(int64_t r, int lane) {
       float pg = 0.0f, pgx = 0.0f;
       for (int64_t j = lane; j < D; j += 32) {
         const float g = dy[r * D + j] * (gain ? gain[j] : 1.0f), xhat = (x[r * D + j] - mean[r]) * rstd[r];
@@ -137,7 +115,7 @@ void layer_norm_backward(float* dx, float* dgain, float* dbias, const float* dy,
 }
 
 void rms_norm_forward(float* y, float* rstd, const float* x, const float* gain, int64_t rows, int64_t D, float eps) {
-  for_each_row("rms_norm_forward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("rms_norm_forward", rows, [=] __device__(int64_t r, int lane) {
     float part = 0.0f;
     for (int64_t j = lane; j < D; j += 32) part += x[r * D + j] * x[r * D + j];
     const float rs = 1.0f / sqrtf(warp_sum(part) / float(D) + eps);
@@ -149,7 +127,7 @@ void rms_norm_forward(float* y, float* rstd, const float* x, const float* gain, 
 void rms_norm_backward(float* dx, float* dgain, const float* dy, const float* x, const float* rstd, const float* gain,
                        int64_t rows, int64_t D) {
   if (dx)
-    for_each_row("rms_norm_backward", rows, [=] __device__(int64_t r, int lane) {
+    for_each_warp("rms_norm_backward", rows, [=] __device__(int64_t r, int lane) {
       float part = 0.0f;
       for (int64_t j = lane; j < D; j += 32) part += dy[r * D + j] * (gain ? gain[j] : 1.0f) * x[r * D + j];
       const float mean_gx = warp_sum(part) / float(D), rs = rstd[r];
@@ -167,7 +145,7 @@ void rms_norm_backward(float* dx, float* dgain, const float* dy, const float* x,
 }
 
 void l2_norm_forward(float* y, float* norm, const float* x, int64_t rows, int64_t D, float eps) {
-  for_each_row("l2_norm_forward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("l2_norm_forward", rows, [=] __device__(int64_t r, int lane) {
     float part = 0.0f;
     for (int64_t j = lane; j < D; j += 32) part += x[r * D + j] * x[r * D + j];
     const float nr = sqrtf(warp_sum(part));
@@ -178,7 +156,7 @@ void l2_norm_forward(float* y, float* norm, const float* x, int64_t rows, int64_
 
 void l2_norm_backward(float* dx, const float* dy, const float* y, const float* norm, int64_t rows, int64_t D,
                       float eps) {
-  for_each_row("l2_norm_backward", rows, [=] __device__(int64_t r, int lane) {
+  for_each_warp("l2_norm_backward", rows, [=] __device__(int64_t r, int lane) {
     float part = 0.0f;
     for (int64_t j = lane; j < D; j += 32) part += dy[r * D + j] * y[r * D + j];
     const float dot = warp_sum(part);

@@ -26,12 +26,15 @@
 #include "tests/support/error_of.h"
 #include "tests/support/read_text.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/without_timing.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
 namespace fs = std::filesystem;
 using kernels::device::ScopedEmulation;
 using mnemo::test::read_text;
+
+using mnemo::test::without_timing;
 
 namespace {
 
@@ -148,22 +151,6 @@ void same_bits_on_the_emulated_device(const std::string& arch, const std::string
     BOOST_TEST(kernels::device::stats().live_tensors == 0u);         // nothing left behind on the device
   }
   check_same(cpu, dev, has_memory);
-}
-
-// Every column but the wall-clock ones.
-std::string without_timing(const std::string& jsonl) {
-  std::string out;
-  std::istringstream in(jsonl);
-  for (std::string line; std::getline(in, line);) {
-    for (const char* key : {",\"tokens_per_s\":", ",\"elapsed_s\":"}) {
-      const size_t a = line.find(key);
-      if (a == std::string::npos) continue;
-      const size_t b = line.find_first_of(",}", a + 1);
-      line.erase(a, b - a);
-    }
-    out += line + "\n";
-  }
-  return out;
 }
 
 }  // namespace

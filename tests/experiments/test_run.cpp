@@ -20,10 +20,13 @@
 #include "tests/support/skip.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/read_text.h"
+#include "tests/support/without_timing.h"
 
 using namespace mnemo;
 using namespace mnemo::experiments;
 namespace fs = std::filesystem;
+
+using mnemo::test::without_timing;
 
 namespace {
 
@@ -44,22 +47,6 @@ std::string write_config(const test::TempDir& tmp, const std::string& data_block
 }
 
 const std::string kSynthetic = "data: {kind: synthetic, task: copy, copy_len: 3, segments: 2, segment_len: 8, batch_size: 2}\n";
-
-// Every column but the wall-clock ones.
-std::string without_timing(const std::string& jsonl) {
-  std::string out;
-  std::istringstream in(jsonl);
-  for (std::string line; std::getline(in, line);) {
-    for (const char* key : {",\"tokens_per_s\":", ",\"elapsed_s\":"}) {
-      const size_t a = line.find(key);
-      if (a == std::string::npos) continue;
-      const size_t b = line.find_first_of(",}", a + 1);
-      line.erase(a, b - a);
-    }
-    out += line + "\n";
-  }
-  return out;
-}
 
 }  // namespace
 
