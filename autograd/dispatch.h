@@ -71,7 +71,11 @@ decltype(auto) launch(const kernels::Kernel<Sig>& k, const Tensor& like, Args&&.
     return k.f64(detail::unpack<double>(args, device, k.name)...);
   }
   MNEMO_CHECK(like.dtype() == DType::f32, "[" << k.name << "] no kernel for dtype " << like.dtype());
-  return detail::choose_f32(k, device)(detail::unpack<float>(args, device, k.name)...);
+  auto* fn = detail::choose_f32(k, device);
+  // A kernel that returns a value makes the host wait for the device: counted with the copies.
+  if constexpr (!std::is_void_v<decltype(fn(detail::unpack<float>(args, device, k.name)...))>)
+    if (device == Device::cuda) kernels::device::result_read();
+  return fn(detail::unpack<float>(args, device, k.name)...);
 }
 
 }  // namespace mnemo

@@ -4,11 +4,13 @@
 //                same steps, evaluation excluded; its excess over the model step is the
 //                trainer's overhead
 //   memory:      peak live tensor bytes during one step (the caching allocator's count); with
-//                --device cuda the device allocator's peak, and the bytes copied each way
-//                per step (what the step reads back: loss, gradient norm)
+//                --device cuda the device allocator's peak, the bytes copied each way per
+//                step and the host's waits for the device (what the step reads back: the
+//                losses, the gradient norm)
 // Rates: tokens/s at the median step; model FLOP/s counting 6 x parameters per token, and
 // again with the attention products of the differentiated forwards added (ops.h,
-// attention_flops), against this machine's sgemm at 1024^3 through mnemo.
+// attention_flops), against this machine's sgemm at 1024^3 through mnemo; on a CUDA device
+// against its GEMM at 8192^3 in the run's precision (the rate a GPU's figures are quoted by).
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -26,6 +28,7 @@
 #include "experiments/on_device.h"
 #include "kernels/emulated/device.h"
 #include "kernels/memory.h"
+#include "kernels/precision.h"
 
 
 namespace mnemo::bench {
@@ -36,14 +39,32 @@ using namespace mnemo::experiments;
 
 // The best of five medians: one median swings by 20% on a shared machine, and the peak is
 // what the fractions are about.
-double sgemm_gflops() {
+double gemm_gflops(int64_t n) {
   Rng rng(1);
   Tape tape;
   Tape::NoRecord nr(tape);
-  Var a = tape.constant(Tensor::randn({1024, 1024}, rng)), b = tape.constant(Tensor::randn({1024, 1024}, rng));
+  const Device device = n > 1024 ? Device::cuda : Device::cpu;
+  Var a = tape.constant(Tensor::randn({n, n}, rng).to(device)), b = tape.constant(Tensor::randn({n, n}, rng).to(device));
+  auto product = [&] {
+    (void)matmul(a, b);
+    kernels::device::synchronize();  // a GPU's product is queued, not done, when matmul returns
+  };
   double best = 0;
-  for (int i = 0; i < 5; ++i) best = std::max(best, 2.0 * 1024 * 1024 * 1024 / median_seconds([&] { (void)matmul(a, b); }) / 1e9);
+  for (int i = 0; i < 5; ++i) best = std::max(best, 2.0 * double(n) * double(n) * double(n) / median_seconds(product) / 1e9);
   return best;
+}
+
+// What the step's FLOP/s are a fraction of: this CPU's sgemm, or a real CUDA device's GEMM
+// in the run's precision (the emulated device's GEMMs are the CPU's).
+struct Yardstick {
+  double gflops;
+  std::string name;
+};
+Yardstick yardstick(Device device, bool bf16) {
+  if (device != Device::cuda || kernels::device::emulated()) return {gemm_gflops(1024), "sgemm"};
+  const kernels::MatmulPrecisionScope precision(bf16 ? kernels::MatmulPrecision::bf16 : kernels::MatmulPrecision::f32,
+                                                kernels::GemmDevice::cuda);
+  return {gemm_gflops(8192), std::string("the device's ") + (bf16 ? "bf16" : "f32") + " GEMM at 8192^3"};
 }
 
 }  // namespace
@@ -125,18 +146,21 @@ int run_train_bench(const TrainBenchOptions& o) {
   }
 
   const double gflops = 6.0 * double(n_params) * double(tokens) / s / 1e9;
-  const double peak = sgemm_gflops();
+  const Yardstick peak_of = yardstick(cfg.device, b.bf16);
+  const double peak = peak_of.gflops;
   std::printf("config            %s (%s, %ld parameters)\n", o.config.c_str(), cfg.model.arch.c_str(), long(n_params));
   std::printf("batch             %ld x %ld segments x %ld tokens, bptt %s, %d threads\n", long(cfg.data.batch_size),
               long(cfg.data.segments), long(cfg.data.segment_len), name_of(cfg.train.bptt), threads);
   std::printf("precision         %s GEMMs%s\n", name_of(cfg.train.precision),
-              cfg.train.precision == Precision::bf16 ? " (bf16 operands, f32 accumulation); attention and the rest f32" : "");
+              cfg.train.precision == Precision::bf16
+                  ? " and attention tiles (bf16 operands, f32 accumulation); norms, softmax, losses, optimizer f32"
+                  : "");
   std::printf("model step        %.2f ms median over %d steps: %.0f tokens/s\n", s * 1e3, o.steps, double(tokens) / s);
   const double with_attention = gflops + attention_per_step / s / 1e9;
-  std::printf("model FLOP/s      %.1f GFLOP/s (6 x params per token) = %.1f%% of sgemm %.1f GFLOP/s\n", gflops,
-              100 * gflops / peak, peak);
-  std::printf("  + attention     %.1f GFLOP/s (%.2f GFLOP of attention per step) = %.1f%% of sgemm\n", with_attention,
-              attention_per_step / 1e9, 100 * with_attention / peak);
+  std::printf("model FLOP/s      %.1f GFLOP/s (6 x params per token) = %.1f%% of %s %.1f GFLOP/s\n", gflops,
+              100 * gflops / peak, peak_of.name.c_str(), peak);
+  std::printf("  + attention     %.1f GFLOP/s (%.2f GFLOP of attention per step) = %.1f%% of %s\n", with_attention,
+              attention_per_step / 1e9, 100 * with_attention / peak, peak_of.name.c_str());
   if (!o.model_only)
     std::printf("trainer loop      %.2f ms per step (data, log every %ld) vs %.2f ms mean model step: overhead %+.1f%%\n",
                 loop_step * 1e3, long(cfg.train.log_every), mean * 1e3, 100 * (loop_step / mean - 1));
@@ -156,6 +180,8 @@ int run_train_bench(const TrainBenchOptions& o) {
                 double(device_after.to_device_bytes - device_before.to_device_bytes) / 1024.0,
                 (unsigned long)(device_after.to_host - device_before.to_host),
                 double(device_after.to_host_bytes - device_before.to_host_bytes) / 1024.0);
+    std::printf("host waits        %lu per step (copies to the host and kernel results read back)\n",
+                (unsigned long)(device_after.host_waits() - device_before.host_waits()));
   }
   return 0;
 }

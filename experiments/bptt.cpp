@@ -4,6 +4,7 @@
 
 #include "autograd/ops/ops.h"
 #include "autograd/optim/optimizer.h"
+#include "experiments/on_device.h"
 #include "experiments/replay_schedule.h"
 #include "common/random_hash.h"
 #include "kernels/precision.h"
@@ -51,10 +52,11 @@ Weights segment_weights(const data::Batch& batch, double scale, const BpttOption
   return w;
 }
 
-// One segment's contribution to the objective.
+// One segment's contribution to the objective. Its figures stay scalars on the model's
+// device until the batch is done (summed()), so the host never waits for a segment.
 struct SegmentLoss {
   Var objective;  // scalar Var to seed with 1
-  double loss = 0, aux = 0;
+  Tensor loss, aux;  // aux undefined when the model has none
   int64_t tokens = 0;
   MemoryVars memory;
 };
@@ -83,14 +85,42 @@ SegmentLoss run_segment(const arch::SegmentModel& model, Tape& tape, const data:
   SegmentLoss r;
   r.tokens = w.counts[size_t(s)];
   Var ce = cross_entropy(out.logits, targets, kIgnoreIndex);
-  r.loss = ce.value().item();
+  r.loss = ce.value();
   r.objective = ce * w.ce[size_t(s)];
   if (out.aux_loss.defined()) {
-    r.aux = out.aux_loss.value().item();
+    r.aux = out.aux_loss.value();
     r.objective = r.objective + out.aux_loss * w.aux;
   }
   r.memory = std::move(out.memory);
   return r;
+}
+
+// Scalars of one device read back in one copy: what a batch waits for, once.
+std::vector<double> read_all(const std::vector<Tensor>& scalars) {
+  if (scalars.empty()) return {};
+  Tape tape;
+  std::vector<Var> parts;
+  for (const Tensor& t : scalars) parts.push_back(tape.constant(t.reshape(Shape{1})));
+  return concat(parts, 0).value().to_vector();
+}
+
+// The batch's loss figures from its segments', summed in segment order in double.
+BpttResult summed(const std::vector<SegmentLoss>& segments, const Weights& w) {
+  std::vector<Tensor> scalars;  // each segment's loss, then its aux loss where there is one
+  for (const SegmentLoss& l : segments) {
+    scalars.push_back(l.loss);
+    if (l.aux.defined()) scalars.push_back(l.aux);
+  }
+  const std::vector<double> v = read_all(scalars);
+  BpttResult res;
+  size_t i = 0;
+  for (const SegmentLoss& l : segments) {
+    const double loss = v[i++], aux = l.aux.defined() ? v[i++] : 0.0;
+    res.loss += w.tokens > 0 ? loss * double(l.tokens) / double(w.tokens) : 0.0;
+    res.aux_loss += aux / double(segments.size());
+    res.tokens += l.tokens;
+  }
+  return res;
 }
 
 void check_memory(const Memory& expected, const MemoryVars& got) {
@@ -110,7 +140,7 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
                    int64_t k, const Memory& initial) {
   const int64_t S = batch.segments();
   const Weights w = segment_weights(batch, o.loss_scale, o);
-  BpttResult res;
+  std::vector<SegmentLoss> figures;  // the objective dropped: the tapes die with their windows
   for (int64_t s0 = 0; s0 < S; s0 += k) {
     Tape tape;  // memory from the previous window is data: the gradient stops here
     if (s0 + k >= S && o.on_last_grad) tape.on_param_grad(o.on_last_grad);
@@ -121,14 +151,13 @@ BpttResult windows(const arch::SegmentModel& model, const data::Batch& batch, Me
       SegmentLoss l = run_segment(model, tape, batch, s, cur, w, initial, o);
       check_memory(mem, l.memory);
       objective = objective.defined() ? objective + l.objective : l.objective;
-      res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
-      res.aux_loss += l.aux / double(S);
-      res.tokens += l.tokens;
       cur = std::move(l.memory);
+      figures.push_back({Var{}, l.loss, l.aux, l.tokens, {}});
     }
     tape.backward(objective);
     mem = values(cur);
   }
+  BpttResult res = summed(figures, w);
   res.memory = std::move(mem);
   return res;
 }
@@ -209,12 +238,7 @@ struct Replay {
 
   // Losses summed in segment order, as the windowed modes do.
   BpttResult result() const {
-    BpttResult res;
-    for (const SegmentLoss& l : seen) {
-      res.loss += w.tokens > 0 ? l.loss * double(l.tokens) / double(w.tokens) : 0.0;
-      res.aux_loss += l.aux / double(seen.size());
-      res.tokens += l.tokens;
-    }
+    BpttResult res = summed(seen, w);
     res.memory = last;
     return res;
   }
@@ -273,7 +297,9 @@ bool starts_fresh(bool data_restarts, bool stateful, const Memory& carried) {
 
 BpttResult train_batch(const arch::SegmentModel& model, const data::Batch& batch, Memory memory, const BpttOptions& o) {
   MNEMO_CHECK(batch.segments() > 0, "[bptt] empty batch");
-  const kernels::MatmulPrecisionScope precision(o.bf16 ? kernels::MatmulPrecision::bf16 : kernels::MatmulPrecision::f32);
+  const kernels::MatmulPrecisionScope precision(
+      o.bf16 ? kernels::MatmulPrecision::bf16 : kernels::MatmulPrecision::f32,
+      device_of(model) == Device::cuda ? kernels::GemmDevice::cuda : kernels::GemmDevice::cpu);
   MNEMO_CHECK(o.window >= 0, "[bptt] window must be >= 0, got " << o.window);
   for (const auto& [glob, p] : o.memory_dropout)
     MNEMO_CHECK(p >= 0 && p <= 1, "[bptt] memory_dropout '" << glob << "' must be in [0, 1], got " << p);

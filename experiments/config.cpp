@@ -157,7 +157,7 @@ std::map<std::string, double> read_memory_dropout(YamlReader r, KeyLocations& wh
   return out;
 }
 
-TrainConfig read_train(YamlReader r, const DataConfig& d) {
+TrainConfig read_train(YamlReader r, const DataConfig& d, Device device) {
   TrainConfig t;
   t.steps = r.get("steps", t.steps, positive);
   t.bptt = get_enum(r, "bptt", t.bptt, kBpttKinds);
@@ -207,8 +207,11 @@ TrainConfig read_train(YamlReader r, const DataConfig& d) {
   t.precision = get_enum(r, "precision", t.precision, kPrecisions);
   // refused here rather than warned about later: a run that silently trains in f32 would
   // report f32 speed and f32 numerics under a bf16 label
+  // (on the run's device: cuBLAS's tensor cores for device: cuda)
   if (t.precision == Precision::bf16)
-    if (const std::string why = kernels::bf16_unavailable(); !why.empty())
+    if (const std::string why = kernels::bf16_unavailable(device == Device::cuda ? kernels::GemmDevice::cuda
+                                                                                   : kernels::GemmDevice::cpu);
+        !why.empty())
       r.fail("precision", "bf16 cannot run here: " + why + "; use precision: f32");
   r.reject_unknown_keys();
   return t;
@@ -325,7 +328,7 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
     r.child("model").fail("vocab", std::string("data.kind: ") + name_of(c.data.kind) +
                                        " is read as bytes (tokens 0..255): must be >= " + std::to_string(kByteVocab) +
                                        ", got " + std::to_string(c.model.vocab));
-  c.train = read_train(r.child("train"), c.data);
+  c.train = read_train(r.child("train"), c.data, c.device);
   c.eval = read_eval(r.child("eval"));
   c.sweep = read_sweep(r.child("sweep"));
   r.reject_unknown_keys();

@@ -9,8 +9,9 @@ void move_to(nn::Module& model, Device device) {
   }
 }
 
-Device device_of(nn::Module& model) {
-  const NamedParams params = nn::named_params(model);
+Device device_of(const nn::Module& model) {
+  // named_params hands out mutable pointers; only the first one's device is read here.
+  const NamedParams params = nn::named_params(const_cast<nn::Module&>(model));
   return params.empty() ? Device::cpu : params.front().second->value.device();
 }
 

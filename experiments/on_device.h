@@ -12,7 +12,7 @@ namespace mnemo::experiments {
 void move_to(nn::Module& model, Device device);
 
 // The device of the model's parameters (cpu for a model without any).
-Device device_of(nn::Module& model);
+Device device_of(const nn::Module& model);
 
 // Each memory on `device` (a copy where it is elsewhere).
 arch::Memory memory_on(const arch::Memory& memory, Device device);

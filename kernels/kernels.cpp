@@ -13,6 +13,9 @@
 #if MNEMO_WITH_ONEDNN
 #include "kernels/onednn/onednn.h"
 #endif
+#if MNEMO_WITH_CUDA
+#include "kernels/cuda/runtime.h"
+#endif
 
 namespace mnemo::kernels {
 
@@ -142,7 +145,11 @@ void set_force_reference(bool on) {
 bool force_reference() { return g_force_reference; }
 bool onednn_built() { return MNEMO_WITH_ONEDNN != 0; }
 
-std::string bf16_unavailable() {
+namespace {
+
+std::atomic<MatmulPrecision> g_precision{MatmulPrecision::f32};
+
+std::string cpu_bf16_unavailable() {
   init();
   if (force_reference()) return "every float kernel runs on the plain reference loops (MNEMO_BACKEND=reference)";
   if (!MNEMO_WITH_ONEDNN) return "this build has no oneDNN (meson option dnnl), whose GEMMs are the only bf16 ones";
@@ -154,14 +161,32 @@ std::string bf16_unavailable() {
 #endif
 }
 
-void set_matmul_precision(MatmulPrecision p) {
+// The GEMMs of GemmDevice::cuda are the CPU's on the emulated device.
+bool real_cuda(GemmDevice where) { return where == GemmDevice::cuda && !device::emulated(); }
+
+}  // namespace
+
+std::string bf16_unavailable(GemmDevice where) {
+  if (!real_cuda(where)) return cpu_bf16_unavailable();
+  const std::string why = device::unavailable();  // the CUDA runtime's reason when there is no device
+  return why.empty() ? "" : "no CUDA device: " + why;
+}
+
+void set_matmul_precision(MatmulPrecision p, GemmDevice where) {
   if (p == MatmulPrecision::bf16) {
-    const std::string why = bf16_unavailable();
+    const std::string why = bf16_unavailable(where);
     if (!why.empty()) throw std::runtime_error("[matmul] bf16 cannot run here: " + why);
   }
-#if MNEMO_WITH_ONEDNN
-  onednn::set_bf16_matmul(p == MatmulPrecision::bf16);
+  if (real_cuda(where)) {
+#if MNEMO_WITH_CUDA
+    cuda::set_matmul_precision(p == MatmulPrecision::bf16 ? cuda::MatmulPrecision::bf16 : cuda::MatmulPrecision::f32);
 #endif
+  } else {
+#if MNEMO_WITH_ONEDNN
+    onednn::set_bf16_matmul(p == MatmulPrecision::bf16);
+#endif
+  }
+  g_precision = p;
 }
 
 uint64_t bf16_weight_conversions() {
@@ -172,12 +197,6 @@ uint64_t bf16_weight_conversions() {
 #endif
 }
 
-MatmulPrecision matmul_precision() {
-#if MNEMO_WITH_ONEDNN
-  return onednn::bf16_matmul() ? MatmulPrecision::bf16 : MatmulPrecision::f32;
-#else
-  return MatmulPrecision::f32;
-#endif
-}
+MatmulPrecision matmul_precision() { return g_precision; }
 
 }  // namespace mnemo::kernels

@@ -183,7 +183,9 @@ enum class Reduce : uint8_t { sum, max };
 
 template <class T> using FillSig = void(T* y, int64_t n, T value);
 template <class T> using AxpySig = void(T* y, const T* x, int64_t n, T alpha);  // y += alpha x
-template <class T> using SumSquaresSig = double(const T* x, int64_t n);
+// *out = sum of x^2 in double. out is on the kernel's device (one double), so a sum over
+// many tensors waits for the device once, when the host reads them all (clip_grad_norm).
+template <class T> using SumSquaresSig = void(double* out, const T* x, int64_t n);
 template <class T> using CountNonFiniteSig = int64_t(const T* x, int64_t n);
 
 template <class T> using UnaryForwardSig = void(Unary op, T* y, const T* x, int64_t n, T alpha, T beta);

@@ -76,6 +76,7 @@ preflight() {
   "$BUILD/tools/mnemo" bench cuda --help >/dev/null || { echo "mnemo has no 'bench cuda'"; return 1; }
   "$BUILD/tools/mnemo" gradcheck --help | grep -q -- --device || { echo "mnemo gradcheck has no --device"; return 1; }
   "$BUILD/tools/mnemo" bench train --help | grep -q -- --device || { echo "mnemo bench train has no --device"; return 1; }
+  "$BUILD/tools/mnemo" bench train --help | grep -q -- --precision || { echo "mnemo bench train has no --precision"; return 1; }
   for a in brt compressive memxl rmt; do
     [ -f "bench/configs/${a}_medium.yaml" ] || { echo "no bench/configs/${a}_medium.yaml"; return 1; }
   done
@@ -102,13 +103,16 @@ step "bench cuda" bench_cuda.log "$BUILD/tools/mnemo" bench cuda
 tee -a "$summary" <"$OUT/bench_cuda.log"
 step "gradcheck --device cuda" gradcheck_cuda.log timeout 300 "$BUILD/tools/mnemo" gradcheck --device cuda
 tail -1 "$OUT/gradcheck_cuda.log" | tee -a "$summary"
-# The training step on the device, for the four memory architectures at the medium size.
+# The training step on the device, for the four memory architectures at the medium size:
+# f32 at batch 4 and 32, bf16 (cuBLAS tensor cores, bf16 attention tiles) at batch 32.
 for a in brt compressive memxl rmt; do
-  for b in 4 32; do
-    step "bench train $a medium, batch $b" "bench_train_${a}_b$b.log" timeout 120 "$BUILD/tools/mnemo" bench train \
-      "bench/configs/${a}_medium.yaml" --device cuda --set data.batch_size=$b --steps 3 --model-only --quiet
-    grep -E '^(model step|peak device mem|copies per step)' "$OUT/bench_train_${a}_b$b.log" | sed 's/^/    /' |
-      tee -a "$summary"
+  for run in "4 f32" "32 f32" "32 bf16"; do
+    read -r b p <<<"$run"
+    step "bench train $a medium, batch $b, $p" "bench_train_${a}_b${b}_$p.log" timeout 120 "$BUILD/tools/mnemo" \
+      bench train "bench/configs/${a}_medium.yaml" --device cuda --precision "$p" --set data.batch_size=$b --steps 3 \
+      --model-only --quiet
+    grep -E '^(model step|model FLOP/s|peak device mem|copies per step|host waits)' \
+      "$OUT/bench_train_${a}_b${b}_$p.log" | sed 's/^/    /' | tee -a "$summary"
   done
 done
 note "result: $([ $status = 0 ] && echo PASS || echo FAIL); everything is in $OUT"

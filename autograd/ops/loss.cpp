@@ -43,20 +43,25 @@ struct CrossEntropyOp {
     ctx.save("targets", target.on_device);
     ctx.save("valid_rows", Tensor::scalar(double(valid), DType::f64));  // a host number, never a kernel operand
     if (reduction == Reduction::none) return loss;
-    double total = 0;
-    for (double v : loss.to_vector()) total += v;
-    if (reduction == Reduction::mean) total = valid ? total / double(valid) : 0.0;
-    return Tensor::scalar(total, logits.dtype(), logits.device());
+    // Summed on the logits' device (in double, ignored rows are 0): the host waits for the
+    // device only when it reads a step's figures, not once per loss.
+    Tensor total = Tensor::zeros(Shape{}, logits.dtype(), logits.device());
+    if (rows > 0) launch(kernels::reduce, loss, kernels::Reduce::sum, total, loss, int64_t(1), rows, int64_t(1));
+    if (reduction == Reduction::mean && valid > 1) total = tm::binary(kernels::Binary::div, total, count_of(valid, logits));
+    return total;
   }
+
+  // The number of counted rows as a scalar on `like`'s device, the divisor of the mean.
+  static Tensor count_of(double valid, const Tensor& like) { return Tensor::full(Shape{}, valid, like.dtype(), like.device()); }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     const Tensor& logits = ctx.saved("logits");
     const int64_t V = logits.dim(-1), rows = targets.numel();
     Tensor row_grad = dy;  // (rows) share of the upstream gradient
-    if (reduction != Reduction::none) {
-      const double valid = ctx.saved("valid_rows").item();
-      const double g = dy.item() * (reduction == Reduction::mean ? (valid > 0 ? 1.0 / valid : 0.0) : 1.0);
-      row_grad = Tensor::full(targets.shape(), g, dy.dtype(), dy.device());
+    if (reduction != Reduction::none) {  // every counted row's share of dy, made where dy is
+      const double valid = ctx.saved("valid_rows").item();  // a host scalar: no wait
+      const Tensor g = reduction == Reduction::mean && valid > 1 ? tm::binary(kernels::Binary::div, dy, count_of(valid, dy)) : dy;
+      row_grad = tm::expand(g, targets.shape());  // ignored rows' values are never read
     }
     Tensor dlogits = logits.empty_like();
     if (rows > 0)

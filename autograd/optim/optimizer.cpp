@@ -32,9 +32,21 @@ bool glob_match(std::string_view pattern, std::string_view name) {
 }
 
 double clip_grad_norm(std::span<Param* const> params, double max_norm) {
-  double sum = 0;
+  // Each gradient's sum of squares lands in one double on its device, all read back at once:
+  // one wait for the device per step, summed in parameter order on the host as before.
+  std::vector<const Param*> with_grad;
   for (const Param* p : params)
-    if (p->grad.defined()) sum += launch(kernels::sum_squares, p->grad, p->grad, p->grad.numel());
+    if (p->grad.defined()) with_grad.push_back(p);
+  if (with_grad.empty()) return 0.0;
+  const Tensor sums = Tensor::empty(Shape{int64_t(with_grad.size())}, DType::f64, with_grad[0]->grad.device());
+  double* out = kernel_ptr<double>(sums, sums, "clip_grad_norm");
+  for (size_t i = 0; i < with_grad.size(); ++i) {
+    const Tensor& g = with_grad[i]->grad;
+    MNEMO_CHECK(g.device() == sums.device(), "[clip_grad_norm] gradients on " << sums.device() << " and " << g.device());
+    launch(kernels::sum_squares, g, out + i, g, g.numel());
+  }
+  double sum = 0;
+  for (double v : sums.to_vector()) sum += v;
   const double norm = std::sqrt(sum);
   if (max_norm <= 0 || !(norm > max_norm)) return norm;  // a NaN norm is returned, not applied
   const double factor = max_norm / (norm + 1e-6);

@@ -49,11 +49,11 @@ void axpy(T* y, const T* x, int64_t n, T alpha) {
 }
 
 template <class T>
-double sum_squares(const T* x, int64_t n) {
+void sum_squares(double* out, const T* x, int64_t n) {
   double s = 0;
 #pragma omp parallel for simd reduction(+ : s) schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
-  return s;
+  *out = s;
 }
 
 template <class T>
@@ -392,7 +392,7 @@ void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, boo
 #define MNEMO_INSTANTIATE(T)                                                                        \
   template void fill<T>(T*, int64_t, T);                                                            \
   template void axpy<T>(T*, const T*, int64_t, T);                                                  \
-  template double sum_squares<T>(const T*, int64_t);                                                \
+  template void sum_squares<T>(double*, const T*, int64_t);                                                \
   template int64_t count_non_finite<T>(const T*, int64_t);                                          \
   template void unary_forward<T>(Unary, T*, const T*, int64_t, T, T);                               \
   template void unary_backward<T>(Unary, T*, const T*, const T*, const T*, int64_t, T, T);          \

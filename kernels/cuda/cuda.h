@@ -1,7 +1,6 @@
 // The CUDA backend's kernels, float only, on device pointers, with the slot signatures of
 // kernels.h; register.cpp puts them in the slots. Every one queues work on the run's stream
-// and returns without waiting, except sum_squares and count_non_finite, whose results the
-// host reads.
+// and returns without waiting, except count_non_finite, whose result the host reads.
 #pragma once
 
 #include "kernels/kernels.h"
@@ -10,7 +9,7 @@ namespace mnemo::kernels::cuda {
 
 void fill(float* y, int64_t n, float value);
 void axpy(float* y, const float* x, int64_t n, float alpha);
-double sum_squares(const float* x, int64_t n);
+void sum_squares(double* out, const float* x, int64_t n);
 int64_t count_non_finite(const float* x, int64_t n);
 void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed);
 void unary_forward(Unary op, float* y, const float* x, int64_t n, float alpha, float beta);

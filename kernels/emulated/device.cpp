@@ -36,6 +36,7 @@ Emulated& emu() {
 std::atomic<bool> g_emulated{false};
 std::atomic<uint64_t> g_to_device{0}, g_to_host{0}, g_on_device{0}, g_to_device_bytes{0}, g_to_host_bytes{0};
 std::atomic<int64_t> g_live{0};
+std::atomic<uint64_t> g_result_reads{0};
 
 [[noreturn]] void refuse() {
   throw std::runtime_error("[device] a cuda tensor cannot be made here: " + unavailable() +
@@ -184,6 +185,7 @@ Stats stats() {
   s.to_device_bytes = g_to_device_bytes;
   s.to_host_bytes = g_to_host_bytes;
   s.live_tensors = uint64_t(g_live.load());
+  s.result_reads = g_result_reads;
   return s;
 }
 
@@ -199,6 +201,7 @@ void reset_peak() {
 #endif
 }
 
+void result_read() { ++g_result_reads; }
 void storage_created() { ++g_live; }
 void storage_destroyed() { --g_live; }
 

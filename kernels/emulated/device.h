@@ -47,9 +47,15 @@ struct Stats {
   uint64_t to_device = 0, to_host = 0, on_device = 0;  // copies
   uint64_t to_device_bytes = 0, to_host_bytes = 0;
   uint64_t live_tensors = 0;  // Device::cuda storages alive
+  uint64_t result_reads = 0;  // kernels whose result the host waited for (count_non_finite)
+  // Every wait of the host for the device: the copies to the host and the results read.
+  uint64_t host_waits() const { return to_host + result_reads; }
 };
 Stats stats();
 void reset_peak();
+
+// For launch(): a kernel on a cuda tensor returned a value to the host.
+void result_read();
 
 // For Storage: counts live device storages, so the switch can refuse with tensors alive.
 void storage_created();

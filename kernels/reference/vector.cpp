@@ -22,10 +22,10 @@ void axpy(T* y, const T* x, int64_t n, T alpha) {
 
 // In double whatever T is: a gradient norm over millions of floats.
 template <class T>
-double sum_squares(const T* x, int64_t n) {
+void sum_squares(double* out, const T* x, int64_t n) {
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
-  return s;
+  *out = s;
 }
 
 template <class T>
@@ -51,7 +51,7 @@ void dropout(T* y, const T* x, int64_t n, T p, uint64_t seed) {
 #define MNEMO_INSTANTIATE(T)                                   \
   template void fill<T>(T*, int64_t, T);                       \
   template void axpy<T>(T*, const T*, int64_t, T);             \
-  template double sum_squares<T>(const T*, int64_t);           \
+  template void sum_squares<T>(double*, const T*, int64_t);           \
   template int64_t count_non_finite<T>(const T*, int64_t);     \
   template void dropout<T>(T*, const T*, int64_t, T, uint64_t);
 MNEMO_INSTANTIATE(float)
