@@ -8,7 +8,8 @@
 # batch 4 and 32 (mnemo bench train --device cuda: tokens/s, peak device memory); writes
 # everything to one folder and prints a summary. Meant to take under 8 minutes on 16 cores.
 #
-# Usage: scripts/gpu_check.sh [--build-only] [RESULTS_DIR] [GPU_ARCH (default 90)]
+# Usage: [QUALITY=1] scripts/gpu_check.sh [--build-only] [RESULTS_DIR] [GPU_ARCH (default 90)]
+#   QUALITY=1 ends with scripts/gpu_quality.sh (device vs CPU, bf16 vs f32 on shakespeare).
 #   Without a GPU it stops before building, saying so (exit 2): nothing runs half-way.
 #   --build-only: no GPU needed; configures and builds as on the GPU machine, checks that
 #   every test, suite and command the GPU steps use exists, runs the CPU-side CUDA tests,
@@ -115,5 +116,11 @@ for a in brt compressive memxl rmt; do
       "$OUT/bench_train_${a}_b${b}_$p.log" | sed 's/^/    /' | tee -a "$summary"
   done
 done
+# QUALITY=1: then the quality checks (scripts/gpu_quality.sh: device vs CPU and bf16 vs f32
+# after 500 steps of shakespeare per architecture), a few minutes more.
+if [ "${QUALITY:-0}" = 1 ]; then
+  step "quality (gpu_quality.sh)" quality.log env BUILD="$BUILD" scripts/gpu_quality.sh "$OUT/quality"
+  grep -E '^[a-z]+: device f32|^result' "$OUT/quality.log" | sed 's/^/    /' | tee -a "$summary"
+fi
 note "result: $([ $status = 0 ] && echo PASS || echo FAIL); everything is in $OUT"
 exit $status
