@@ -21,6 +21,8 @@ BrtConfig resolved(BrtConfig c) {
                      "must divide data.segment_len = " << c.seq_len << ", got " << c.block_width);
   if (c.num_state_vectors == 0) c.num_state_vectors = c.block_width;
   MNEMO_OPTION_CHECK(c.num_state_vectors > 0, "num_state_vectors", "must be > 0, got " << c.num_state_vectors);
+  MNEMO_OPTION_CHECK(c.ema_gate_init > 0 && c.ema_gate_init < 1, "ema_gate_init",
+                     "must be in (0, 1) (the state gate's initial value), got " << c.ema_gate_init);
   if (c.recurrent_layers.empty()) c.recurrent_layers = {std::max<int64_t>(c.depth / 2, 1)};
   if (c.read_recurrent_layers.empty()) c.read_recurrent_layers = c.recurrent_layers;
   MNEMO_OPTION_CHECK(c.read_recurrent_layers.size() == c.recurrent_layers.size(), "read_recurrent_layers",
@@ -113,7 +115,7 @@ BrtStateContainer::BrtStateContainer(nn::Init& init, const BrtConfig& c, int64_t
       to_state_cross_attn(init, d, true, scale),
       state_self_attn(init, d, true, scale),
       from_state_cross_attn(init, d, true, scale),
-      gate(init, c.dim),
+      gate(init, c.dim, c.ema_gate_init),
       init_state(init.normal({c.num_state_vectors, c.dim}, 0.1)),
       state_pos_ids(init.normal({c.num_state_vectors, c.dim}, 1.0)) {}
 

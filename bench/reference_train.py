@@ -103,7 +103,7 @@ SAME_NAME = {
               "ff_dropout", "attn_layer_dropout", "one_kv_head", "num_mem_kv", "mem_write_iters"},
 }
 COST_NEUTRAL = {
-    "brt": {"qk_rmsnorm_scale", "rotary_theta", "xpos_scale_base", "reference_parity"},
+    "brt": {"qk_rmsnorm_scale", "ema_gate_init", "rotary_theta", "xpos_scale_base", "reference_parity"},
     "rmt": {"rotary_theta", "reference_parity"},
     "compressive": {"gate_bias_init", "final_norm", "reference_parity"},
     "memxl": {"reference_parity"},

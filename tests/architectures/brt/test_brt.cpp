@@ -345,8 +345,29 @@ BOOST_AUTO_TEST_CASE(config_errors) {
   c.read_recurrent_layers = {2};
   BOOST_TEST(fails(c, "read_recurrent_layers", "read at or below"));
   c = test::brt_small();
+  c.ema_gate_init = 1.0;
+  BOOST_TEST(fails(c, "ema_gate_init", "must be in (0, 1)"));
+  c = test::brt_small();
   c.block_width = 0;  // derived: seq_len / 2
   BOOST_TEST(arch::resolved(c).block_width == 4);
+}
+
+BOOST_AUTO_TEST_CASE(ema_gate_init_moves_only_the_mean_of_beta) {
+  // g0 = 0.5 is the reference's N(0, 0.1); another g0 shifts those same draws by logit(g0).
+  BrtConfig c = test::brt_small();
+  std::vector<std::vector<double>> betas;
+  for (double g0 : {0.5, 0.2}) {
+    c.ema_gate_init = g0;
+    nn::Init init(3);
+    BlockRecurrentTransformer m(init, c);
+    betas.push_back(nn::find_param(m, "layers.1.attn.state.learned_ema_beta").value.to_vector());
+  }
+  double mean_gate = 0;
+  for (size_t i = 0; i < betas[0].size(); ++i) {
+    BOOST_TEST(betas[1][i] - betas[0][i] == std::log(0.2 / 0.8), boost::test_tools::tolerance(1e-6));
+    mean_gate += 1 / (1 + std::exp(-betas[1][i])) / double(betas[0].size());
+  }
+  BOOST_TEST(mean_gate == 0.2, boost::test_tools::tolerance(0.05));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
