@@ -4,7 +4,8 @@
 // norm, however many segments and parameters there are. A wait per segment or per parameter
 // would stall a GPU's queue that many times a step.
 // device_precision: train.precision: bf16 asks the run's device whether it can (cuBLAS on a
-// GPU), and on the emulated device (the CPU's kernels) trains bit for bit as on the CPU.
+// GPU); device_precision_bf16: on the emulated device (the CPU's kernels) it trains bit for bit
+// as on the CPU (SKIP where the CPU has no bf16).
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
@@ -111,6 +112,11 @@ BOOST_AUTO_TEST_CASE(bf16_on_cuda_asks_the_device) {
   ScopedEmulation emulate;  // the emulated device's GEMMs are the CPU's, and so is its answer
   BOOST_TEST(kernels::bf16_unavailable(GemmDevice::cuda) == kernels::bf16_unavailable(GemmDevice::cpu));
 }
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// SKIP where the CPU cannot run bf16 (the emulated device's GEMMs are the CPU's).
+BOOST_AUTO_TEST_SUITE(device_precision_bf16)
 
 // The batch's precision scope goes to the model's device: on the emulated one that is the
 // CPU's bf16 again, so the run matches the CPU's bf16 run bit for bit and differs from f32.
