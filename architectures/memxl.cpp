@@ -23,6 +23,8 @@ MemXLConfig resolved(MemXLConfig c) {
   MNEMO_OPTION_CHECK(c.lmem_len >= 1, "lmem_len", "must be >= 1, got " << c.lmem_len);
   MNEMO_OPTION_CHECK(c.num_mem_kv >= 0, "num_mem_kv", "must be >= 0, got " << c.num_mem_kv);
   MNEMO_OPTION_CHECK(c.mem_write_iters >= 1, "mem_write_iters", "must be >= 1, got " << c.mem_write_iters);
+  MNEMO_OPTION_CHECK(c.writer_keep_init > 0 && c.writer_keep_init < 1, "writer_keep_init",
+                     "must be in (0, 1) (the writer's keep gate's initial value), got " << c.writer_keep_init);
   for (const auto& [key, p] : {std::pair{"attn_dropout", c.attn_dropout}, std::pair{"ff_dropout", c.ff_dropout},
                                std::pair{"attn_layer_dropout", c.attn_layer_dropout}})
     MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
@@ -59,7 +61,7 @@ MemXLWriter::MemXLWriter(nn::Init& init, const MemXLConfig& c, int64_t memory_de
       lmem_pos_emb(init.fan_in_uniform({1, c.lmem_len, c.dim}, c.dim)),
       mem_kv(c.num_mem_kv > 0 ? init.fan_in_uniform({1, c.num_mem_kv, c.dim}, c.dim) : Param()),
       attn(init, c.dim, kMemXLWriterHeads, c.reference_parity),
-      gate(init, c.dim),
+      gate(init, c.dim, c.writer_keep_init),
       num_mem_kv(c.num_mem_kv),
       lmem_len(c.lmem_len),
       iters(c.mem_write_iters) {}

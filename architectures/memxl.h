@@ -75,6 +75,7 @@ struct MemXLConfig {
   bool one_kv_head = false;              // one key/value head shared by all query heads
   int64_t num_mem_kv = 0;                // persistent key/values in each layer and in the writer
   int64_t mem_write_iters = 2;           // linear-attention + gate rounds per write
+  double writer_keep_init = 0.5;         // the writer's nBRC keep gate starts near it (0.5: the reference's)
   // The writer's hiddens and the short memory enter as data (stop-gradient, SPEC 4.2 and
   // Transformer-XL); false lets them carry gradient like the long memory, so the BPTT window
   // is the only cut (the whole-model gradient check needs that to compare with differences).
@@ -92,7 +93,8 @@ struct MemXLConfig {
     v("lmem_len", c.lmem_len), v("gru_gated_residual", c.gated_residual), v("mogrify_gru", c.mogrify);
     v("attn_dropout", c.attn_dropout), v("ff_dropout", c.ff_dropout), v("attn_layer_dropout", c.attn_layer_dropout);
     v("ff_glu", c.ff_glu), v("one_kv_head", c.one_kv_head), v("num_mem_kv", c.num_mem_kv);
-    v("mem_write_iters", c.mem_write_iters), v("detach_hiddens", c.detach_hiddens);
+    v("mem_write_iters", c.mem_write_iters), v("writer_keep_init", c.writer_keep_init);
+    v("detach_hiddens", c.detach_hiddens);
     v("reference_parity", c.reference_parity);
   }
 };

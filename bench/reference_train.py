@@ -106,7 +106,7 @@ COST_NEUTRAL = {
     "brt": {"qk_rmsnorm_scale", "ema_gate_init", "rotary_theta", "xpos_scale_base", "reference_parity"},
     "rmt": {"rotary_theta", "reference_parity"},
     "compressive": {"gate_bias_init", "final_norm", "reference_parity"},
-    "memxl": {"reference_parity"},
+    "memxl": {"writer_keep_init", "reference_parity"},
 }
 # mnemo-only options the reference cannot do, with the value that matches the reference.
 MUST_EQUAL = {

@@ -1,11 +1,18 @@
 #include "layers/nbrc_gate.h"
 
+#include <cmath>
+
+#include "autograd/ops/tensor_math.h"
 #include "layers/testing.h"
 
 namespace mnemo::nn {
 
-NBRCCell::NBRCCell(Init& init, int64_t d)
-    : Ua(init, d, d), Wa(init, d, d), Uc(init, d, d), Wc(init, d, d), U(init, d, d), dim(d) {}
+NBRCCell::NBRCCell(Init& init, int64_t d, double keep_init)
+    : Ua(init, d, d), Wa(init, d, d), Uc(init, d, d), Wc(init, d, d), U(init, d, d), dim(d) {
+  MNEMO_CHECK(keep_init > 0 && keep_init < 1, "[nbrc_cell] the initial keep gate must be in (0, 1), got " << keep_init);
+  if (keep_init != 0.5)
+    Uc.bias.value = tm::unary(kernels::Unary::affine, Uc.bias.value, 1.0, std::log(keep_init / (1 - keep_init)));
+}
 
 // MemXL clones the weights at each use so that optimizer steps between segments do not change what an
 // older segment's backward sees (MemXL P3); here that is the tape's business, not the cell's.

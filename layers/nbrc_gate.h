@@ -16,7 +16,9 @@ struct NBRCCell : Module {
   Linear Ua, Wa, Uc, Wc, U;
   int64_t dim;
 
-  NBRCCell(Init& init, int64_t dim);
+  // keep_init: the keep gate c starts near it (Uc's bias shifted by logit(keep_init); 0.5
+  // leaves the reference's init as it is).
+  NBRCCell(Init& init, int64_t dim, double keep_init = 0.5);
   Var operator()(Var input, Var hidden) const;  // (..., D), (..., D) -> (..., D), argument order as MemXL's
 
   void visit(ParamVisitor& v) override {

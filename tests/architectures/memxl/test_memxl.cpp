@@ -302,6 +302,36 @@ BOOST_AUTO_TEST_CASE(parameter_names_follow_the_reference) {
   BOOST_TEST(run(plain, ids(1, 4, 3), plain.initial_memory(1)).logits.shape() == (Shape{1, 4, 11}));
 }
 
+BOOST_AUTO_TEST_CASE(writer_keep_init_shifts_only_the_keep_gate_bias) {
+  // 0.5 is the reference's init; another value moves Uc's bias by logit(keep) and nothing else.
+  std::vector<NamedParams> params;
+  std::vector<std::unique_ptr<MemoryTransformerXL>> models;
+  for (double keep : {0.5, 0.9}) {
+    MemXLConfig c = tiny();
+    c.writer_keep_init = keep;
+    nn::Init init(4);
+    models.push_back(std::make_unique<MemoryTransformerXL>(init, c));
+    params.push_back(nn::named_params(*models.back()));
+  }
+  BOOST_TEST_REQUIRE(params[0].size() == params[1].size());
+  for (size_t i = 0; i < params[0].size(); ++i) {
+    const std::vector<double> a = params[0][i].second->value.to_vector(), b = params[1][i].second->value.to_vector();
+    const double shift = params[0][i].first == "memory_network.gate.Uc.bias" ? std::log(0.9 / 0.1) : 0.0;
+    BOOST_TEST_CONTEXT(params[0][i].first) {
+      for (size_t j = 0; j < a.size(); ++j) BOOST_TEST(b[j] - a[j] == shift, boost::test_tools::tolerance(1e-6));
+    }
+  }
+  MemXLConfig bad = tiny();
+  bad.writer_keep_init = 0;
+  nn::Init init(4);
+  try {
+    MemoryTransformerXL m(init, bad);
+    BOOST_FAIL("writer_keep_init 0 was accepted");
+  } catch (const arch::OptionError& e) {
+    BOOST_TEST(e.key() == "writer_keep_init");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(gradient_reach_follows_the_bptt_window) {
   // S = 4 segments; only segment k's tokens count. init_lmem enters only the first write (end of
   // segment 0), so it gets gradient from segment k exactly when one window holds segments 0..k
