@@ -9,14 +9,22 @@ void move_to(nn::Module& model, Device device) {
   }
 }
 
-Device device_of(nn::Module& model) {
-  const NamedParams params = nn::named_params(model);
+Device device_of(const nn::Module& model) {
+  // visit() is not const because visitors may change parameters; this one only reads them.
+  const NamedParams params = nn::named_params(const_cast<nn::Module&>(model));
   return params.empty() ? Device::cpu : params.front().second->value.device();
 }
 
 arch::Memory memory_on(const arch::Memory& memory, Device device) {
   arch::Memory out;
   for (const auto& [name, t] : memory) out.emplace(name, t.to(device));
+  return out;
+}
+
+data::Batch pinned_batch(const data::Batch& batch) {
+  data::Batch out = batch;
+  for (std::vector<Tensor>* tensors : {&out.inputs, &out.targets, &out.loss_mask})
+    for (Tensor& t : *tensors) t = t.pinned();
   return out;
 }
 
