@@ -1,14 +1,16 @@
 // Pinned host buffers for data and checkpoints (docs/CUDA.md), on the emulated device in
 // every build: a trainer step on Device::cuda copies its batch data (tokens, masked targets)
 // to the device from pinned memory only, evaluation too, with no new pinned backing
-// allocation in a steady-state step; a CPU run allocates no pinned memory. Bit-identity of
-// every architecture with the CPU run is test_emulated_device's.
+// allocation in a steady-state step; a CPU run allocates no pinned memory. A checkpoint of
+// device tensors copies each one to the host once, into a pinned staging buffer, and reads
+// back byte for byte. Bit-identity with the CPU run is test_emulated_device's.
 #include <boost/test/unit_test.hpp>
 
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "experiments/checkpoint.h"
 #include "experiments/config.h"
 #include "experiments/evaluate.h"
 #include "experiments/models.h"
@@ -101,6 +103,55 @@ BOOST_AUTO_TEST_CASE(a_device_step_copies_its_batch_from_pinned_memory) {
   BOOST_TEST(dev::pinned_stats().memory.allocations == p0.memory.allocations);
   BOOST_TEST(dev::pinned_stats().live_blocks == p0.live_blocks);
   BOOST_TEST(dev::stats().to_device == to_device);
+}
+
+BOOST_AUTO_TEST_CASE(a_device_checkpoint_copies_each_tensor_to_the_host_once) {
+  test::TempDir tmp("mnemo-pinned-ckpt");
+  const ExperimentConfig cfg = tiny(tmp);
+  ScopedEmulation emulate;
+  Run run(cfg, Device::cuda);
+  run.trainer.step();  // AdamW moments and a carried memory to save
+  const TrainingState state = capture(*run.model, run.opt, run.trainer.memory(), 7, run.data.train->cursor());
+  const uint64_t tensors = state.weights.size() + state.optimizer.size() + state.memory.size();
+  BOOST_TEST(state.optimizer.size() == 2 * state.weights.size());
+  BOOST_TEST(state.memory.size() > 0u);
+  BOOST_TEST_MESSAGE("saving " << state.weights.size() << " weights, " << state.optimizer.size() << " AdamW moments, "
+                                << state.memory.size() << " memories");
+  const std::string path = tmp / "state.safetensors";
+  const dev::Stats s0 = dev::stats();
+  const dev::PinnedStats p0 = dev::pinned_stats();
+  save_checkpoint(path, state);
+  BOOST_TEST(dev::stats().to_host - s0.to_host == tensors);  // once each: checksum and write read that copy
+  BOOST_TEST(dev::pinned_stats().memory.allocations - p0.memory.allocations == tensors);  // staged in pinned memory
+  BOOST_TEST(dev::pinned_stats().live_blocks == p0.live_blocks);                         // and given back
+
+  // A second save of the same state: its staging buffers all come from the pinned cache.
+  const uint64_t backing = dev::pinned_stats().memory.backing_allocs;
+  save_checkpoint(tmp / "again.safetensors", state);
+  BOOST_TEST(dev::pinned_stats().memory.backing_allocs == backing);
+
+  // Read back on the host: every tensor's bytes as on the device.
+  const TrainingState back = load_checkpoint(path);
+  const auto same = [](const Tensor& a, const Tensor& b) {
+    const Tensor x = a.to(Device::cpu), y = b.to(Device::cpu);
+    return x.shape() == y.shape() && x.dtype() == y.dtype() && std::memcmp(x.raw(), y.raw(), x.nbytes()) == 0;
+  };
+  BOOST_REQUIRE(back.weights.size() == state.weights.size());
+  for (size_t i = 0; i < state.weights.size(); ++i) BOOST_TEST(same(back.weights[i].second, state.weights[i].second));
+  BOOST_REQUIRE(back.optimizer.size() == state.optimizer.size());
+  for (size_t i = 0; i < state.optimizer.size(); ++i)
+    BOOST_TEST(same(back.optimizer[i].second, state.optimizer[i].second));
+  BOOST_REQUIRE(back.memory.size() == state.memory.size());
+  for (const auto& [name, t] : state.memory) BOOST_TEST(same(back.memory.at(name), t), "memory " << name);
+
+  // On the CPU a save stages nothing.
+  Run cpu(cfg, Device::cpu);
+  cpu.trainer.step();
+  const dev::PinnedStats c0 = dev::pinned_stats();
+  const uint64_t to_host = dev::stats().to_host;
+  save_checkpoint(tmp / "cpu.safetensors", capture(*cpu.model, cpu.opt, cpu.trainer.memory(), 7, {}));
+  BOOST_TEST(dev::pinned_stats().memory.allocations == c0.memory.allocations);
+  BOOST_TEST(dev::stats().to_host == to_host);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
