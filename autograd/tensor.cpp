@@ -13,8 +13,13 @@ namespace mnemo {
 
 namespace device = kernels::device;
 
-Storage::Storage(size_t n, Device d) : bytes(n), device(d) {
-  if (d == Device::cuda) {
+Storage::Storage(size_t n, Device d, bool pin) : bytes(n), device(d), pinned(pin) {
+  if (pinned) {
+    MNEMO_ASSERT(d == Device::cpu);
+    const std::string why = device::unavailable();
+    MNEMO_CHECK(why.empty(), "[tensor] pinned host memory is for copies to a cuda device, and there is none: " << why);
+    ptr = device::pinned_alloc(n);
+  } else if (d == Device::cuda) {
     const std::string why = device::unavailable();  // applies MNEMO_EMULATE_CUDA first
     MNEMO_CHECK(why.empty(), "[tensor] a cuda tensor cannot be made here: "
                                  << why << " (MNEMO_EMULATE_CUDA=1 emulates the device on the host)");
@@ -28,7 +33,9 @@ Storage::Storage(size_t n, Device d) : bytes(n), device(d) {
 }
 
 Storage::~Storage() {
-  if (device == Device::cuda) {
+  if (pinned) {
+    device::pinned_free(ptr);
+  } else if (device == Device::cuda) {
     device::free(ptr);
     device::storage_destroyed();
   } else {
@@ -63,6 +70,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   t.shape_ = shape;
   t.dtype_ = dtype;
   t.storage_ = std::make_shared<Storage>(t.nbytes(), device);
+  return t;
+}
+
+Tensor Tensor::pinned_empty(const Shape& shape, DType dtype) {
+  MNEMO_CHECK(dtype != DType::bf16, "[tensor] bf16 tensors are reserved and not implemented yet");
+  Tensor t;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.storage_ = std::make_shared<Storage>(t.nbytes(), Device::cpu, /*pinned=*/true);
   return t;
 }
 
@@ -146,6 +162,13 @@ Tensor Tensor::to(Device d) const {
   return t;
 }
 
+Tensor Tensor::pinned() const {
+  if (!defined() || is_pinned()) return *this;
+  Tensor t = pinned_empty(shape_, dtype_);
+  t.copy_from(*this);
+  return t;
+}
+
 void Tensor::copy_from(const Tensor& src) const {
   MNEMO_CHECK(src.shape() == shape_, "[tensor] copy_from: shape " << src.shape() << " into " << shape_);
   bump_version();
@@ -155,6 +178,7 @@ void Tensor::copy_from(const Tensor& src) const {
     const void* s = src.storage_ptr();
     if (dd == Device::cpu && sd == Device::cpu) std::memcpy(d, s, nbytes());
     else if (dd == Device::cpu) device::to_host(d, s, nbytes());
+    else if (sd == Device::cpu && src.is_pinned()) device::to_device_from_pinned(d, s, nbytes());
     else if (sd == Device::cpu) device::to_device(d, s, nbytes());
     else device::on_device(d, s, nbytes());
     return;

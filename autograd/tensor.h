@@ -30,7 +30,9 @@ struct Storage {
   uint64_t id = 0;
   uint64_t version = 0;
   bool weight = false;
-  Storage(size_t n, Device d);
+  // Host memory from the pinned allocator (kernels::device::pinned_alloc), freed there.
+  bool pinned = false;
+  Storage(size_t n, Device d, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -54,6 +56,11 @@ class Tensor {
   static Tensor from_ints(const Shape& shape, const std::vector<int32_t>& values, Device device = Device::cpu);
   static Tensor randn(const Shape& shape, Rng& rng, DType dtype = DType::f32, double stddev = 1.0);
   static Tensor uniform(const Shape& shape, Rng& rng, double lo, double hi, DType dtype = DType::f32);
+  // A cpu tensor in page-locked memory (kernels/emulated/device.h: pinned_alloc), for data
+  // that goes to the device: a copy from it is asynchronous on a GPU. Otherwise an ordinary
+  // host tensor. Fill it, then copy from it: a host write after a copy to the device was
+  // queued would race with that copy.
+  static Tensor pinned_empty(const Shape& shape, DType dtype = DType::f32);
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }
@@ -82,6 +89,8 @@ class Tensor {
   Tensor clone() const;
   Tensor to(DType dtype) const;               // a copy unless already `dtype`
   Tensor to(Device device) const;             // a copy unless already on `device`
+  Tensor pinned() const;                      // a pinned host copy unless already pinned
+  bool is_pinned() const { return storage_ && storage_->pinned; }
   Tensor empty_like() const { return empty(shape_, dtype_, device()); }
   Tensor zeros_like() const { return zeros(shape_, dtype_, device()); }
 

@@ -91,6 +91,7 @@ int run_train_bench(const TrainBenchOptions& o) {
   b.memory_dropout = cfg.train.memory_dropout;
   b.bf16 = cfg.train.precision == Precision::bf16;
   data::Batch batch = data.train->next();
+  if (cfg.device == Device::cuda) batch = pinned_batch(batch);  // as the trainer's: copies from pinned memory
   arch::Memory memory = model->initial_memory(batch.batch_size());
   const int64_t tokens = data.tokens_per_batch;
   std::vector<Param*> params = opt.params();
@@ -116,9 +117,11 @@ int run_train_bench(const TrainBenchOptions& o) {
   kernels::device::reset_peak();
   const size_t live_before = kernels::memory_stats().live_bytes;
   const kernels::device::Stats device_before = kernels::device::stats();
+  const kernels::device::PinnedStats pinned_before = kernels::device::pinned_stats();
   step();
   const size_t peak_step = kernels::memory_stats().peak_live_bytes - live_before;
   const kernels::device::Stats device_after = kernels::device::stats();
+  const kernels::device::PinnedStats pinned_after = kernels::device::pinned_stats();
   const double s = median_seconds(step, o.steps, 0);
   reset_attention_flops();
   const auto t0 = std::chrono::steady_clock::now();
@@ -175,9 +178,10 @@ int run_train_bench(const TrainBenchOptions& o) {
     std::printf("peak device mem   %.1f MiB live during one step (%.1f MiB reserved by the caching allocator)\n",
                 double(device_after.memory.peak_live_bytes) / double(1 << 20),
                 double(device_after.memory.peak_reserved_bytes) / double(1 << 20));
-    std::printf("copies per step   %lu to the device (%.1f KiB), %lu to the host (%.1f KiB)\n",
+    std::printf("copies per step   %lu to the device (%.1f KiB; %lu of them from pinned memory), %lu to the host (%.1f KiB)\n",
                 (unsigned long)(device_after.to_device - device_before.to_device),
                 double(device_after.to_device_bytes - device_before.to_device_bytes) / 1024.0,
+                (unsigned long)(pinned_after.to_device - pinned_before.to_device),
                 (unsigned long)(device_after.to_host - device_before.to_host),
                 double(device_after.to_host_bytes - device_before.to_host_bytes) / 1024.0);
     std::printf("host waits        %lu per step (copies to the host and kernel results read back)\n",

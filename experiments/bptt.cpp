@@ -283,7 +283,9 @@ std::vector<std::string> dropped_memories(const Memory& memory, const BpttOption
 Tensor masked_targets(const data::Batch& batch, int64_t s) {
   const Tensor& t = batch.targets[size_t(s)];
   if (batch.loss_mask.empty() || !batch.loss_mask[size_t(s)].defined()) return t;
-  Tensor out = t.clone();
+  // A pinned batch's masked targets are pinned too: they are what goes to the device.
+  Tensor out = t.is_pinned() ? Tensor::pinned_empty(t.shape(), t.dtype()) : t.empty_like();
+  out.copy_from(t);
   const uint8_t* m = batch.loss_mask[size_t(s)].data<uint8_t>();
   int32_t* p = out.data<int32_t>();
   for (int64_t i = 0; i < out.numel(); ++i)

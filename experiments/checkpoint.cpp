@@ -248,8 +248,8 @@ bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(
 // ---- integrity ----
 
 // zlib's crc32 takes 32-bit lengths; tensors can be larger, so it is fed in pieces.
-std::string crc32_hex(const Tensor& device_tensor) {
-  const Tensor t = device_tensor.to(Device::cpu);
+std::string crc32_hex(const Tensor& t) {
+  MNEMO_ASSERT(t.device() == Device::cpu);  // save_checkpoint stages device tensors on the host first
   uLong crc = ::crc32(0L, Z_NULL, 0);
   const auto* p = static_cast<const Bytef*>(t.raw());
   for (size_t left = t.nbytes(); left > 0;) {
@@ -512,6 +512,10 @@ void check_step_counts(const TrainingState& s, bool has_update_counts, const std
 }  // namespace
 
 void save_checkpoint(const std::string& path, const TrainingState& s) {
+  // A device tensor comes to the host once, into a pinned staging buffer (a direct DMA on a
+  // GPU): the non-finite check, the checksum and the write all read that copy. The buffers
+  // go back to the pinned cache after the write, for the next checkpoint.
+  const auto on_host = [](const Tensor& t) { return t.defined() && t.device() != Device::cpu ? t.pinned() : t; };
   // A run that diverged must not replace its last good checkpoint with a useless one.
   const auto refuse_non_finite = [&](const std::string& name, const Tensor& t, const char* what) {
     if (const int64_t bad = count_non_finite(t))
@@ -519,18 +523,21 @@ void save_checkpoint(const std::string& path, const TrainingState& s) {
                                                     << " NaN/Inf of " << t.numel()
                                                     << " values (the file there is left as it was)");
   };
-  for (const auto& [name, t] : s.weights) refuse_non_finite(name, t, "weight");
-  for (const auto& [name, t] : s.optimizer) refuse_non_finite(name, t, "optimizer tensor");
-  for (const auto& [name, t] : s.memory) refuse_non_finite(name, t, "memory");
-
   NamedTensors tensors;
   for (const auto& [name, t] : s.weights) {
     MNEMO_CHECK(!starts_with(name, "optim/") && !starts_with(name, "memory/"),
                 "[checkpoint] weight name '" << name << "' would collide with the optim/ or memory/ sections");
-    tensors.emplace_back(name, t);
+    tensors.emplace_back(name, on_host(t));
+    refuse_non_finite(name, tensors.back().second, "weight");
   }
-  for (const auto& [name, t] : s.optimizer) tensors.emplace_back("optim/" + name, t);
-  for (const auto& [name, t] : s.memory) tensors.emplace_back("memory/" + name, t);
+  for (const auto& [name, t] : s.optimizer) {
+    tensors.emplace_back("optim/" + name, on_host(t));
+    refuse_non_finite(name, tensors.back().second, "optimizer tensor");
+  }
+  for (const auto& [name, t] : s.memory) {
+    tensors.emplace_back("memory/" + name, on_host(t));
+    refuse_non_finite(name, tensors.back().second, "memory");
+  }
 
   std::map<std::string, std::string> meta;
   meta["format"] = kFormat;

@@ -9,6 +9,7 @@
 #include "autograd/ops/ops.h"
 #include "experiments/bptt.h"
 #include "experiments/checkpoint.h"
+#include "experiments/on_device.h"
 
 namespace mnemo::experiments {
 namespace {
@@ -198,18 +199,22 @@ EvalResult evaluate(const arch::SegmentModel& model, SegmentSource& source, cons
   double nats = 0;
   int64_t correct = 0;
   Positions at{.buckets = res.by_position};
+  // On the device a segment's tokens and targets go there from pinned memory, as training's.
+  const bool pin = device_of(model) == Device::cuda;
   for (int64_t index = 0;; ++index) {
     const std::optional<EvalSegment> seg = source.next();
     if (!seg) break;
-    if (starts_fresh(seg->reset_memory, /*stateful=*/true, memory)) memory = model.initial_memory(seg->tokens.dim(0));
+    const Tensor tokens = pin ? seg->tokens.pinned() : seg->tokens;     // (B, n)
+    const Tensor targets = pin ? seg->targets.pinned() : seg->targets;  // (B, n) or undefined
+    if (starts_fresh(seg->reset_memory, /*stateful=*/true, memory)) memory = model.initial_memory(tokens.dim(0));
     if (seg->reset_memory) at.first = 0;  // a new stream (a model without memory restarts every segment regardless)
-    if (at.width == 0) at.width = seg->tokens.dim(1);
+    if (at.width == 0) at.width = tokens.dim(1);
     Tape tape;
     Tape::NoRecord no_record(tape);
-    const arch::SegmentOut out = model.forward(tape, seg->tokens, arch::constants(tape, memory));
+    const arch::SegmentOut out = model.forward(tape, tokens, arch::constants(tape, memory));
     memory = arch::values(out.memory);
-    const Score s = seg->targets.defined() ? score(out.logits, seg->targets, at) : Score{};
-    at.first += seg->tokens.dim(1);
+    const Score s = targets.defined() ? score(out.logits, targets, at) : Score{};
+    at.first += tokens.dim(1);
     nats += s.nats, correct += s.correct, res.tokens += s.tokens;
     if (observe)
       observe({.index = index, .logits = out.logits.value(), .memory = memory,

@@ -21,4 +21,11 @@ arch::Memory memory_on(const arch::Memory& memory, Device device) {
   return out;
 }
 
+data::Batch pinned_batch(const data::Batch& batch) {
+  data::Batch out = batch;
+  for (std::vector<Tensor>* tensors : {&out.inputs, &out.targets, &out.loss_mask})
+    for (Tensor& t : *tensors) t = t.pinned();
+  return out;
+}
+
 }  // namespace mnemo::experiments

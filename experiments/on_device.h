@@ -3,6 +3,7 @@
 #pragma once
 
 #include "architectures/segment_model.h"
+#include "data/streams.h"
 #include "layers/module.h"
 
 namespace mnemo::experiments {
@@ -16,5 +17,10 @@ Device device_of(const nn::Module& model);
 
 // Each memory on `device` (a copy where it is elsewhere).
 arch::Memory memory_on(const arch::Memory& memory, Device device);
+
+// The batch with every tensor (inputs, targets, loss masks) copied into pinned host memory,
+// for a model on Device::cuda: its copies to the device are then asynchronous DMAs on a GPU
+// (kernels/emulated/device.h). A CPU run uses its batches as they are.
+data::Batch pinned_batch(const data::Batch& batch);
 
 }  // namespace mnemo::experiments

@@ -4,6 +4,7 @@
 
 #include "autograd/ops/ops.h"
 #include "common/random_hash.h"
+#include "experiments/on_device.h"
 
 namespace mnemo::experiments {
 
@@ -16,6 +17,10 @@ Trainer::Trainer(const arch::SegmentModel& model, data::BatchSource& source, Ada
 
 data::Batch Trainer::next_rows(std::vector<int64_t>& whole_counts) {
   data::Batch whole = source_.next();
+  // Pinned once, where the batch is first in hand: every copy of its data to the device
+  // (each forward's tokens, each loss's targets, replayed segments too) is then asynchronous.
+  if (const std::vector<Param*> params = opt_.params(); !params.empty() && params[0]->value.device() == Device::cuda)
+    whole = pinned_batch(whole);
   if (comm_.size() == 1) return whole;
   whole_counts = counted_tokens(whole);
   return local_rows(whole, comm_);

@@ -45,6 +45,11 @@ struct Runtime {
                                                                                         : (cudaGetLastError(), nullptr);
                      },
                      [](void* p) { cudaFreeHost(p); }, "pinned host"}};
+  // Pinned blocks freed while a copy from them may still be queued, each with the event
+  // recorded on the stream at its free; events whose copies ran wait in the pool for reuse,
+  // so a steady state creates none.
+  std::unordered_map<void*, cudaEvent_t> pinned_pending;
+  std::vector<cudaEvent_t> event_pool;
   GraphPlan plan;
   std::unordered_map<void*, Graph> graphs;           // by exec
   std::vector<std::unique_ptr<BlockCache>> retired;  // pools of failed captures: their blocks may still be held
@@ -160,17 +165,78 @@ void empty_device_cache() {
   r.device.empty_cache();
 }
 
+namespace {
+
+// Events of pinned_pending whose copies have run go back to the pool (r.mu held).
+void recycle_finished_events(Runtime& r) {
+  for (auto it = r.pinned_pending.begin(); it != r.pinned_pending.end();) {
+    const cudaError_t e = cudaEventQuery(it->second);
+    if (e == cudaErrorNotReady) {
+      cudaGetLastError();  // not an error: the copy is still queued
+      ++it;
+      continue;
+    }
+    MNEMO_CUDA_CHECK(e);
+    r.event_pool.push_back(it->second);
+    it = r.pinned_pending.erase(it);
+  }
+}
+
+// Before the host writes into a block handed out again, the copies queued from it when it
+// was freed must have run (r.mu held).
+void wait_for_pending_copies(Runtime& r, void* p) {
+  auto it = r.pinned_pending.find(p);
+  if (it == r.pinned_pending.end()) return;
+  MNEMO_CUDA_CHECK(cudaEventSynchronize(it->second));
+  r.event_pool.push_back(it->second);
+  r.pinned_pending.erase(it);
+}
+
+}  // namespace
+
 void* pinned_alloc(size_t bytes) {
   Runtime& r = rt();
   std::lock_guard lock(r.mu);
   require_device();
-  return r.pinned.allocate(bytes);
+  void* p = r.pinned.allocate(bytes);
+  wait_for_pending_copies(r, p);
+  return p;
 }
 
 void pinned_free(void* p) {
+  if (!p) return;
   Runtime& r = rt();
   std::lock_guard lock(r.mu);
-  r.pinned.release(p);
+  r.pinned.release(p);  // first: a pointer it did not hand out throws before anything is recorded
+  // Nothing can be queued before the stream exists. While a step is being captured its copies
+  // have not run (and an event recorded now could not be waited for): a graph that reads
+  // pinned memory needs that memory alive at its replays, which no event can give.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  if (r.stream) MNEMO_CUDA_CHECK(cudaStreamIsCapturing(r.stream, &capturing));
+  if (r.stream && capturing == cudaStreamCaptureStatusNone) {
+    recycle_finished_events(r);
+    cudaEvent_t event = nullptr;
+    if (r.event_pool.empty()) {
+      MNEMO_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    } else {
+      event = r.event_pool.back();
+      r.event_pool.pop_back();
+    }
+    MNEMO_CUDA_CHECK(cudaEventRecord(event, r.stream));
+    // A stale entry (a block given back to cudaFreeHost by an emptied cache, its address
+    // reused) is replaced: the new event is recorded later on the same stream.
+    auto [it, fresh] = r.pinned_pending.emplace(p, event);
+    if (!fresh) {
+      r.event_pool.push_back(it->second);
+      it->second = event;
+    }
+  }
+}
+
+CacheStats pinned_memory_stats() {
+  Runtime& r = rt();
+  std::lock_guard lock(r.mu);
+  return r.pinned.stats();
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {

@@ -22,9 +22,12 @@ void device_free(void* p);
 CacheStats device_memory_stats();
 void reset_device_peak();
 void empty_device_cache();
-// Page-locked host buffers (data batches, checkpoints): copies from them are asynchronous.
+// Page-locked host buffers (data batches, checkpoints): copies from them are asynchronous,
+// so a block freed while a copy from it may still be queued is handed out again only after
+// that copy ran (an event recorded on the stream at the free, waited for at the reuse).
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);
+CacheStats pinned_memory_stats();
 
 // Copies queued on the run's stream; to_host waits for it (the only synchronisation a step
 // needs is for the values it logs).

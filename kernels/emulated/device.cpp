@@ -205,4 +205,88 @@ void result_read() { ++g_result_reads; }
 void storage_created() { ++g_live; }
 void storage_destroyed() { --g_live; }
 
+// ---- pinned host memory ----
+
+namespace {
+
+// The emulated device's pinned blocks: a cache of their own, so that its counts show what a
+// run's data and checkpoints would hold page-locked on a GPU.
+struct EmulatedPinned {
+  std::mutex mu;
+  cuda::BlockCache cache{{[](size_t n) { return std::aligned_alloc(kAlignment, n); },  // n: a multiple of 512
+                          [](void* p) { std::free(p); }, "emulated pinned host"}};
+};
+
+EmulatedPinned& emu_pinned() {
+  static EmulatedPinned* e = new EmulatedPinned;  // never destroyed, as emu()
+  return *e;
+}
+
+std::atomic<int64_t> g_pinned_live{0};
+std::atomic<uint64_t> g_to_device_pinned{0}, g_to_device_pinned_bytes{0};
+
+}  // namespace
+
+void* pinned_alloc(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
+  if (emulated()) {
+    EmulatedPinned& e = emu_pinned();
+    std::lock_guard lock(e.mu);
+    p = e.cache.allocate(bytes);
+  } else {
+#if MNEMO_WITH_CUDA
+    if (cuda::device_available()) p = cuda::pinned_alloc(bytes);
+#endif
+    if (!p)
+      throw std::runtime_error("[device] pinned host memory cannot be allocated here: " + unavailable() +
+                               " (MNEMO_EMULATE_CUDA=1 emulates the device on the host)");
+  }
+  ++g_pinned_live;
+  return p;
+}
+
+void pinned_free(void* p) {
+  if (!p) return;
+  {
+    EmulatedPinned& e = emu_pinned();
+    std::lock_guard lock(e.mu);
+    // By owner, not by the current mode: emulation may have been switched since the alloc.
+    if (!MNEMO_WITH_CUDA || e.cache.owns(p)) {
+      e.cache.release(p);  // throws for a pointer no pinned cache handed out
+      --g_pinned_live;
+      return;
+    }
+  }
+#if MNEMO_WITH_CUDA
+  cuda::pinned_free(p);
+  --g_pinned_live;
+#endif
+}
+
+void to_device_from_pinned(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  ++g_to_device_pinned;
+  g_to_device_pinned_bytes += bytes;
+  to_device(dst, src, bytes);  // the same queued copy: from pinned memory it is asynchronous
+}
+
+PinnedStats pinned_stats() {
+  PinnedStats s;
+  if (emulated()) {
+    EmulatedPinned& e = emu_pinned();
+    std::lock_guard lock(e.mu);
+    s.memory = e.cache.stats();
+  }
+#if MNEMO_WITH_CUDA
+  else if (cuda::device_available()) {
+    s.memory = cuda::pinned_memory_stats();
+  }
+#endif
+  s.live_blocks = uint64_t(g_pinned_live.load());
+  s.to_device = g_to_device_pinned;
+  s.to_device_bytes = g_to_device_pinned_bytes;
+  return s;
+}
+
 }  // namespace mnemo::kernels::device

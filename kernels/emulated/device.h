@@ -61,6 +61,27 @@ void result_read();
 void storage_created();
 void storage_destroyed();
 
+// ---- pinned host memory ----
+// Page-locked host blocks for data batches and checkpoint staging. A copy to the device from
+// pageable memory is staged through a driver buffer and is effectively synchronous; from a
+// pinned block it is an asynchronous DMA on the run's stream, so the host can go on. The CUDA
+// runtime's pinned cache in a CUDA build with a device (runtime.cpp: a block freed while a
+// copy from it may still be queued is handed out again only after that copy ran); on the
+// emulated device, 64-byte aligned host blocks from a cache of their own. Never null for
+// bytes > 0; throws with unavailable()'s reason when there is neither. pinned_free takes
+// blocks of either kind, so a block outlives a switch of emulation.
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p);
+// A host-to-device copy whose source is pinned memory: counted in Stats::to_device and in
+// Stats::to_device_pinned, so tests can see where a transfer came from.
+void to_device_from_pinned(void* dst, const void* src, size_t bytes);
+struct PinnedStats {
+  cuda::CacheStats memory;       // the pinned cache in use (emulated or the runtime's)
+  uint64_t live_blocks = 0;      // handed out by pinned_alloc and not yet freed (either kind)
+  uint64_t to_device = 0, to_device_bytes = 0;  // copies from pinned memory to the device
+};
+PinnedStats pinned_stats();
+
 // Switches emulation on for a scope (tests), restoring the previous state.
 class ScopedEmulation {
  public:
