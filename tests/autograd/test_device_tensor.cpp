@@ -14,30 +14,16 @@
 #include "autograd/ops/ops.h"
 #include "kernels/cuda/slots.h"
 #include "kernels/emulated/device.h"
+#include "tests/support/contains.h"
 #include "tests/support/error_of.h"
 
 using namespace mnemo;
+using mnemo::test::contains;
 using kernels::device::ScopedEmulation;
 using mnemo::test::error_of;
+using mnemo::test::std_error_of;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return true;
-  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
-  return false;
-}
-
-// The device memory (kernels/) throws standard exceptions, not mnemo::Error.
-template <class F>
-std::string std_error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::set<std::string> cuda_slot_list() {
   std::set<std::string> names;

@@ -11,31 +11,14 @@
 
 #include "autograd/ops/ops.h"
 #include "kernels/emulated/device.h"
+#include "tests/support/contains.h"
 #include "tests/support/error_of.h"
 
 using namespace mnemo;
+using mnemo::test::contains;
 using kernels::device::ScopedEmulation;
 using mnemo::test::error_of;
-
-namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return true;
-  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
-  return false;
-}
-
-template <class F>
-std::string std_error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
+using mnemo::test::std_error_of;
 
 BOOST_AUTO_TEST_SUITE(pinned_memory)
 

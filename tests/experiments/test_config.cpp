@@ -19,10 +19,12 @@
 #include "experiments/models.h"
 #include "experiments/sweep.h"
 #include "layers/module.h"
+#include "tests/support/contains.h"
 #include "tests/support/error_of.h"
 
 namespace fs = std::filesystem;
 using namespace mnemo::experiments;
+using mnemo::test::contains;
 
 namespace {
 
@@ -44,12 +46,6 @@ struct TempDir {
 };
 
 using mnemo::test::error_of;
-
-bool contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return true;
-  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
-  return false;
-}
 
 // The option names an architecture's config struct lists (its visit_options).
 template <class Config, class... Extra>

@@ -9,10 +9,12 @@
 
 #include "experiments/config.h"
 #include "kernels/emulated/device.h"
+#include "tests/support/contains.h"
 #include "tests/support/error_of.h"
 #include "tests/support/temp_dir.h"
 
 using namespace mnemo;
+using mnemo::test::contains;
 using namespace mnemo::experiments;
 using mnemo::test::error_of;
 
@@ -30,12 +32,6 @@ struct Configs {
     return path;
   }
 };
-
-bool contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return true;
-  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
-  return false;
-}
 
 
 }  // namespace

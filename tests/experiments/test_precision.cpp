@@ -24,11 +24,13 @@
 #include "kernels/kernels.h"
 #include "kernels/precision.h"
 #include "layers/init.h"
+#include "tests/support/contains.h"
 #include "tests/support/error_of.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/skip.h"
 
 using namespace mnemo;
+using mnemo::test::contains;
 using namespace mnemo::experiments;
 using mnemo::test::error_of;
 
@@ -46,12 +48,6 @@ struct Configs {
     return path;
   }
 };
-
-bool contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return true;
-  BOOST_TEST_MESSAGE("missing \"" << part << "\" in: " << text);
-  return false;
-}
 
 // Restores the kernel switches a test changes, however it ends.
 struct SwitchesBack {

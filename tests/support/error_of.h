@@ -3,6 +3,7 @@
 // no error at all.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -15,6 +16,18 @@ std::string error_of(F&& f) {
   try {
     std::forward<F>(f)();
   } catch (const mnemo::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The same for code below autograd (kernels/, the device memory), which throws standard
+// exceptions, not mnemo::Error.
+template <class F>
+std::string std_error_of(F&& f) {
+  try {
+    std::forward<F>(f)();
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "";
