@@ -234,12 +234,18 @@ SegmentOut CompressiveTransformer::forward(Tape& tape, const Tensor& tokens, con
       mem = mem_in[size_t(src)], cmem = cmem_in[size_t(src)];
       if (n_mem > 0) ctx.memory = cmem.dim(1) == 0 ? mem : mem.dim(1) == 0 ? cmem : concat({cmem, mem}, 1);
     }
-    ctx.q_bias = [&](Var q, int64_t n_keys) {  // (B, H, n, n_keys)
-      if (j >= 0 || !cfg.reference_parity || n_mem == 0) return rel(q, n_keys, scale);
-      // The reference offsets a memory-less layer's rows by the model's memory length too (P2):
-      // score as if the memories were there, keep the token columns.
-      return slice(rel(q, n_mem + n_keys, scale), 3, n_mem, n_keys);
-    };
+    if (dense_relative_term) {
+      ctx.q_bias = [&](Var q, int64_t n_keys) {  // (B, H, n, n_keys)
+        if (j >= 0 || !cfg.reference_parity || n_mem == 0) return rel(q, n_keys, scale);
+        // The reference offsets a memory-less layer's rows by the model's memory length too (P2):
+        // score as if the memories were there, keep the token columns.
+        return slice(rel(q, n_mem + n_keys, scale), 3, n_mem, n_keys);
+      };
+    } else {  // (B, H, n, rows in use), read through the relative shift by the attention kernel
+      ctx.q_band = [&](Var q, int64_t n_keys) {
+        return nn::band_row_logits(tape.param(rel.weight), q, n_keys, relative_rows(q.dim(2), n_keys, n_mem), scale);
+      };
+    }
     Var y = a.attn(u, ctx).out;            // (B, n, D)
     h = a.gate ? (*a.gate)(h, y) : h + y;  // (B, n, D)
     if (j >= 0) {
@@ -263,6 +269,13 @@ SegmentOut CompressiveTransformer::forward(Tape& tape, const Tensor& tokens, con
   out.memory = {{"mem", mem_next}, {"cmem", cmem_next}};
   if (aux.defined()) out.aux_loss = aux * (cfg.reconstruction_loss_weight / double(k));
   return out;
+}
+
+std::vector<int64_t> CompressiveTransformer::relative_rows(int64_t n, int64_t n_keys, int64_t n_memories) const {
+  std::vector<int64_t> rows(size_t(n * n_keys));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < n_keys; ++c) rows[size_t(r * n_keys + c)] = rel.row(n_keys - n + r - c, n_memories);
+  return rows;
 }
 
 // Keys per layer: [cm ; m ; u] in memory layers, [u] in the others.

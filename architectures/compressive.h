@@ -150,6 +150,13 @@ class CompressiveTransformer : public SegmentModel {
   int64_t memory_source(int64_t j) const;
   // The row of pos_emb a key at distance dist reads with n_memories slots in front (P2).
   int64_t relative_row(int64_t dist, int64_t n_memories) const { return rel.row(dist, n_memories); }
+  // Per (query, key): the rows read by the last n of n_keys keys as queries, the model holding
+  // n_memories slots; under reference_parity a memory-less layer's rows read that count too (P2).
+  std::vector<int64_t> relative_rows(int64_t n, int64_t n_keys, int64_t n_memories) const;
+
+  // Tests only: hand attention the relative term as the dense (B, H, n, n_keys) logits gathered
+  // from q R^T, the path before the band, so that tests can compare the two.
+  bool dense_relative_term = false;
 
  private:
   struct LayerMemory;

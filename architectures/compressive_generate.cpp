@@ -3,7 +3,7 @@
 // segment each memory layer's keys/values of its [cm; m] are projected once, and the tokens'
 // keys/values are appended as they come: a new token attends to [memory; earlier tokens;
 // itself] with the relative rows forward() gives it (P2's rows under reference_parity too),
-// O(M + p) per token instead of re-running the p tokens so far. The full segment's forward
+// as a band like forward()'s, O(M + p) per token instead of re-running the p tokens so far. The full segment's forward
 // then pushes the FIFO, compresses what it evicts, exactly as in training.
 #include <cmath>
 #include <tuple>
@@ -57,14 +57,16 @@ class CompressiveCache : public SegmentCache {
       nn::AttentionContext ctx{.xl_k = k, .xl_v = v, .causal = true};
       // The row of each key as forward() gives it: by distance, keys [cm; m; tokens so far]
       // and the queries the last n of them; parity's rows also read the memory count (P2).
-      ctx.q_bias = [&](Var q, int64_t n_keys) {
-        const int64_t n = q.dim(2);
-        std::vector<int64_t> rows(size_t(n * n_keys));
-        for (int64_t r = 0; r < n; ++r)
-          for (int64_t c = 0; c < n_keys; ++c)
-            rows[size_t(r * n_keys + c)] = m_.rel.row(n_keys - n + r - c, n_mem_);
-        return nn::gather_row_logits(tape.param(m_.rel.weight), q, n_keys, rows, scale);
-      };
+      // A band, like forward()'s (dense_relative_term: the gathered (B, H, n, n_keys) logits).
+      const auto rows = [&](Var q, int64_t n_keys) { return m_.relative_rows(q.dim(2), n_keys, n_mem_); };
+      if (m_.dense_relative_term)
+        ctx.q_bias = [&](Var q, int64_t n_keys) {
+          return nn::gather_row_logits(tape.param(m_.rel.weight), q, n_keys, rows(q, n_keys), scale);
+        };
+      else
+        ctx.q_band = [&](Var q, int64_t n_keys) {
+          return nn::band_row_logits(tape.param(m_.rel.weight), q, n_keys, rows(q, n_keys), scale);
+        };
       const nn::AttentionOutput o = a.attn(a.norm(h), ctx);
       k = append_keys(k, o.k);
       v = append_keys(v, o.v);

@@ -168,6 +168,10 @@ class MemoryTransformerXL : public SegmentModel {
   // The row of R that the key at `key` of `n_keys` reads for query `r` of `t` (the last t keys
   // are the queries), given Ls short-memory slots; -1: no positional term. Public for tests.
   int64_t position_row(int64_t r, int64_t key, int64_t t, int64_t n_keys, int64_t short_len) const;
+
+  // Tests only: the cached generator hands attention the relative term as the dense (B, H, n,
+  // n_keys) logits gathered from q R^T, the path before the band, so that tests can compare the two.
+  bool dense_relative_term = false;
 };
 
 }  // namespace mnemo::arch

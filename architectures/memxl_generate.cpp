@@ -60,15 +60,22 @@ class MemXLCache : public SegmentCache {
       Var& v = v_[size_t(l)];
       const int64_t cached = n_slots_[size_t(l)] + pos;  // keys in front of the persistent slots
       nn::AttentionContext ctx{.xl_k = k, .xl_v = v, .causal = true};
-      ctx.q_bias = [&](Var q, int64_t n_keys) {
+      const auto rows = [&](int64_t n_keys) {
         // key c here -> its index in forward()'s [P_l; memory; tokens], queries the last n
         const auto canonical = [&](int64_t c) { return c < cached ? P + c : c < cached + P ? c - cached : c; };
         std::vector<int64_t> rows(size_t(n * n_keys));
         for (int64_t r = 0; r < n; ++r)
           for (int64_t c = 0; c < n_keys; ++c)
             rows[size_t(r * n_keys + c)] = m_.position_row(pos + r, canonical(c), pos + n, n_keys, Ls_);
-        return nn::gather_row_logits(R, q, n_keys, rows, scale);
+        return rows;
       };
+      // A band, like forward()'s; with persistent slots (P > 0) their zero rows sit between the
+      // cache and the new tokens, which no band shift gives, and band_row_logits gathers a
+      // (n + n_keys - 1)-wide band instead (a few rows per call while generating).
+      if (m_.dense_relative_term)
+        ctx.q_bias = [&](Var q, int64_t n_keys) { return nn::gather_row_logits(R, q, n_keys, rows(n_keys), scale); };
+      else
+        ctx.q_band = [&](Var q, int64_t n_keys) { return nn::band_row_logits(R, q, n_keys, rows(n_keys), scale); };
       const nn::AttentionOutput o = attn.fn(attn.norm(h), ctx);
       k = append_keys(k, o.k);
       v = append_keys(v, o.v);

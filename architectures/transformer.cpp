@@ -138,11 +138,15 @@ SegmentOut TransformerXL::forward(Tape& tape, const Tensor& tokens, const Memory
       // reaches this segment from the next one unless the trainer cuts it.
       out.memory[memory_name(l)] = nn::fifo_push(mem, u, cfg.mem_len).kept;  // (B, min(M + T, mem_len), D)
       const nn::RelativePositionTable& R = *b.rel_pos;
-      return nn::AttentionContext{
+      nn::AttentionContext ctx{
           .memory = has_mem ? mem : Var{},  // re-projected by this layer's current W_kv
           .causal = true,                   // bottom-right: every memory, tokens up to i
-          .q_bias = [&R, scale](Var q, int64_t n_keys) { return R(q, n_keys, scale); },  // (B, H, T, M + T)
       };
+      if (dense_relative_term)
+        ctx.q_bias = [&R, scale](Var q, int64_t n_keys) { return R(q, n_keys, scale); };  // (B, H, T, M + T)
+      else  // (B, H, T, rows in use), read through the relative shift by the attention kernel
+        ctx.q_band = [&R, scale](Var q, int64_t n_keys) { return R.band(q, n_keys, scale); };
+      return ctx;
     });
   }
   out.logits = to_logits(norm(h));  // (B, T, V)

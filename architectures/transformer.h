@@ -109,6 +109,10 @@ class TransformerXL : public SegmentModel {
   void visit(nn::ParamVisitor& v) override;
 
   static std::string memory_name(int64_t layer) { return "mem." + std::to_string(layer); }
+
+  // Tests only: hand attention the relative term as the dense (B, H, T, M + T) logits gathered
+  // from q R^T, the path before the band, so that tests can compare the two.
+  bool dense_relative_term = false;
 };
 
 }  // namespace mnemo::arch

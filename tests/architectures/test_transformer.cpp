@@ -8,6 +8,7 @@
 #include "autograd/optim/adamw.h"
 #include "experiments/bptt.h"
 #include "tests/support/periodic_batch.h"
+#include "tests/support/relative_term_paths.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -158,6 +159,22 @@ BOOST_AUTO_TEST_CASE(history_matters_for_xl_only) {
   const Tensor after1 = run(xl, {h1, x}).logits[1], after2 = run(xl, {h2, x}).logits[1];
   BOOST_TEST(max_abs_diff(after1, after2) > 1e-4);
   BOOST_TEST(max_abs_diff(after1, run(xl, {x}).logits[0]) > 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(xl_relative_band_equals_dense_term) {
+  // The relative term as a band (forward()'s path) against the dense gathered logits of before,
+  // while the memory fills, once full, and on a partial segment.
+  nn::Init init(41);
+  TransformerXL m(init, xl_cfg(6));
+  Rng rng(42);
+  std::vector<std::string> tables;
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    nn::RelativePositionTable& R = *m.layers[l].rel_pos;
+    R.weight.value = Tensor::randn(R.weight.value.shape(), rng, DType::f32, 0.5);
+    tables.push_back("layers." + std::to_string(l) + ".rel_pos.weight");
+  }
+  test::check_band_equals_dense(m, [&](bool dense) { m.dense_relative_term = dense; }, 2, {4, 4, 4, 3}, kCfg.vocab,
+                                tables);
 }
 
 BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {

@@ -16,6 +16,7 @@
 #include "experiments/bptt.h"
 #include "experiments/models.h"
 #include "tests/support/periodic_batch.h"
+#include "tests/support/relative_term_paths.h"
 #include "tests/support/tensor_compare.h"
 
 using mnemo::test::max_abs_diff;
@@ -261,6 +262,25 @@ BOOST_AUTO_TEST_CASE(relative_row_for_a_distance_is_the_same_at_every_fill_level
         BOOST_TEST(lo == 0);
       }
       mem = values(o.memory);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(relative_band_equals_dense_term) {
+  // The relative term as a band (forward()'s path) against the dense gathered logits of before:
+  // memories filling, compressing, a partial segment; under parity also P2's memory-less layer,
+  // whose rows read the memory count although it holds none.
+  for (const bool parity : {false, true}) {
+    CompressiveConfig c = small_cfg();
+    c.reference_parity = parity;
+    if (parity) c.memory_layers = {1};
+    nn::Init init(31);
+    CompressiveTransformer m(init, c);
+    Rng rng(32);
+    m.rel.weight.value = Tensor::randn(m.rel.weight.value.shape(), rng, DType::f32, 0.5);
+    BOOST_TEST_CONTEXT((parity ? "reference_parity" : "default")) {
+      test::check_band_equals_dense(m, [&](bool dense) { m.dense_relative_term = dense; }, 2, {4, 4, 4, 4, 3}, c.vocab,
+                                    {"pos_emb"});
     }
   }
 }

@@ -7,6 +7,7 @@
 
 #include "architectures/compressive.h"
 #include "tests/support/cached_generation.h"
+#include "tests/support/relative_term_paths.h"
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -53,6 +54,22 @@ BOOST_AUTO_TEST_CASE(reference_parity_rows) {
   test::check_cached_generation(model(c, 23), c.seq_len, c.vocab, 4);
   c.memory_layers = {1};  // parity offsets the memory-less layer's rows by the memory count too
   test::check_cached_generation(model(c, 24), c.seq_len, c.vocab, 4);
+}
+
+BOOST_AUTO_TEST_CASE(relative_band_equals_dense_term) {
+  // The cache's relative term as a band against the dense gathered logits of before, one token
+  // and three at a time, filling and compressing memories; parity's memory-less layer too (P2).
+  for (const bool parity : {false, true}) {
+    CompressiveConfig c = generate_cfg();
+    c.reference_parity = parity;
+    if (parity) c.memory_layers = {1};
+    CompressiveTransformer m = model(c, 25);
+    for (const int64_t chunk : {int64_t(1), int64_t(3)})
+      BOOST_TEST_CONTEXT((parity ? "reference_parity" : "default") << ", " << chunk << " a call") {
+        test::check_generator_band_equals_dense(m, [&](bool dense) { m.dense_relative_term = dense; }, c.seq_len, 2,
+                                                4 * c.seq_len + 2, c.vocab, chunk);
+      }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

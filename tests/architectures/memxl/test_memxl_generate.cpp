@@ -7,6 +7,7 @@
 
 #include "architectures/memxl.h"
 #include "tests/support/cached_generation.h"
+#include "tests/support/relative_term_paths.h"
 
 using namespace mnemo;
 using namespace mnemo::arch;
@@ -51,6 +52,24 @@ BOOST_AUTO_TEST_CASE(reference_parity_rows) {
   MemXLConfig c = generate_cfg();
   c.reference_parity = true;
   test::check_cached_generation(model(c, 34), c.seq_len, c.vocab);
+}
+
+BOOST_AUTO_TEST_CASE(relative_band_equals_dense_term) {
+  // The cache's relative term as a band against the dense gathered logits of before, one token
+  // and three at a time: without persistent slots (a band) and with them (their zero rows sit
+  // between cache and tokens: the gathered wide band), and under reference_parity.
+  for (const int64_t persistent : {int64_t(0), int64_t(2)})
+    for (const bool parity : {false, true}) {
+      MemXLConfig c = generate_cfg();
+      c.num_mem_kv = persistent, c.reference_parity = parity;
+      MemoryTransformerXL m = model(c, 35);
+      for (const int64_t chunk : {int64_t(1), int64_t(3)})
+        BOOST_TEST_CONTEXT(persistent << " persistent slots, " << (parity ? "reference_parity" : "default") << ", "
+                                      << chunk << " a call") {
+          test::check_generator_band_equals_dense(m, [&](bool dense) { m.dense_relative_term = dense; }, c.seq_len, 2,
+                                                  4 * c.seq_len + 2, c.vocab, chunk);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
