@@ -44,13 +44,15 @@ double gemm_gflops(int64_t n) {
   Tape tape;
   Tape::NoRecord nr(tape);
   const Device device = n > 1024 ? Device::cuda : Device::cpu;
-  Var a = tape.constant(Tensor::randn({n, n}, rng).to(device)), b = tape.constant(Tensor::randn({n, n}, rng).to(device));
+  Var a = tape.constant(Tensor::randn({n, n}, rng).to(device));
+  Var b = tape.constant(Tensor::randn({n, n}, rng).to(device));
   auto product = [&] {
     (void)matmul(a, b);
     kernels::device::synchronize();  // a GPU's product is queued, not done, when matmul returns
   };
   double best = 0;
-  for (int i = 0; i < 5; ++i) best = std::max(best, 2.0 * double(n) * double(n) * double(n) / median_seconds(product) / 1e9);
+  const double flop = 2.0 * double(n) * double(n) * double(n);
+  for (int i = 0; i < 5; ++i) best = std::max(best, flop / median_seconds(product) / 1e9);
   return best;
 }
 

@@ -8,7 +8,8 @@
 namespace mnemo::nn {
 
 EMAGate::EMAGate(Init& init, int64_t d, double initial_gate) : learned_ema_beta(init.normal({d}, 0.1)), dim(d) {
-  MNEMO_CHECK(initial_gate > 0 && initial_gate < 1, "[ema_gate] the initial gate must be in (0, 1), got " << initial_gate);
+  MNEMO_CHECK(initial_gate > 0 && initial_gate < 1,
+              "[ema_gate] the initial gate must be in (0, 1), got " << initial_gate);
   // The same draws for every g0: only their mean moves (g0 = 0.5 leaves them as they were).
   if (initial_gate != 0.5) learned_ema_beta.value = tm::unary(kernels::Unary::affine, learned_ema_beta.value, 1.0,
                                                                 std::log(initial_gate / (1 - initial_gate)));

@@ -47,12 +47,15 @@ struct CrossEntropyOp {
     // device only when it reads a step's figures, not once per loss.
     Tensor total = Tensor::zeros(Shape{}, logits.dtype(), logits.device());
     if (rows > 0) launch(kernels::reduce, loss, kernels::Reduce::sum, total, loss, int64_t(1), rows, int64_t(1));
-    if (reduction == Reduction::mean && valid > 1) total = tm::binary(kernels::Binary::div, total, count_of(valid, logits));
+    if (reduction == Reduction::mean && valid > 1)
+      total = tm::binary(kernels::Binary::div, total, count_of(valid, logits));
     return total;
   }
 
   // The number of counted rows as a scalar on `like`'s device, the divisor of the mean.
-  static Tensor count_of(double valid, const Tensor& like) { return Tensor::full(Shape{}, valid, like.dtype(), like.device()); }
+  static Tensor count_of(double valid, const Tensor& like) {
+    return Tensor::full(Shape{}, valid, like.dtype(), like.device());
+  }
 
   Grads backward(Ctx& ctx, const Tensor& dy) const {
     const Tensor& logits = ctx.saved("logits");
@@ -60,7 +63,9 @@ struct CrossEntropyOp {
     Tensor row_grad = dy;  // (rows) share of the upstream gradient
     if (reduction != Reduction::none) {  // every counted row's share of dy, made where dy is
       const double valid = ctx.saved("valid_rows").item();  // a host scalar: no wait
-      const Tensor g = reduction == Reduction::mean && valid > 1 ? tm::binary(kernels::Binary::div, dy, count_of(valid, dy)) : dy;
+      const Tensor g = reduction == Reduction::mean && valid > 1
+                           ? tm::binary(kernels::Binary::div, dy, count_of(valid, dy))
+                           : dy;
       row_grad = tm::expand(g, targets.shape());  // ignored rows' values are never read
     }
     Tensor dlogits = logits.empty_like();

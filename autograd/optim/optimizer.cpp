@@ -42,7 +42,8 @@ double clip_grad_norm(std::span<Param* const> params, double max_norm) {
   double* out = kernel_ptr<double>(sums, sums, "clip_grad_norm");
   for (size_t i = 0; i < with_grad.size(); ++i) {
     const Tensor& g = with_grad[i]->grad;
-    MNEMO_CHECK(g.device() == sums.device(), "[clip_grad_norm] gradients on " << sums.device() << " and " << g.device());
+    MNEMO_CHECK(g.device() == sums.device(),
+                "[clip_grad_norm] gradients on " << sums.device() << " and " << g.device());
     launch(kernels::sum_squares, g, out + i, g, g.numel());
   }
   double sum = 0;
