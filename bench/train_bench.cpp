@@ -39,11 +39,10 @@ using namespace mnemo::experiments;
 
 // The best of five medians: one median swings by 20% on a shared machine, and the peak is
 // what the fractions are about.
-double gemm_gflops(int64_t n) {
+double gemm_gflops(int64_t n, Device device) {
   Rng rng(1);
   Tape tape;
   Tape::NoRecord nr(tape);
-  const Device device = n > 1024 ? Device::cuda : Device::cpu;
   Var a = tape.constant(Tensor::randn({n, n}, rng).to(device));
   Var b = tape.constant(Tensor::randn({n, n}, rng).to(device));
   auto product = [&] {
@@ -63,10 +62,10 @@ struct Yardstick {
   std::string name;
 };
 Yardstick yardstick(Device device, bool bf16) {
-  if (device != Device::cuda || kernels::device::emulated()) return {gemm_gflops(1024), "sgemm"};
+  if (device != Device::cuda || kernels::device::emulated()) return {gemm_gflops(1024, Device::cpu), "sgemm"};
   const kernels::MatmulPrecisionScope precision(bf16 ? kernels::MatmulPrecision::bf16 : kernels::MatmulPrecision::f32,
                                                 kernels::GemmDevice::cuda);
-  return {gemm_gflops(8192), std::string("the device's ") + (bf16 ? "bf16" : "f32") + " GEMM at 8192^3"};
+  return {gemm_gflops(8192, Device::cuda), std::string("the device's ") + (bf16 ? "bf16" : "f32") + " GEMM at 8192^3"};
 }
 
 }  // namespace
