@@ -125,4 +125,38 @@ inline double within_bf16_bounds(const Bf16Oracle& w, const Outs<float>& got, bo
   return used;
 }
 
+// The random inputs of a bf16 attention check and their oracle: q, k, v, dout and a per-batch
+// bias from `seed`, every seventh key padded (pad_keys), a fixed pattern of masked pairs
+// (with_mask); `a` carries those masks (host pointers into this case, which therefore stays
+// where it was made) and bias_per_batch. o and lse are the oracle's forward in f32: what a
+// kernel's backward reads as saved.
+struct Bf16AttentionCase {
+  kn::AttentionDesc a;
+  int64_t nq, nkv, nb;
+  Vf q, k, v, bias, dout;
+  std::vector<uint8_t> pad, mask;
+  Bf16Oracle w;
+  Vf o, lse;
+
+  Bf16AttentionCase(kn::AttentionDesc desc, bool with_bias, bool pad_keys, bool with_mask, uint32_t seed) : a(desc) {
+    a.bias_per_batch = with_bias;
+    nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d, nb = a.B * a.H * a.Tq * a.Tk;
+    q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
+    bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
+    pad.assign(size_t(a.B * a.Tk), 1);
+    for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
+    mask.assign(size_t(nb), 0);
+    for (size_t i = 0; i < mask.size(); ++i) mask[i] = uint8_t((i * 13 + i / 5) % 4 != 0);
+    a.key_pad = pad_keys ? pad.data() : nullptr;
+    if (with_mask) a.mask = mask.data(), a.mask_strides[0] = a.H * a.Tq * a.Tk, a.mask_strides[1] = a.Tq * a.Tk,
+                   a.mask_strides[2] = a.Tk, a.mask_strides[3] = 1;
+    w = bf16_oracle(a, q, k, v, with_bias ? &bias : nullptr, dout);
+    o.assign(w.o.begin(), w.o.end()), lse.assign(w.lse.begin(), w.lse.end());
+  }
+  Bf16AttentionCase(const Bf16AttentionCase&) = delete;  // a's masks point into this one
+  Bf16AttentionCase& operator=(const Bf16AttentionCase&) = delete;
+
+  const float* bias_or_null() const { return a.bias_per_batch ? bias.data() : nullptr; }
+};
+
 }  // namespace mnemo::test

@@ -32,31 +32,20 @@ kn::AttentionDesc desc(int64_t B, int64_t H, int64_t Hk, int64_t Tq, int64_t Tk,
 // Runs the case in f64 (the oracle, bf16_bounds.h) and on the cpu kernel with bf16
 // tiles; returns the largest fraction of a bound any error used.
 double check(Case c, uint32_t seed) {
-  kn::AttentionDesc& a = c.a;
-  const int64_t B = a.B, H = a.H, Tq = a.Tq, Tk = a.Tk, d = a.d;
-  const int64_t nq = B * H * Tq * d, nkv = B * a.Hk * Tk * d, nb = B * H * Tq * Tk;
-  a.bias_per_batch = c.bias;
-  const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
-  const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
-  std::vector<uint8_t> pad(size_t(B * Tk), 1), mask(size_t(nb), 0);
-  for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
-  for (size_t i = 0; i < mask.size(); ++i) mask[i] = uint8_t((i * 13 + i / 5) % 4 != 0);
-  a.key_pad = c.pad ? pad.data() : nullptr;
-  if (c.mask) a.mask = mask.data(), a.mask_strides[0] = H * Tq * Tk, a.mask_strides[1] = Tq * Tk,
-              a.mask_strides[2] = Tk, a.mask_strides[3] = 1;
-  const float* bp = c.bias ? bias.data() : nullptr;
-  const Bf16Oracle w = bf16_oracle(a, q, k, v, c.bias ? &bias : nullptr, dout);
-  const Vf of(w.o.begin(), w.o.end()), lsef(w.lse.begin(), w.lse.end());  // the saved inputs of both backwards
+  Bf16AttentionCase in(c.a, c.bias, c.pad, c.mask, seed);
+  kn::AttentionDesc& a = in.a;
+  const Bf16Oracle& w = in.w;
+  const float* bp = in.bias_or_null();
   // the cpu kernel with bf16 tiles, on the oracle's saved o and lse
   auto* fwd = kn::attention_forward.get(kn::Backend::cpu);
   auto* bwd = kn::attention_backward.get(kn::Backend::cpu);
   auto run = [&](bool bf16) {
     a.bf16 = bf16;
-    Outs<float> out{junk<float>(nq), junk<float>(B * H * Tq), junk<float>(nq), junk<float>(nkv), junk<float>(nkv),
-                    Vf(size_t(nb), 0.0f)};
-    fwd(a, out[0].data(), out[1].data(), q.data(), k.data(), v.data(), bp);
-    bwd(a, out[2].data(), out[3].data(), out[4].data(), c.bias ? out[5].data() : nullptr, dout.data(), q.data(),
-        k.data(), v.data(), bp, of.data(), lsef.data());
+    Outs<float> out{junk<float>(in.nq), junk<float>(a.B * a.H * a.Tq), junk<float>(in.nq), junk<float>(in.nkv),
+                    junk<float>(in.nkv), Vf(size_t(in.nb), 0.0f)};
+    fwd(a, out[0].data(), out[1].data(), in.q.data(), in.k.data(), in.v.data(), bp);
+    bwd(a, out[2].data(), out[3].data(), out[4].data(), c.bias ? out[5].data() : nullptr, in.dout.data(),
+        in.q.data(), in.k.data(), in.v.data(), bp, in.o.data(), in.lse.data());
     return out;
   };
   const Outs<float> f32 = run(false), bf16 = run(true);
@@ -67,7 +56,6 @@ double check(Case c, uint32_t seed) {
     compare("o (f32)", f32[0], w.o, 1e-4);
     compare("dq (f32)", f32[2], w.dq, 2e-4);
   }
-  a.bf16 = false;
   BOOST_TEST_MESSAGE(c.what << ": largest error " << used << " of its bf16 bound");
   return used;
 }

@@ -161,34 +161,28 @@ void check_attention(const std::string& what, kn::AttentionDesc a, bool with_bia
 double check_attention_bf16(const std::string& what, kn::AttentionDesc a, bool with_bias, bool pad_keys,
                             uint32_t seed) {
   kn::init();
-  a.bias_per_batch = with_bias;
-  const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d, nb = a.B * a.H * a.Tq * a.Tk;
-  const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
-  const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
-  std::vector<uint8_t> pad(size_t(a.B * a.Tk), 1);
-  for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
-  a.key_pad = pad_keys ? pad.data() : nullptr;
-  const Bf16Oracle w = bf16_oracle(a, q, k, v, with_bias ? &bias : nullptr, dout);
-  const Vf of(w.o.begin(), w.o.end()), lsef(w.lse.begin(), w.lse.end());
+  const Bf16AttentionCase c(a, with_bias, pad_keys, /*with_mask=*/false, seed);
+  const int64_t nq = c.nq, nkv = c.nkv, nb = c.nb;
   auto* fwd = kn::attention_forward.get(Backend::cuda);
   auto* bwd = kn::attention_backward.get(Backend::cuda);
   BOOST_TEST_REQUIRE((fwd && bwd), "the attention slots have no CUDA kernel");
   Mem<float> m{true};
-  kn::AttentionDesc d = a;
-  d.key_pad = pad_keys ? m.in(pad) : nullptr;
+  kn::AttentionDesc d = c.a;
+  d.key_pad = pad_keys ? m.in(c.pad) : nullptr;
   d.bf16 = true;
   float* o = m.out(nq);
   float* lse = m.out(a.B * a.H * a.Tq);
-  const float* bp = with_bias ? m.in(bias) : nullptr;
-  fwd(d, o, lse, m.in(q), m.in(k), m.in(v), bp);
+  const float* bp = with_bias ? m.in(c.bias) : nullptr;
+  fwd(d, o, lse, m.in(c.q), m.in(c.k), m.in(c.v), bp);
   float* dq = m.out(nq);
   float* dk = m.out(nkv);
   float* dv = m.out(nkv);
   float* db = m.out(Vf(size_t(nb), 0.0f));
-  bwd(d, dq, dk, dv, with_bias ? db : nullptr, m.in(dout), m.in(q), m.in(k), m.in(v), bp, m.in(of), m.in(lsef));
+  bwd(d, dq, dk, dv, with_bias ? db : nullptr, m.in(c.dout), m.in(c.q), m.in(c.k), m.in(c.v), bp, m.in(c.o),
+      m.in(c.lse));
   const Outs<float> got = m.results();
   double used = 0;
-  BOOST_TEST_CONTEXT("cuda attention, bf16, " << what) used = within_bf16_bounds(w, got, with_bias);
+  BOOST_TEST_CONTEXT("cuda attention, bf16, " << what) used = within_bf16_bounds(c.w, got, with_bias);
   BOOST_TEST_MESSAGE(what << ": largest error " << used << " of its bf16 bound");
   return used;
 }

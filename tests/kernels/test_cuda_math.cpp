@@ -165,24 +165,16 @@ template <int D>
 double check_attention_bf16(const std::string& what, kn::AttentionDesc a, bool with_bias, bool pad_keys,
                             uint32_t seed) {
   kn::init();
-  a.bias_per_batch = with_bias;
-  const int64_t nq = a.B * a.H * a.Tq * a.d, nkv = a.B * a.Hk * a.Tk * a.d, nb = a.B * a.H * a.Tq * a.Tk;
-  const Vf q = rand_vec(nq, -1, 1, seed), k = rand_vec(nkv, -1, 1, seed + 1), v = rand_vec(nkv, -1, 1, seed + 2);
-  const Vf bias = rand_vec(nb, -1, 1, seed + 3), dout = rand_vec(nq, -1, 1, seed + 4);
-  std::vector<uint8_t> pad(size_t(a.B * a.Tk), 1);
-  for (size_t i = 0; i < pad.size(); i += 7) pad[i] = 0;
-  a.key_pad = pad_keys ? pad.data() : nullptr;
-  const Bf16Oracle w = bf16_oracle(a, q, k, v, with_bias ? &bias : nullptr, dout);
-  const Vf of(w.o.begin(), w.o.end()), lsef(w.lse.begin(), w.lse.end());
-  a.bf16 = true;
-  Outs<float> got{junk<float>(nq), junk<float>(a.B * a.H * a.Tq), junk<float>(nq), junk<float>(nkv),
-                  junk<float>(nkv), Vf(size_t(nb), 0.0f)};
-  const float* bp = with_bias ? bias.data() : nullptr;
-  emulated_forward<D>(a, got[0].data(), got[1].data(), q.data(), k.data(), v.data(), bp);
-  emulated_backward<D>(a, got[2].data(), got[3].data(), got[4].data(), with_bias ? got[5].data() : nullptr,
-                       dout.data(), q.data(), k.data(), v.data(), bp, of.data(), lsef.data());
+  Bf16AttentionCase c(a, with_bias, pad_keys, /*with_mask=*/false, seed);
+  c.a.bf16 = true;
+  Outs<float> got{junk<float>(c.nq), junk<float>(a.B * a.H * a.Tq), junk<float>(c.nq), junk<float>(c.nkv),
+                  junk<float>(c.nkv), Vf(size_t(c.nb), 0.0f)};
+  const float* bp = c.bias_or_null();
+  emulated_forward<D>(c.a, got[0].data(), got[1].data(), c.q.data(), c.k.data(), c.v.data(), bp);
+  emulated_backward<D>(c.a, got[2].data(), got[3].data(), got[4].data(), with_bias ? got[5].data() : nullptr,
+                       c.dout.data(), c.q.data(), c.k.data(), c.v.data(), bp, c.o.data(), c.lse.data());
   double used = 0;
-  BOOST_TEST_CONTEXT(what << ", bf16, head width " << D) used = within_bf16_bounds(w, got, with_bias);
+  BOOST_TEST_CONTEXT(what << ", bf16, head width " << D) used = within_bf16_bounds(c.w, got, with_bias);
   BOOST_TEST_MESSAGE(what << ": largest error " << used << " of its bf16 bound");
   return used;
 }
