@@ -19,8 +19,7 @@ data::Batch Trainer::next_rows(std::vector<int64_t>& whole_counts) {
   data::Batch whole = source_.next();
   // Pinned once, where the batch is first in hand: every copy of its data to the device
   // (each forward's tokens, each loss's targets, replayed segments too) is then asynchronous.
-  if (const std::vector<Param*> params = opt_.params(); !params.empty() && params[0]->value.device() == Device::cuda)
-    whole = pinned_batch(whole);
+  if (device_of(model_) == Device::cuda) whole = pinned_batch(whole);
   if (comm_.size() == 1) return whole;
   whole_counts = counted_tokens(whole);
   return local_rows(whole, comm_);
