@@ -41,6 +41,9 @@ CompressiveConfig resolved(CompressiveConfig c) {
     MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
   MNEMO_OPTION_CHECK(c.reconstruction_loss_weight >= 0, "reconstruction_loss_weight",
                      "must be >= 0, got " << c.reconstruction_loss_weight);
+  // The reference detaches every memory it returns, so the task loss could not reach f_c.
+  MNEMO_OPTION_CHECK(!(c.compressor_task_grad && c.reference_parity), "compressor_task_grad",
+                     "cannot be combined with reference_parity (the reference detaches its memories)");
   return c;
 }
 
@@ -156,10 +159,11 @@ CompressiveTransformer::LayerMemory CompressiveTransformer::update_memory(const 
   const nn::FifoResult fifo = nn::fifo_push(mem, u, cfg.mem_len);
   LayerMemory out{.mem = fifo.kept, .cmem = cmem, .aux = {}};
   if (fifo.evicted.dim(1) == 0 || cfg.cmem_len == 0) return out;
-  // The compressor sees the evicted slots as data: only the reconstruction loss trains it.
+  // The compressor sees the evicted slots as data: only the reconstruction loss trains it,
+  // unless compressor_task_grad lets the task loss reach it through the compressed slots.
   Var compressed = a.compress(sg(fifo.evicted));  // (B, ceil(e / c), D)
   if (compressed.dim(1) == 0) return out;         // parity's padding rule can leave nothing (P3)
-  out.cmem = nn::fifo_push(cmem, sg(compressed), cfg.cmem_len).kept;
+  out.cmem = nn::fifo_push(cmem, cfg.compressor_task_grad ? compressed : sg(compressed), cfg.cmem_len).kept;
   if (training && cfg.reconstruction_loss_weight > 0) {
     // P4: the reference reconstructs attention over the whole memory this layer read, not
     // over the slots that were compressed.

@@ -13,6 +13,7 @@
 // Memory update of memory layer l, on full segments (n = T) only:
 //   [m'; e] = FIFO(m, u, mem_len)          m' the newest mem_len slots, e the evicted oldest
 //   cm'     = last cmem_len of [cm; SG(f_c(SG(e)))]   f_c: Conv1d(kernel = stride = c) on time
+//            (compressor_task_grad: [cm; f_c(SG(e))], the task loss trains f_c as well)
 //   L_aux   = || Attn(SG q, SG K(e), SG V(e)) - Attn(SG q, K(f_c(SG e)), V(f_c(SG e))) ||^2 (mean)
 //            where K, V use SG(W_kv): the reconstruction loss trains the compressor only, and
 //            W_kv keeps training on the task loss (P1: the reference freezes W_kv instead).
@@ -78,6 +79,10 @@ struct CompressiveConfig {
   bool ff_glu = false;
   double attn_dropout = 0, ff_dropout = 0, attn_layer_dropout = 0, reconstruction_attn_dropout = 0;
   double reconstruction_loss_weight = 1;
+  // The paper stops the task loss at the compressed memory, so only the reconstruction loss
+  // trains f_c. true lets the task loss of later segments reach f_c too (its input, the evicted
+  // slots, stays stop-gradient): an ablation of that choice. Not with reference_parity.
+  bool compressor_task_grad = false;
   std::optional<bool> final_norm = {}; // P6: LayerNorm before the output projection; unset: !reference_parity
   // The reference's numerics: P2 relative rows, P3 padding, P4 reconstruction target, P5 wrap-
   // around, detached memories and rotated memories returned by partial segments; final_norm and
@@ -97,7 +102,7 @@ struct CompressiveConfig {
     v("ff_glu", c.ff_glu), v("attn_dropout", c.attn_dropout), v("ff_dropout", c.ff_dropout);
     v("attn_layer_dropout", c.attn_layer_dropout), v("reconstruction_attn_dropout", c.reconstruction_attn_dropout);
     v("reconstruction_loss_weight", c.reconstruction_loss_weight), v("final_norm", c.final_norm);
-    v("gate_bias_init", c.gate_bias_init);
+    v("gate_bias_init", c.gate_bias_init), v("compressor_task_grad", c.compressor_task_grad);
   }
 };
 

@@ -9,6 +9,7 @@
 //   ff_glu: false             GLU feed-forward (first half activated)
 //   attn_dropout, ff_dropout, attn_layer_dropout, reconstruction_attn_dropout: 0
 //   reconstruction_loss_weight: 1
+//   compressor_task_grad: false  true: the task loss trains the compressor too (not the paper's)
 //   final_norm: true          P6: LayerNorm before the logits (false under reference_parity)
 //   gate_bias_init: 2         P7: GRU update-gate bias, identity-favouring (0 under reference_parity)
 //   reference_parity: false   the reference's numerics (P2-P5, detached memories)

@@ -172,6 +172,36 @@ BOOST_AUTO_TEST_CASE(compressor_trained_by_the_aux_loss_only_and_to_kv_keeps_tra
   }
 }
 
+BOOST_AUTO_TEST_CASE(compressor_task_grad_lets_the_task_loss_reach_the_compressor) {
+  // The paper's stop-gradient (above) against the ablation: with compressor_task_grad the task
+  // loss of a later segment reaches the conv through the compressed slots, and still not the
+  // evicted slots' own graph (the segment that wrote them).
+  CompressiveConfig c = small_cfg();
+  c.mem_len = 4;
+  c.enhanced_recurrence = false;  // each layer reads its own compressed memory
+  c.compressor_task_grad = true;
+  nn::Init init(5);
+  CompressiveTransformer m(init, c);
+  nn::train(m);
+  const Memory mem = step(m, random_tokens(2, 4, 13, 1), m.initial_memory(2));
+  zero_grads(m);
+  Tape tape;
+  SegmentOut o1 = m.forward(tape, random_tokens(2, 4, 13, 40), constants(tape, mem));  // compresses
+  SegmentOut o2 = m.forward(tape, random_tokens(2, 4, 13, 41), o1.memory);           // reads cmem
+  tape.backward(cross_entropy(o2.logits, random_tokens(2, 4, 13, 42)));
+  for (const GatedAttention& a : m.attn_layers) {
+    BOOST_TEST(grad_abs(a.compress.weight) > 0.0);
+    BOOST_TEST(grad_abs(a.compress.bias) > 0.0);
+  }
+  c.reference_parity = true;
+  try {
+    CompressiveTransformer bad(init, c);
+    BOOST_FAIL("compressor_task_grad with reference_parity was accepted");
+  } catch (const arch::OptionError& e) {
+    BOOST_TEST(e.key() == "compressor_task_grad");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(aux_loss_is_weighted_and_only_while_training) {
   CompressiveConfig c = small_cfg();
   c.mem_len = 4;
