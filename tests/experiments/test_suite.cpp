@@ -9,8 +9,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
+#include "experiments/models.h"
 #include "experiments/run.h"
 #include "experiments/suite.h"
 #include "experiments/sweep.h"
@@ -276,6 +279,30 @@ BOOST_AUTO_TEST_CASE(results_md_gets_the_report_and_the_plots) {
   BOOST_TEST(text.find("6 of 6 runs finished (budget small") != std::string::npos, text);
   BOOST_TEST(text.find("![copy](results/tiny-small/copy.png)") != std::string::npos, text);
   BOOST_TEST(text.find("| copy | segments |") != std::string::npos, text);
+}
+
+// The shipped suite, at both budgets: every run's config loads with its overrides and its model
+// builds, and the models of each point lie within 10% of each other's parameter count (the
+// issue's matched sizes), so an edited model line cannot break a long run hours in.
+BOOST_AUTO_TEST_CASE(shipped_longrange_suite_loads_and_matches_parameter_counts) {
+  const Suite s = load_suite(std::string(MNEMO_SOURCE_DIR) + "/experiments/suites/longrange.yaml");
+  for (const std::string budget : {"small", ""}) {
+    std::map<std::string, std::pair<int64_t, int64_t>> span;  // point -> (min, max) params
+    std::set<std::string> built;
+    for (const SuiteRun& r : expand_suite(s, budget)) {
+      const std::string point = r.setting + " " + r.value, key = point + " " + r.model;
+      if (!built.insert(key).second) continue;  // seeds change the draws, not the size
+      BOOST_TEST_CONTEXT(r.folder) {
+        const ExperimentConfig cfg = load_config(s.experiment, r.overrides);
+        const int64_t n = nn::param_count(*build_model(cfg));
+        auto [it, fresh] = span.try_emplace(point, n, n);
+        it->second = {std::min(it->second.first, n), std::max(it->second.second, n)};
+      }
+    }
+    BOOST_TEST(built.size() == (budget.empty() ? 156u : 42u));
+    for (const auto& [point, mm] : span)
+      BOOST_TEST(double(mm.second) <= 1.10 * double(mm.first), point << ": " << mm.first << " to " << mm.second);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
