@@ -466,32 +466,39 @@ BOOST_AUTO_TEST_CASE(whole_model_gradient_checks_are_registered) {
 }
 
 BOOST_AUTO_TEST_CASE(replay_gradients_equal_full_bptt_with_the_aux_loss) {
-  // The memories carry gradient where they should (mem) and stop where they should (cmem's new
-  // slots, the compressor's input), the same way on one tape and across replayed tapes; the
+  // The memories carry gradient where they should (mem; cmem's new slots only with
+  // compressor_task_grad) and stop where they should (the compressor's input, and cmem's new
+  // slots by default), the same way on one tape and across replayed tapes; the
   // reconstruction dropout draws the same masks when a segment is replayed.
-  CompressiveConfig c = small_cfg();
-  c.reconstruction_attn_dropout = 0.3, c.attn_dropout = 0.1;
-  nn::Init init(12, DType::f64);
-  CompressiveTransformer m(init, c);
-  Rng rng(3);
-  std::vector<int32_t> rows(size_t(2 * (5 * 4 + 1)));
-  for (auto& r : rows) r = int32_t(rng.randint(13));
-  const data::Batch batch = data::make_batch(rows, 2, 5, 4);
-  const auto grads = [&](experiments::BpttMode mode) {
-    zero_grads(m);
-    const auto r = experiments::train_batch(m, batch, m.initial_memory(2), {.mode = mode, .seed = 4});
-    BOOST_TEST(r.aux_loss > 0.0);
-    std::vector<std::vector<double>> g;
-    for (Param* p : nn::params(m)) g.push_back(p->grad.defined() ? p->grad.to_vector() : std::vector<double>(p->value.numel()));
-    return g;
-  };
-  const auto full = grads(experiments::BpttMode::full), replay = grads(experiments::BpttMode::replay);
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < full.size(); ++i)
-    for (size_t j = 0; j < full[i].size(); ++j)
-      worst = std::max(worst, std::abs(full[i][j] - replay[i][j])), largest = std::max(largest, std::abs(full[i][j]));
-  BOOST_TEST(largest > 0.0);
-  BOOST_TEST(worst <= 1e-10 * largest);
+  for (const bool task_grad : {false, true}) {
+    BOOST_TEST_CONTEXT("compressor_task_grad " << task_grad) {
+      CompressiveConfig c = small_cfg();
+      c.reconstruction_attn_dropout = 0.3, c.attn_dropout = 0.1;
+      c.compressor_task_grad = task_grad;
+      nn::Init init(12, DType::f64);
+      CompressiveTransformer m(init, c);
+      Rng rng(3);
+      std::vector<int32_t> rows(size_t(2 * (5 * 4 + 1)));
+      for (auto& r : rows) r = int32_t(rng.randint(13));
+      const data::Batch batch = data::make_batch(rows, 2, 5, 4);
+      const auto grads = [&](experiments::BpttMode mode) {
+        zero_grads(m);
+        const auto r = experiments::train_batch(m, batch, m.initial_memory(2), {.mode = mode, .seed = 4});
+        BOOST_TEST(r.aux_loss > 0.0);
+        std::vector<std::vector<double>> g;
+        for (Param* p : nn::params(m))
+          g.push_back(p->grad.defined() ? p->grad.to_vector() : std::vector<double>(p->value.numel()));
+        return g;
+      };
+      const auto full = grads(experiments::BpttMode::full), replay = grads(experiments::BpttMode::replay);
+      double worst = 0, largest = 0;
+      for (size_t i = 0; i < full.size(); ++i)
+        for (size_t j = 0; j < full[i].size(); ++j)
+          worst = std::max(worst, std::abs(full[i][j] - replay[i][j])), largest = std::max(largest, std::abs(full[i][j]));
+      BOOST_TEST(largest > 0.0);
+      BOOST_TEST(worst <= 1e-10 * largest);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(training_smoke_loss_drops) {
