@@ -2,7 +2,9 @@
 # Resume after `kill -9`: a run killed at a random moment (between steps, inside a step or
 # inside a checkpoint write) and resumed must end exactly where the same run left alone ends:
 # the same training losses at every logged step, the same evaluations and the same weights
-# (the same held-out loss to all printed digits). Tried three times at random kill points.
+# (the same held-out loss to all printed digits). Tried three times at random kill points:
+# once the run has logged a random number of steps, plus a random few milliseconds. Counting
+# steps, not time, keeps the kill inside the run whether the machine is busy or idle.
 # Usage: kill_resume_test.sh MNEMO
 set -euo pipefail
 MNEMO=$1
@@ -21,32 +23,39 @@ YAML
 # The columns that depend on the clock go; everything else must match to the digit.
 untimed() { sed -E 's/,"(tokens_per_s|elapsed_s)":[^,}]*//g' "$1"; }
 
-start=$(date +%s%N)
 "$MNEMO" train "$tmp/run.yaml" --out "$tmp/straight" --quiet > /dev/null 2>&1 || fail "the uninterrupted run failed"
-duration_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 "$MNEMO" eval "$tmp/straight" > "$tmp/straight.eval" || fail "eval of the uninterrupted run"
+
+logged() { [ -f "$1/train.jsonl" ] && grep -c . "$1/train.jsonl" || echo 0; }
 
 killed_mid_run=0
 for attempt in 1 2 3; do
   dir="$tmp/killed$attempt"
-  delay_ms=$(( duration_ms / 10 + RANDOM % (duration_ms * 8 / 10 + 1) ))
+  after_steps=$(( 2 + RANDOM % 90 ))  # of 120: the run has at least 28 steps left
+  extra_ms=$(( RANDOM % 4 ))
   "$MNEMO" train "$tmp/run.yaml" --out "$dir" --quiet > /dev/null 2>&1 &
   pid=$!
-  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+  deadline=$(( $(date +%s) + 120 ))
+  while kill -0 "$pid" 2> /dev/null && [ "$(logged "$dir")" -lt "$after_steps" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "attempt $attempt: the run logged no step $after_steps in 120 s"
+    sleep 0.002
+  done
+  sleep "0.00$extra_ms"
   kill -9 "$pid" 2> /dev/null || true
   wait "$pid" 2> /dev/null || true
+  at="after $after_steps logged steps + $extra_ms ms"
   if [ -f "$dir/summary.json" ]; then
-    echo "attempt $attempt: the run finished before the kill (${delay_ms} ms)"
+    echo "attempt $attempt: the run finished before the kill ($at)"
     continue
   fi
   if [ ! -f "$dir/checkpoints/last.safetensors" ]; then
     # killed before the first checkpoint: nothing to resume, start again the normal way
-    echo "attempt $attempt: killed before the first checkpoint (${delay_ms} ms)"
+    echo "attempt $attempt: killed before the first checkpoint ($at)"
     rm -rf "$dir"
     "$MNEMO" train "$tmp/run.yaml" --out "$dir" --quiet > /dev/null 2>&1 || fail "restart after an early kill"
   else
     killed_mid_run=$((killed_mid_run + 1))
-    echo "attempt $attempt: killed after $(grep -c . "$dir/train.jsonl" || true) logged steps (${delay_ms} ms); resuming"
+    echo "attempt $attempt: killed with $(logged "$dir") logged steps ($at); resuming"
     "$MNEMO" train --resume "$dir" --quiet > /dev/null 2>&1 || fail "resume after kill -9 (attempt $attempt)"
   fi
   "$MNEMO" eval "$dir" > "$tmp/killed.eval" || fail "eval of the resumed run"
