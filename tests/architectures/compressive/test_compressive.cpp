@@ -174,8 +174,8 @@ BOOST_AUTO_TEST_CASE(compressor_trained_by_the_aux_loss_only_and_to_kv_keeps_tra
 
 BOOST_AUTO_TEST_CASE(compressor_task_grad_lets_the_task_loss_reach_the_compressor) {
   // The paper's stop-gradient (above) against the ablation: with compressor_task_grad the task
-  // loss of a later segment reaches the conv through the compressed slots, and still not the
-  // evicted slots' own graph (the segment that wrote them).
+  // loss of a later segment reaches the conv through the compressed slots (the test above has
+  // the same two-segment tape without the option, and no gradient there); refused with parity.
   CompressiveConfig c = small_cfg();
   c.mem_len = 4;
   c.enhanced_recurrence = false;  // each layer reads its own compressed memory
