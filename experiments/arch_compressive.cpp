@@ -26,6 +26,9 @@ struct CompressiveTraits {
   using Config = arch::CompressiveConfig;
   template <class Self, class V> static void visit(Self& c, V&& v) { Config::visit_options(c, v); }
   static Config resolve(const Config& c) { return arch::resolved(c); }
+  // The compressed slots are read from the next segment on: with one segment a tape, the task
+  // loss never reaches the compressor.
+  static std::string cross_segment_option(const Config& c) { return c.compressor_task_grad ? "compressor_task_grad" : ""; }
 };
 
 // Reference state dict -> mnemo names: the names are the same, so this checks that every

@@ -19,6 +19,8 @@ struct MemXLTraits {
   using Config = arch::MemXLConfig;
   template <class Self, class V> static void visit(Self& c, V&& v) { Config::visit_options(c, v); }
   static Config resolve(const Config& c) { return arch::resolved(c); }
+  // Hiddens with gradient reach the loss only through memories read by a later segment.
+  static std::string cross_segment_option(const Config& c) { return c.detach_hiddens ? "" : "detach_hiddens"; }
 };
 
 // The reference's name for a mnemo parameter name.

@@ -280,6 +280,22 @@ std::vector<SweepAxis> read_sweep(YamlReader r) {
   return out;
 }
 
+// An option that trains through gradients crossing a segment boundary (ArchInfo's
+// cross_segment_option) changes nothing when every tape holds one segment: bptt: truncated
+// with window 1 cuts the memories after each segment, and one segment a batch has no boundary.
+void check_cross_segment_option(YamlReader& r, const ExperimentConfig& c) {
+  const ArchInfo& info = find_arch(c.model.arch);
+  if (!info.cross_segment_option) return;
+  const std::string key = info.cross_segment_option(*c.model.options);
+  const int64_t tape = c.train.bptt == BpttMode::full ? c.data.segments : std::min(c.train.window, c.data.segments);
+  if (key.empty() || tape >= 2) return;
+  r.child("model").child(c.model.arch).fail(
+      key, "acts only through gradients that cross segments on one tape, and this run's tapes hold one segment (train.bptt: " +
+               std::string(name_of(c.train.bptt)) + ", train.window: " + std::to_string(c.train.window) +
+               ", data.segments: " + std::to_string(c.data.segments) +
+               "), so it would change nothing: use train.window >= 2 or bptt: full with data.segments >= 2");
+}
+
 // A synthetic task's sizes must fit its sequence, and its letters the vocabulary: checked at
 // load (by building the task, which generates nothing yet) so the error carries a location.
 void check_synthetic(YamlReader& r, const ExperimentConfig& c) {
@@ -329,6 +345,7 @@ ExperimentConfig read_experiment(YamlReader r, const std::string& stem) {
                                        " is read as bytes (tokens 0..255): must be >= " + std::to_string(kByteVocab) +
                                        ", got " + std::to_string(c.model.vocab));
   c.train = read_train(r.child("train"), c.data, c.device);
+  check_cross_segment_option(r, c);
   c.eval = read_eval(r.child("eval"));
   c.sweep = read_sweep(r.child("sweep"));
   r.reject_unknown_keys();

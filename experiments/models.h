@@ -38,6 +38,10 @@ struct ArchInfo {
   // architecture has no reference. Throws naming the option when the reference cannot express
   // the configured model.
   std::function<NamedTensors(nn::Module& model, const ExperimentConfig&)> export_reference;
+  // The option of model.<arch> set to a value that acts only through gradients crossing a
+  // segment boundary on one tape (a compressor trained by a later segment's loss), or "".
+  // A run whose tapes hold one segment refuses it at load: it would change nothing.
+  std::function<std::string(const ArchOptions&)> cross_segment_option = {};
 };
 
 // The common half of every import_reference: each model parameter is looked up in
@@ -98,6 +102,7 @@ void set_arch_options(ExperimentConfig& cfg, const std::string& yaml, const std:
 //     template <class Self, class V> static void visit(Self& c, V&& v) { Config::visit_options(c, v); }
 //     static Config resolve(const Config& c) { return arch::resolved(c); }
 //   };
+// and optionally `static std::string cross_segment_option(const Config&)` (ArchInfo's).
 // The config struct holds vocab, dim, depth, heads and seq_len besides its options; they come
 // from model.* and data.segment_len.
 
@@ -191,6 +196,10 @@ ArchInfo arch_entry(
   if (export_)
     info.export_reference = [export_](nn::Module& model, const ExperimentConfig& cfg) {
       return export_(model, options_as<typename Traits::Config>(cfg));
+    };
+  if constexpr (requires(const typename Traits::Config& c) { Traits::cross_segment_option(c); })
+    info.cross_segment_option = [](const ArchOptions& o) {
+      return Traits::cross_segment_option(dynamic_cast<const ConfigOptions<typename Traits::Config>&>(o).config);
     };
   return info;
 }

@@ -393,6 +393,31 @@ model:
   BOOST_TEST(contains(to_yaml(p), "gate_bias_init: 0"));
 }
 
+BOOST_AUTO_TEST_CASE(options_that_train_across_segments_need_a_tape_of_two) {
+  // compressor_task_grad and MemXL's detach_hiddens: false act only through gradients that
+  // cross a segment boundary on one tape: refused at their key where every tape holds one
+  // segment, accepted where a tape holds two or more.
+  TempDir t;
+  const std::string f = t.write("c.yaml", R"(data: {segments: 4}
+model:
+  arch: compressive
+  compressive:
+    compressor_task_grad: true
+train: {bptt: truncated, window: 1}
+)");
+  const std::string e = error_of([&] { load_config(f); });
+  BOOST_TEST(contains(e, f + ":5:"), e);
+  BOOST_TEST(contains(e, "model.compressive.compressor_task_grad: acts only through gradients that cross segments"), e);
+  BOOST_TEST(contains(e, "train.bptt: truncated, train.window: 1, data.segments: 4"), e);
+  BOOST_TEST(load_config(f, {"train.window=2"}).train.window == 2);
+  BOOST_TEST((load_config(f, {"train.bptt=full"}).train.bptt == BpttMode::full));
+  BOOST_TEST(contains(error_of([&] { load_config(f, {"train.bptt=full", "data.segments=1"}); }), "compressor_task_grad"));
+  BOOST_TEST(load_config(f, {"model.compressive.compressor_task_grad=false"}).model.arch == "compressive");
+  const std::string g = t.write("m.yaml", "data: {segments: 3}\nmodel: {arch: memxl, memxl: {detach_hiddens: false}}\n");
+  BOOST_TEST(contains(error_of([&] { load_config(g); }), "model.memxl.detach_hiddens: acts only through gradients"));
+  BOOST_TEST(load_config(g, {"train.bptt=replay"}).train.window == 3);
+}
+
 BOOST_AUTO_TEST_CASE(modes_are_enums_and_unsupported_ones_are_refused_at_load) {
   TempDir t;
   const std::string f = t.write("m.yaml", "train:\n  optimizer: {type: sgd}\n");
