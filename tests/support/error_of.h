@@ -11,11 +11,12 @@
 
 namespace mnemo::test {
 
-template <class F>
+// E: the exception type caught (mnemo::Error; std::exception for std_error_of below).
+template <class E = mnemo::Error, class F>
 std::string error_of(F&& f) {
   try {
     std::forward<F>(f)();
-  } catch (const mnemo::Error& e) {
+  } catch (const E& e) {
     return e.what();
   }
   return "";
@@ -25,12 +26,7 @@ std::string error_of(F&& f) {
 // exceptions, not mnemo::Error.
 template <class F>
 std::string std_error_of(F&& f) {
-  try {
-    std::forward<F>(f)();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
+  return error_of<std::exception>(std::forward<F>(f));
 }
 
 }  // namespace mnemo::test
