@@ -26,7 +26,8 @@ untimed() { sed -E 's/,"(tokens_per_s|elapsed_s)":[^,}]*//g' "$1"; }
 "$MNEMO" train "$tmp/run.yaml" --out "$tmp/straight" --quiet > /dev/null 2>&1 || fail "the uninterrupted run failed"
 "$MNEMO" eval "$tmp/straight" > "$tmp/straight.eval" || fail "eval of the uninterrupted run"
 
-logged() { [ -f "$1/train.jsonl" ] && grep -c . "$1/train.jsonl" || echo 0; }
+# Lines in RUN/train.jsonl, 0 before it exists (grep -c prints 0 itself, and fails, on an empty file).
+logged() { local n=0; [ -f "$1/train.jsonl" ] && n=$(grep -c . "$1/train.jsonl" || true); echo "$n"; }
 
 killed_mid_run=0
 for attempt in 1 2 3; do
