@@ -40,6 +40,9 @@ BrtConfig resolved(BrtConfig c) {
     MNEMO_OPTION_CHECK(seen.insert(w).second, "recurrent_layers", "layer " << w << " is listed twice");
   }
   MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
+  MNEMO_OPTION_CHECK(c.ff_dropout >= 0 && c.ff_dropout <= 0.99, "ff_dropout", "must be in [0, 0.99], got " << c.ff_dropout);
+  MNEMO_OPTION_CHECK(!(c.reference_parity && c.ff_dropout > 0), "ff_dropout",
+                     "the reference has no feed-forward dropout; reference_parity needs 0, got " << c.ff_dropout);
   MNEMO_OPTION_CHECK(c.qk_rmsnorm_scale > 0, "qk_rmsnorm_scale", "must be > 0, got " << c.qk_rmsnorm_scale);
   MNEMO_OPTION_CHECK(c.compressed_mem_factor >= 1, "compressed_mem_factor", "must be >= 1, got " << c.compressed_mem_factor);
   MNEMO_OPTION_CHECK(!c.use_compressed_mem || c.block_width >= 2, "use_compressed_mem", "needs block_width >= 2");
@@ -177,7 +180,7 @@ BrtLayer::BrtLayer(nn::Init& init, const BrtConfig& c, bool qk_norm, bool writes
       to_kv(init, c.dim, 2 * c.dim_head, false),
       to_out(init, c.heads * c.dim_head * (1 + reads), c.dim, false),
       attn(init, c.dim_head, qk_norm, logit_scale(c, qk_norm)),
-      ff(init, c.dim, c.ff_mult, nn::GegluFeedForward::Norm::layer_norm) {
+      ff(init, c.dim, c.ff_mult, nn::GegluFeedForward::Norm::layer_norm, c.ff_dropout) {
   if (writes) state.emplace(init, c, c.dim_head, logit_scale(c, qk_norm));
   if (c.use_compressed_mem) {
     mem_compress.emplace(init, 2 * c.dim_head, c.compressed_mem_factor, 2, true);

@@ -55,6 +55,7 @@ struct BrtConfig {
   bool all_layers_qk_rmsnorm = false;           // QK-RMSNorm everywhere, not only in recurrent layers
   double qk_rmsnorm_scale = 8;                  // logit scale with QK-norm (P1)
   double ff_mult = 4;
+  double ff_dropout = 0;                        // inside the feed-forward, after GEGLU (the reference has none)
   double ema_gate_init = 0.5;                   // g0: the state's EMA gate σ(β) starts near it (ema_gate.h)
   bool use_compressed_mem = false;              // second FIFO stage of W/2 conv-compressed slots
   int64_t compressed_mem_factor = 4;            // c
@@ -70,7 +71,7 @@ struct BrtConfig {
     v("dim_head", c.dim_head), v("block_width", c.block_width), v("num_state_vectors", c.num_state_vectors);
     v("recurrent_layers", c.recurrent_layers), v("read_recurrent_layers", c.read_recurrent_layers);
     v("all_layers_qk_rmsnorm", c.all_layers_qk_rmsnorm), v("qk_rmsnorm_scale", c.qk_rmsnorm_scale);
-    v("ff_mult", c.ff_mult), v("ema_gate_init", c.ema_gate_init), v("use_compressed_mem", c.use_compressed_mem);
+    v("ff_mult", c.ff_mult), v("ff_dropout", c.ff_dropout), v("ema_gate_init", c.ema_gate_init), v("use_compressed_mem", c.use_compressed_mem);
     v("compressed_mem_factor", c.compressed_mem_factor), v("rotary_theta", c.rotary_theta);
     v("xpos_scale_base", c.xpos_scale_base), v("reference_parity", c.reference_parity);
   }

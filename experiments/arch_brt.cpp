@@ -1,7 +1,7 @@
 // model.arch: brt (architectures/brt.h), the Block-Recurrent Transformer. Options, model.brt:
 //   dim_head: dim/heads   block_width: segment_len/2 (segment_len when odd)   num_state_vectors: block_width
 //   recurrent_layers: [max(depth/2, 1)] (1-based)   read_recurrent_layers: = recurrent_layers
-//   all_layers_qk_rmsnorm: false   qk_rmsnorm_scale: 8   ff_mult: 4   ema_gate_init: 0.5
+//   all_layers_qk_rmsnorm: false   qk_rmsnorm_scale: 8   ff_mult: 4   ff_dropout: 0   ema_gate_init: 0.5
 //   use_compressed_mem: false   compressed_mem_factor: 4   rotary_theta: 10000   xpos_scale_base: 512
 //   reference_parity: false
 // import_reference maps lucidrains/block-recurrent-transformer-pytorch state dicts (@9f28fcd).

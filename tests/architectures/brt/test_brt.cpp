@@ -348,8 +348,41 @@ BOOST_AUTO_TEST_CASE(config_errors) {
   c.ema_gate_init = 1.0;
   BOOST_TEST(fails(c, "ema_gate_init", "must be in (0, 1)"));
   c = test::brt_small();
+  c.ff_dropout = 1.0;
+  BOOST_TEST(fails(c, "ff_dropout", "must be in [0, 0.99], got 1"));
+  c = test::brt_small();
+  c.reference_parity = true;
+  c.ff_dropout = 0.1;
+  BOOST_TEST(fails(c, "ff_dropout", "the reference has no feed-forward dropout"));
+  c = test::brt_small();
   c.block_width = 0;  // derived: seq_len / 2
   BOOST_TEST(arch::resolved(c).block_width == 4);
+}
+
+BOOST_AUTO_TEST_CASE(ff_dropout_acts_in_training_only) {
+  // A mnemo extension for text runs that overfit: the same weights with ff_dropout give the
+  // dropout-free logits in eval mode, other logits in training mode, and the same ones again
+  // for the same tape seed (a replayed segment drops the same units).
+  BrtConfig c = test::brt_small();
+  nn::Init i0(4), i1(4);
+  BlockRecurrentTransformer plain(i0, c);
+  c.ff_dropout = 0.5;
+  BlockRecurrentTransformer dropped(i1, c);
+  const Tensor x = ids(2, 8, 3);
+  nn::eval(plain);
+  nn::eval(dropped);
+  const Tensor reference = run(plain, {x}).logits[0];
+  BOOST_TEST(max_abs_diff(run(dropped, {x}).logits[0], reference) == 0.0);
+  nn::train(dropped);
+  const auto training_logits = [&](uint64_t seed) {
+    Tape tape;
+    tape.set_seed(seed);
+    Tape::NoRecord nr(tape);
+    return dropped.forward(tape, x, constants(tape, dropped.initial_memory(2))).logits.value();
+  };
+  BOOST_TEST(max_abs_diff(training_logits(7), reference) > 1e-3);
+  BOOST_TEST(max_abs_diff(training_logits(7), training_logits(7)) == 0.0);
+  BOOST_TEST(max_abs_diff(training_logits(7), training_logits(8)) > 1e-3);
 }
 
 BOOST_AUTO_TEST_CASE(ema_gate_init_moves_only_the_mean_of_beta) {
