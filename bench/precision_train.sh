@@ -7,10 +7,12 @@
 # on each binary (b bf16x, bf16 x), and NEW bf16's speed-up over BASE bf16 (bf16/b).
 # Usage: bench/precision_train.sh BASE_MNEMO NEW_MNEMO [ROUNDS] [STEPS] CONFIG...
 # Both binaries need `bench train --precision` (commit ef7f83a or later); BASE may be NEW.
+# OMP_NUM_THREADS (default 2), OMP_WAIT_POLICY (default PASSIVE; `default` leaves it unset).
 set -euo pipefail
 BASE=$1 NEW=$2 ROUNDS=${3:-3} STEPS=${4:-5}
 shift 4
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+[[ $OMP_WAIT_POLICY == default ]] && unset OMP_WAIT_POLICY  # libgomp's own: spin a while, then sleep
 run() {  # run VARIANT CONFIG: "ms tokens/s" of one run's median model step
   local bin=$NEW out
   [[ $1 == base_* ]] && bin=$BASE

@@ -14,7 +14,12 @@
 #   REF_WARMUP    the reference's untimed steps before the timed ones (default 2, as mnemo's)
 #   SETS          space-separated KEY=VALUE overrides given to both sides (--set), e.g. for a
 #                 quick check at tiny sizes
-#   OMP_NUM_THREADS (default 2), OMP_WAIT_POLICY (default PASSIVE): both sides alike
+#   OMP_NUM_THREADS (default 2), OMP_WAIT_POLICY (default PASSIVE): both sides alike;
+#                 OMP_WAIT_POLICY=default leaves it unset for both (libgomp spins a while, then
+#                 sleeps: what a user gets; docs/BENCHMARKS.md measures both)
+#   REF_OMP_WAIT_POLICY  the reference's own policy when it should differ (same values); each side
+#                 at its best is mnemo with `default` and the reference with PASSIVE, whose
+#                 OpenBLAS threads run beside its OpenMP threads and lose the cores to spinning ones
 # The reference runs with OPENBLAS_CORETYPE unset (OpenBLAS picks its own kernels).
 # Exit status 2 when python, torch, PyYAML, OpenBLAS or the sources are missing.
 set -euo pipefail
@@ -29,6 +34,8 @@ if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then ROUNDS=$1; shift; fi
 if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then STEPS=$1; shift; fi
 (($# > 0)) || { echo "side_by_side.sh: no config given" >&2; exit 1; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+POLICY=$OMP_WAIT_POLICY
+[[ $POLICY == default ]] && unset OMP_WAIT_POLICY
 export MNEMO_REFSRC=${MNEMO_REFSRC:-/tmp/refsrc}
 PYTHON=${PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -59,13 +66,19 @@ fi
 
 sets=()
 for s in ${SETS:-}; do sets+=(--set "$s"); done
+ref_env=(env -u OPENBLAS_CORETYPE)
+REF_POLICY=${REF_OMP_WAIT_POLICY:-$POLICY}
+case $REF_POLICY in
+  default) ref_env+=(-u OMP_WAIT_POLICY) ;;
+  *) ref_env+=(OMP_WAIT_POLICY="$REF_POLICY") ;;
+esac
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 run() {  # run VARIANT CONFIG: prints "tokens/s rss_mib parameters" of one run
   local out
   case $1 in
     f32 | bf16) out=$("$MNEMO" bench train "$2" --steps "$STEPS" --quiet --model-only --precision "$1" "${sets[@]}" 2>"$log") ;;
-    ref) out=$(env -u OPENBLAS_CORETYPE "$PYTHON" "$HERE/reference_train.py" "$2" --steps "$STEPS" \
+    ref) out=$("${ref_env[@]}" "$PYTHON" "$HERE/reference_train.py" "$2" --steps "$STEPS" \
       --warmup "${REF_WARMUP:-2}" "${sets[@]}" 2>"$log") ;;
   esac || { echo "side_by_side.sh: the $1 run of $2 failed:" >&2; cat "$log" >&2; return 1; }
   awk '/^config/ {p = $(NF-1)} /^model step/ {t = $(NF-1)}
@@ -76,7 +89,7 @@ largest() { sort -g | tail -1; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 echo "side_by_side: $ROUNDS rounds x (mnemo f32, mnemo bf16, reference), $STEPS timed steps a run," \
-  "OMP_NUM_THREADS=$OMP_NUM_THREADS OMP_WAIT_POLICY=$OMP_WAIT_POLICY${SETS:+, --set $SETS}; $(date -u '+%F %T') UTC, load $(load)"
+  "OMP_NUM_THREADS=$OMP_NUM_THREADS OMP_WAIT_POLICY=$POLICY (reference: $REF_POLICY)${SETS:+, --set $SETS}; $(date -u '+%F %T') UTC, load $(load)"
 variants=(f32 bf16 ref)
 rows=()
 for cfg in "$@"; do

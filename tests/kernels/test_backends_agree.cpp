@@ -422,7 +422,7 @@ BOOST_AUTO_TEST_CASE(normalisations) {
 
 BOOST_AUTO_TEST_CASE(dropout_same_mask) {
   for (int64_t n : {int64_t(1), int64_t(37), kBig})
-    for (float p : {0.3f, 0.f}) {
+    for (float p : {0.3f, 0.f, 0.1f, 1.f}) {  // 1: everything dropped, scale 0
       const Vf x = rand_vec(n, 0.5f, 2, 130);  // never 0, so a 0 output means dropped
       // "dropped" is 0 or 1, so the tolerance makes its comparison exact
       agree(kn::dropout, sz("n", n) + " p=" + std::to_string(p), {"y", "dropped"}, kTol, [&]<class T>(auto* fn, T) {
