@@ -71,7 +71,8 @@ struct BrtConfig {
     v("dim_head", c.dim_head), v("block_width", c.block_width), v("num_state_vectors", c.num_state_vectors);
     v("recurrent_layers", c.recurrent_layers), v("read_recurrent_layers", c.read_recurrent_layers);
     v("all_layers_qk_rmsnorm", c.all_layers_qk_rmsnorm), v("qk_rmsnorm_scale", c.qk_rmsnorm_scale);
-    v("ff_mult", c.ff_mult), v("ff_dropout", c.ff_dropout), v("ema_gate_init", c.ema_gate_init), v("use_compressed_mem", c.use_compressed_mem);
+    v("ff_mult", c.ff_mult), v("ff_dropout", c.ff_dropout), v("ema_gate_init", c.ema_gate_init);
+    v("use_compressed_mem", c.use_compressed_mem);
     v("compressed_mem_factor", c.compressed_mem_factor), v("rotary_theta", c.rotary_theta);
     v("xpos_scale_base", c.xpos_scale_base), v("reference_parity", c.reference_parity);
   }
