@@ -287,7 +287,7 @@ void check_cross_segment_option(YamlReader& r, const ExperimentConfig& c) {
   const ArchInfo& info = find_arch(c.model.arch);
   if (!info.cross_segment_option) return;
   const std::string key = info.cross_segment_option(*c.model.options);
-  const int64_t tape = c.train.bptt == BpttMode::full ? c.data.segments : std::min(c.train.window, c.data.segments);
+  const int64_t tape = c.train.bptt == BpttMode::full ? c.data.segments : c.train.window;  // read_train: window <= segments
   if (key.empty() || tape >= 2) return;
   r.child("model").child(c.model.arch).fail(
       key, "acts only through gradients that cross segments on one tape, and this run's tapes hold one segment (train.bptt: " +
