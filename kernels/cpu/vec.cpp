@@ -1,33 +1,43 @@
-// tile_gemm: four rows of C at a time, NV vectors of 16 floats wide, accumulated in
-// registers over the whole K loop (16 accumulators for a 4 x 64 block), so every loaded
-// row of B feeds four FMAs. Odd edges take the plain loop.
+// tile_gemm: four rows of C at a time, NV vectors wide, accumulated in registers over the
+// whole K loop, so every loaded row of B feeds four FMAs. The block is sized to the register
+// file: 4 x 4 zmm accumulators (4 x 64 floats) of AVX-512's 32 registers, 4 x 2 ymm (4 x 16)
+// of AVX2's 16. A 4 x 64 block written for AVX-512 and compiled for AVX2 needs 32 ymm
+// accumulators and spilled on every FMA (attention forward at 5% of sgemm on a Zen 3).
+// Odd edges take the plain loop.
 #include "kernels/cpu/vec.h"
 
 namespace mnemo::kernels::cpu {
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
+constexpr int kLanes = 16, kWide = 4;
+#elif defined(__AVX__)
+constexpr int kLanes = 8, kWide = 2;
+#else
+constexpr int kLanes = 4, kWide = 2;
+#endif
+typedef float vf __attribute__((vector_size(kLanes * sizeof(float))));
 
-inline v16 load(const float* p) {
-  v16 v;
+inline vf load(const float* p) {
+  vf v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // TA: A is stored transposed, element (r, k) at A[k * lda + r].
 template <int MR, int NV, bool TA>
 void micro(int64_t K, const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
            float* __restrict C, int64_t ldc, bool accumulate) {
-  v16 c[MR][NV];
+  vf c[MR][NV];
 #pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? load(C + r * ldc + 16 * v) : v16{};
+    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? load(C + r * ldc + kLanes * v) : vf{};
   for (int64_t k = 0; k < K; ++k) {
-    v16 b[NV];
+    vf b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + 16 * v);
+    for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + kLanes * v);
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       const float a = TA ? A[k * lda + r] : A[r * lda + k];
@@ -38,7 +48,7 @@ void micro(int64_t K, const float* __restrict A, int64_t lda, const float* __res
 #pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) store(C + r * ldc + 16 * v, c[r][v]);
+    for (int v = 0; v < NV; ++v) store(C + r * ldc + kLanes * v, c[r][v]);
 }
 
 template <class T>
@@ -61,8 +71,9 @@ template <int MR, bool TA>
 void rows(int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
           bool accumulate) {
   int64_t j = 0;
-  for (; j + 64 <= N; j += 64) micro<MR, 4, TA>(K, A, lda, B + j, ldb, C + j, ldc, accumulate);
-  for (; j + 16 <= N; j += 16) micro<MR, 1, TA>(K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  for (; j + kWide * kLanes <= N; j += kWide * kLanes)
+    micro<MR, kWide, TA>(K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  for (; j + kLanes <= N; j += kLanes) micro<MR, 1, TA>(K, A, lda, B + j, ldb, C + j, ldc, accumulate);
   if (j < N) plain<float>(MR, N - j, K, A, lda, TA, B + j, ldb, C + j, ldc, accumulate);
 }
 
