@@ -4,6 +4,7 @@
 # reference), the order rotated every round so that a drifting host loads all three alike.
 # Prints each run's tokens/s (the median step of the run), the medians over the rounds, mnemo /
 # reference for f32 and bf16, and the peak resident memory of each (largest over the rounds).
+# On a CPU without avx512_bf16, where mnemo refuses bf16, the bf16 runs are left out (n/a).
 #
 # Usage: bench/side_by_side.sh MNEMO [ROUNDS] [STEPS] CONFIG...
 #   MNEMO   the mnemo binary (build/tools/mnemo)
@@ -88,16 +89,21 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 largest() { sort -g | tail -1; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-echo "side_by_side: $ROUNDS rounds x (mnemo f32, mnemo bf16, reference), $STEPS timed steps a run," \
-  "OMP_NUM_THREADS=$OMP_NUM_THREADS OMP_WAIT_POLICY=$POLICY (reference: $REF_POLICY)${SETS:+, --set $SETS}; $(date -u '+%F %T') UTC, load $(load)"
 variants=(f32 bf16 ref)
+# mnemo refuses bf16 on a CPU without avx512_bf16 (an AVX2 laptop): time f32 and the reference.
+if ! grep -qw avx512_bf16 /proc/cpuinfo; then
+  variants=(f32 ref)
+  echo "side_by_side: this CPU has no avx512_bf16, so mnemo's bf16 runs are left out (n/a below)"
+fi
+echo "side_by_side: $ROUNDS rounds x (${variants[*]}), $STEPS timed steps a run," \
+  "OMP_NUM_THREADS=$OMP_NUM_THREADS OMP_WAIT_POLICY=$POLICY (reference: $REF_POLICY)${SETS:+, --set $SETS}; $(date -u '+%F %T') UTC, load $(load)"
 rows=()
 for cfg in "$@"; do
   declare -A tok=([f32]="" [bf16]="" [ref]="") rss=([f32]="" [bf16]="" [ref]="") params=()
   load_start=$(load)
   for ((r = 0; r < ROUNDS; r++)); do
-    for ((i = 0; i < 3; i++)); do
-      v=${variants[$(((i + r) % 3))]}
+    for ((i = 0; i < ${#variants[@]}; i++)); do
+      v=${variants[$(((i + r) % ${#variants[@]}))]}
       res=$(run "$v" "$cfg")
       read -r t m p <<<"$res"
       params[$v]=$p
@@ -106,17 +112,20 @@ for cfg in "$@"; do
       echo "  $(basename "$cfg" .yaml) round $((r + 1)) $v: $t tokens/s, peak RSS $m MiB (load $(load))"
     done
   done
-  declare -A med=() mem=()
+  declare -A med=([bf16]=n/a) mem=([bf16]=n/a) ratio=([bf16]=n/a)
   for v in "${variants[@]}"; do
-    med[$v]=$(tr ' ' '\n' <<<"${tok[$v]}" | grep . | median)
-    mem[$v]=$(tr ' ' '\n' <<<"${rss[$v]}" | grep . | largest)
+    med[$v]=$(tr ' ' '\n' <<<"${tok[$v]}" | grep . | median | xargs printf '%.0f')
+    mem[$v]=$(tr ' ' '\n' <<<"${rss[$v]}" | grep . | largest | xargs printf '%.0f')
   done
-  rows+=("$(printf '%-20s %8.0f %8.0f %8.0f %7.2fx %7.2fx %9.0f %9.0f %9.0f %12s   %-26s %-26s %-26s %s -> %s' \
-    "$(basename "$cfg" .yaml)" "${med[f32]}" "${med[bf16]}" "${med[ref]}" \
-    "$(bc -l <<<"${med[f32]} / ${med[ref]}")" "$(bc -l <<<"${med[bf16]} / ${med[ref]}")" \
+  for v in f32 bf16; do
+    [[ ${med[$v]} == n/a ]] || ratio[$v]=$(bc -l <<<"${med[$v]} / ${med[ref]}" | xargs printf '%.2fx')
+  done
+  rows+=("$(printf '%-20s %8s %8s %8s %8s %8s %9s %9s %9s %12s   %-26s %-26s %-26s %s -> %s' \
+    "$(basename "$cfg" .yaml)" "${med[f32]}" "${med[bf16]}" "${med[ref]}" "${ratio[f32]}" "${ratio[bf16]}" \
     "${mem[f32]}" "${mem[bf16]}" "${mem[ref]}" "$(awk -v a="${params[f32]}" -v b="${params[ref]}" \
-      'BEGIN {printf "%.3fM/%.3fM", a / 1e6, b / 1e6}')" "${tok[f32]% }" "${tok[bf16]% }" "${tok[ref]% }" "$load_start" "$(load)")")
-  unset tok rss med mem params
+      'BEGIN {printf "%.3fM/%.3fM", a / 1e6, b / 1e6}')" "${tok[f32]% }" "$(t=${tok[bf16]% }; echo "${t:-n/a}")" "${tok[ref]% }" \
+    "$load_start" "$(load)")")
+  unset tok rss med mem ratio params
 done
 
 echo
