@@ -5,6 +5,7 @@
 // kernel's 64-row tiles; GEGLU (both conventions) and hyper-connection mixing.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -223,6 +224,38 @@ BOOST_AUTO_TEST_CASE(fast_exp_keeps_nan_and_saturates) {
   BOOST_TEST(fast_exp(-100.0f) == 0.0f);
   BOOST_TEST(std::isfinite(fast_exp(88.0f)));
   BOOST_TEST(std::abs(fast_exp(1.0f) - 2.7182817f) < 1e-6f);
+}
+
+// The register-blocked tile GEMM under every fused kernel: its row blocks (6 or 4 rows, then
+// single rows) and column blocks (wide, one vector, the scalar tail) differ per ISA, so the
+// sizes straddle every edge of both, with padded row strides and A read either way.
+BOOST_AUTO_TEST_CASE(tile_gemm_every_block_edge) {
+  using mnemo::kernels::cpu::tile_gemm;
+  for (const int64_t M : {1, 3, 4, 5, 6, 7, 11, 12, 13, 64, 67})
+    for (const int64_t N : {1, 7, 8, 9, 16, 17, 24, 33, 64, 65, 80, 130})
+      for (const int64_t K : {1, 5, 64})
+        for (const bool trans_a : {false, true})
+          for (const bool accumulate : {false, true}) {
+            const int64_t lda = (trans_a ? M : K) + 3, ldb = N + 5, ldc = N + 2;
+            const uint32_t seed = uint32_t(M * 1000003 + N * 1009 + K * 31 + trans_a * 2 + accumulate);
+            const Vf A = rand_vec((trans_a ? K : M) * lda, -1, 1, seed), B = rand_vec(K * ldb, -1, 1, seed + 1);
+            Vf C = rand_vec(M * ldc, -1, 1, seed + 2);
+            const Vf C0 = C;
+            tile_gemm<float>(M, N, K, A.data(), lda, trans_a, B.data(), ldb, C.data(), ldc, accumulate);
+            double worst = 0;
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                double want = C0[size_t(i * ldc + j)];  // columns past N must stay untouched
+                if (j < N) {
+                  want = accumulate ? want : 0.0;
+                  for (int64_t k = 0; k < K; ++k)
+                    want += double(trans_a ? A[size_t(k * lda + i)] : A[size_t(i * lda + k)]) * B[size_t(k * ldb + j)];
+                }
+                worst = std::max(worst, std::abs(double(C[size_t(i * ldc + j)]) - want));
+              }
+            BOOST_TEST(worst < 1e-4, "M " << M << " N " << N << " K " << K << " trans_a " << trans_a << " accumulate "
+                                          << accumulate << ": max |error| " << worst);
+          }
 }
 
 BOOST_AUTO_TEST_SUITE_END()  // fused
