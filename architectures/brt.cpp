@@ -40,7 +40,7 @@ BrtConfig resolved(BrtConfig c) {
     MNEMO_OPTION_CHECK(seen.insert(w).second, "recurrent_layers", "layer " << w << " is listed twice");
   }
   MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
-  MNEMO_OPTION_CHECK(c.ff_dropout >= 0 && c.ff_dropout <= 0.99, "ff_dropout", "must be in [0, 0.99], got " << c.ff_dropout);
+  check_dropout("ff_dropout", c.ff_dropout);
   MNEMO_OPTION_CHECK(!(c.reference_parity && c.ff_dropout > 0), "ff_dropout",
                      "the reference has no feed-forward dropout; reference_parity needs 0, got " << c.ff_dropout);
   MNEMO_OPTION_CHECK(c.qk_rmsnorm_scale > 0, "qk_rmsnorm_scale", "must be > 0, got " << c.qk_rmsnorm_scale);

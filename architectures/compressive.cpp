@@ -38,7 +38,7 @@ CompressiveConfig resolved(CompressiveConfig c) {
   for (const auto& [key, p] : {std::pair{"attn_dropout", c.attn_dropout}, std::pair{"ff_dropout", c.ff_dropout},
                                std::pair{"attn_layer_dropout", c.attn_layer_dropout},
                                std::pair{"reconstruction_attn_dropout", c.reconstruction_attn_dropout}})
-    MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
+    check_dropout(key, p);
   MNEMO_OPTION_CHECK(c.reconstruction_loss_weight >= 0, "reconstruction_loss_weight",
                      "must be >= 0, got " << c.reconstruction_loss_weight);
   // The reference detaches every memory it returns, so the task loss could not reach f_c.

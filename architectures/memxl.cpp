@@ -27,7 +27,7 @@ MemXLConfig resolved(MemXLConfig c) {
                      "must be in (0, 1) (the writer's keep gate's initial value), got " << c.writer_keep_init);
   for (const auto& [key, p] : {std::pair{"attn_dropout", c.attn_dropout}, std::pair{"ff_dropout", c.ff_dropout},
                                std::pair{"attn_layer_dropout", c.attn_layer_dropout}})
-    MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
+    check_dropout(key, p);
   if (c.memory_layers.empty())
     for (int64_t l = 1; l <= c.depth; ++l) c.memory_layers.push_back(l);
   std::vector<int64_t> sorted = c.memory_layers;

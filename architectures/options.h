@@ -47,4 +47,9 @@ inline int64_t default_dim_head(int64_t dim, int64_t heads) {
   return dim / heads;
 }
 
+// A dropout probability option: in [0, 0.99] (1 would zero every activation and scale by 1/0).
+inline void check_dropout(const char* key, double p) {
+  MNEMO_OPTION_CHECK(p >= 0 && p <= 0.99, key, "must be in [0, 0.99], got " << p);
+}
+
 }  // namespace mnemo::arch

@@ -30,8 +30,8 @@ RmtConfig resolved(RmtConfig c) {
   MNEMO_OPTION_CHECK(c.emb_gradient_frac >= 0 && c.emb_gradient_frac <= 1, "emb_gradient_frac",
                      "must be in [0, 1], got " << c.emb_gradient_frac);
   MNEMO_OPTION_CHECK(c.num_residual_streams >= 1, "num_residual_streams", "must be >= 1, got " << c.num_residual_streams);
-  MNEMO_OPTION_CHECK(c.attn_dropout >= 0 && c.attn_dropout <= 0.99, "attn_dropout", "must be in [0, 0.99], got " << c.attn_dropout);
-  MNEMO_OPTION_CHECK(c.ff_dropout >= 0 && c.ff_dropout <= 0.99, "ff_dropout", "must be in [0, 0.99], got " << c.ff_dropout);
+  check_dropout("attn_dropout", c.attn_dropout);
+  check_dropout("ff_dropout", c.ff_dropout);
   return c;
 }
 

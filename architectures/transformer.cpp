@@ -14,7 +14,7 @@ TransformerConfig resolved(TransformerConfig c, bool xl) {
   MNEMO_CHECK(c.dim % c.heads == 0, "[transformer] dim " << c.dim << " must divide by heads " << c.heads);
   MNEMO_CHECK(c.pre_norm, "[transformer] only pre_norm = true is implemented");
   MNEMO_OPTION_CHECK(c.ff_mult > 0, "ff_mult", "must be > 0, got " << c.ff_mult);
-  MNEMO_OPTION_CHECK(c.dropout >= 0 && c.dropout <= 0.99, "dropout", "must be in [0, 0.99], got " << c.dropout);
+  check_dropout("dropout", c.dropout);
   if (xl && c.mem_len == 0) c.mem_len = c.seq_len;
   MNEMO_OPTION_CHECK(!xl || c.mem_len > 0, "mem_len", "must be > 0, got " << c.mem_len);
   MNEMO_CHECK(xl || c.mem_len == 0, "[transformer] a plain transformer has no memory; got mem_len " << c.mem_len);

@@ -114,6 +114,7 @@ for cfg in "$@"; do
   done
   declare -A med=([bf16]=n/a) mem=([bf16]=n/a) ratio=([bf16]=n/a)
   for v in "${variants[@]}"; do
+    tok[$v]=${tok[$v]% }
     med[$v]=$(tr ' ' '\n' <<<"${tok[$v]}" | grep . | median | xargs printf '%.0f')
     mem[$v]=$(tr ' ' '\n' <<<"${rss[$v]}" | grep . | largest | xargs printf '%.0f')
   done
@@ -123,7 +124,7 @@ for cfg in "$@"; do
   rows+=("$(printf '%-20s %8s %8s %8s %8s %8s %9s %9s %9s %12s   %-26s %-26s %-26s %s -> %s' \
     "$(basename "$cfg" .yaml)" "${med[f32]}" "${med[bf16]}" "${med[ref]}" "${ratio[f32]}" "${ratio[bf16]}" \
     "${mem[f32]}" "${mem[bf16]}" "${mem[ref]}" "$(awk -v a="${params[f32]}" -v b="${params[ref]}" \
-      'BEGIN {printf "%.3fM/%.3fM", a / 1e6, b / 1e6}')" "${tok[f32]% }" "$(t=${tok[bf16]% }; echo "${t:-n/a}")" "${tok[ref]% }" \
+      'BEGIN {printf "%.3fM/%.3fM", a / 1e6, b / 1e6}')" "${tok[f32]}" "${tok[bf16]:-n/a}" "${tok[ref]}" \
     "$load_start" "$(load)")")
   unset tok rss med mem ratio params
 done
