@@ -1,7 +1,10 @@
 // `mnemo bench kernels`: first this machine's own limits (raw oneDNN sgemm at 1024^3 and
 // the transformer shapes, and copy bandwidth), then each kernel through mnemo's ops,
 // dispatch included, as a rate and a fraction of those limits.
+#include <algorithm>
 #include <cstring>
+#include <utility>
+#include <vector>
 #include <omp.h>
 
 #include "autograd/ops/ops.h"
@@ -66,6 +69,44 @@ double op_matmul_seconds(const Gemm& g) {
     Tape tape;
     Var y = matmul(tape.constant(x), tape.constant(w), {.trans_b = true});
   });
+}
+
+// Weight gradients, dW = X^T dY with X stored (rows x M): the shapes of the small and medium
+// bench configs' backward passes (MemXL small's FFN, MemXL medium's projections).
+const Gemm kWeightGradients[] = {
+    {"ffn small", 1024, 1024, 256}, {"proj small", 256, 1024, 256}, {"proj medium", 512, 2048, 512},
+    {"xl proj small", 512, 2560, 256}, {"ffn medium", 2048, 2048, 512},
+};
+
+double op_weight_gradient_seconds(const Gemm& g) {
+  Rng rng(4);
+  Tensor x = Tensor::randn({g.K, g.M}, rng), dy = Tensor::randn({g.K, g.N}, rng);
+  return median_seconds([&] {
+    Tape tape;
+    Var dw = matmul(tape.constant(x), tape.constant(dy), {.trans_a = true});
+  });
+}
+
+// mnemo's choice for a transposed left operand, then each way forced (kernels/onednn/onednn.h).
+void bench_weight_gradients(const std::vector<double>& raw) {
+  const double peak = *std::max_element(raw.begin(), raw.end());
+  for (const Gemm& g : kWeightGradients) {
+    const double s = op_weight_gradient_seconds(g);
+    print_row({std::string("weight grad f32: ") + g.what, shape_str(g), s, flops(g) / s / 1e9, "GFLOP/s",
+               flops(g) / s / 1e9 / peak});
+  }
+#if MNEMO_WITH_ONEDNN
+  using kernels::onednn::TransposedA;
+  for (const auto& [mode, name] : {std::pair{TransposedA::in_place, "in place"}, {TransposedA::copy, "copied"}}) {
+    kernels::onednn::set_transposed_a(mode);
+    for (const Gemm& g : kWeightGradients) {
+      const double s = op_weight_gradient_seconds(g);
+      print_row({std::string("  A^T ") + name + ": " + g.what, shape_str(g), s, flops(g) / s / 1e9, "GFLOP/s",
+                 flops(g) / s / 1e9 / peak});
+    }
+  }
+  kernels::onednn::set_transposed_a(TransposedA::automatic);
+#endif
 }
 
 // Seconds for a parallel memcpy that reads and writes `bytes` in all (bytes / 2 each way).
@@ -264,6 +305,7 @@ int run_kernels_bench(const KernelsBenchOptions& opts) {
   }
   kernels::onednn::set_bf16_matmul(false);
 #endif
+  bench_weight_gradients(raw);
   bench_attention(peak);
   if (!opts.quick) bench_memory_bound();
   bench_allocator();

@@ -18,4 +18,10 @@ namespace mnemo::kernels::cpu {
 inline constexpr int64_t kSmallGemm = 16;
 bool small_batched(const GemmDesc& d);
 
+// shape.cpp: dst (cols x rows) = src (rows x cols, row stride ld)^T. 8 x 8 tiles inside
+// 64 x 64 blocks: a walk down a column of a row-major matrix whose stride is a power of two
+// lands every row in one cache set, so neither side touches more than 8 rows at a time.
+// Parallel over blocks.
+void transpose_blocked(int64_t rows, int64_t cols, const float* src, int64_t ld, float* dst);
+
 }  // namespace mnemo::kernels::cpu

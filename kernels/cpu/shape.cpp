@@ -60,6 +60,22 @@ void scatter_add(T* dx, const T* dy, const int32_t* idx, int64_t outer, int64_t 
   }
 }
 
+void transpose_blocked(int64_t rows, int64_t cols, const float* __restrict src, int64_t ld, float* __restrict dst) {
+  constexpr int64_t kBlock = 64, kTile = 8;
+  const int64_t row_blocks = (rows + kBlock - 1) / kBlock, col_blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) schedule(static) if (rows * cols > kParallelMin && row_blocks * col_blocks > 1)
+  for (int64_t cb = 0; cb < col_blocks; ++cb)
+    for (int64_t rb = 0; rb < row_blocks; ++rb) {
+      const int64_t r_end = std::min(rows, (rb + 1) * kBlock), c_end = std::min(cols, (cb + 1) * kBlock);
+      for (int64_t r0 = rb * kBlock; r0 < r_end; r0 += kTile)
+        for (int64_t c0 = cb * kBlock; c0 < c_end; c0 += kTile) {
+          const int64_t r1 = std::min(r_end, r0 + kTile), c1 = std::min(c_end, c0 + kTile);
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * ld + c];
+        }
+    }
+}
+
 #define MNEMO_INSTANTIATE(T)                                                                            \
   template void copy_axis<T>(T*, const T*, const AxisCopy&);                                            \
   template void gather<T>(T*, const T*, const int32_t*, int64_t, int64_t, int64_t, int64_t);             \

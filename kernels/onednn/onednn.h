@@ -14,6 +14,14 @@ void gemm(const GemmDesc& d, const float* a, const float* b, float* c);
 void set_bf16_matmul(bool on);
 bool bf16_matmul();
 uint64_t bf16_weight_conversions();  // weight copies made so far (kernels/precision.h)
+// A left operand stored transposed (a weight gradient, X^T dY) is copied to a plain layout
+// first where oneDNN 2.6's own transposed path runs at about half speed: without AVX-512,
+// M >= 384 and M N < 2^19 (docs/BENCHMARKS.md, "Weight gradients on AVX2"). f32, unbatched
+// products only. Tests force either way; `automatic` is the default.
+enum class TransposedA { automatic, copy, in_place };
+void set_transposed_a(TransposedA mode);
+bool copies_transposed_a(const GemmDesc& d);  // what gemm() does with d under the current mode
+
 // Why this CPU cannot build a bf16 matmul primitive ("" when it can); asked once.
 std::string bf16_unavailable();
 
