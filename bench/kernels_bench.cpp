@@ -62,15 +62,6 @@ double raw_sgemm_seconds(const Gemm& g) {
 #endif
 }
 
-double op_matmul_seconds(const Gemm& g) {
-  Rng rng(2);
-  Tensor x = Tensor::randn({g.M, g.K}, rng), w = Tensor::randn({g.N, g.K}, rng);
-  return median_seconds([&] {
-    Tape tape;
-    Var y = matmul(tape.constant(x), tape.constant(w), {.trans_b = true});
-  });
-}
-
 // Weight gradients, dW = X^T dY with X stored (rows x M): the shapes of the small and medium
 // bench configs' backward passes (MemXL small's FFN, MemXL medium's projections).
 const Gemm kWeightGradients[] = {
@@ -78,32 +69,34 @@ const Gemm kWeightGradients[] = {
     {"xl proj small", 512, 2560, 256}, {"ffn medium", 2048, 2048, 512},
 };
 
-double op_weight_gradient_seconds(const Gemm& g) {
-  Rng rng(4);
-  Tensor x = Tensor::randn({g.K, g.M}, rng), dy = Tensor::randn({g.K, g.N}, rng);
+// mnemo's matmul op, dispatch included: x W^T as a Linear's forward, or X^T dY as its weight
+// gradient (X stored rows x M).
+double op_matmul_seconds(const Gemm& g, bool weight_gradient = false) {
+  Rng rng(weight_gradient ? 4 : 2);
+  const Tensor a = weight_gradient ? Tensor::randn({g.K, g.M}, rng) : Tensor::randn({g.M, g.K}, rng);
+  const Tensor b = weight_gradient ? Tensor::randn({g.K, g.N}, rng) : Tensor::randn({g.N, g.K}, rng);
+  const MatmulOpts opts{.trans_a = weight_gradient, .trans_b = !weight_gradient};
   return median_seconds([&] {
     Tape tape;
-    Var dw = matmul(tape.constant(x), tape.constant(dy), {.trans_a = true});
+    Var y = matmul(tape.constant(a), tape.constant(b), opts);
   });
 }
 
 // mnemo's choice for a transposed left operand, then each way forced (kernels/onednn/onednn.h).
 void bench_weight_gradients(const std::vector<double>& raw) {
   const double peak = *std::max_element(raw.begin(), raw.end());
-  for (const Gemm& g : kWeightGradients) {
-    const double s = op_weight_gradient_seconds(g);
-    print_row({std::string("weight grad f32: ") + g.what, shape_str(g), s, flops(g) / s / 1e9, "GFLOP/s",
-               flops(g) / s / 1e9 / peak});
-  }
+  const auto rows = [&](const std::string& label) {
+    for (const Gemm& g : kWeightGradients) {
+      const double rate = flops(g) / op_matmul_seconds(g, true) / 1e9;
+      print_row({label + g.what, shape_str(g), flops(g) / rate / 1e9, rate, "GFLOP/s", rate / peak});
+    }
+  };
+  rows("weight grad f32: ");
 #if MNEMO_WITH_ONEDNN
   using kernels::onednn::TransposedA;
   for (const auto& [mode, name] : {std::pair{TransposedA::in_place, "in place"}, {TransposedA::copy, "copied"}}) {
     kernels::onednn::set_transposed_a(mode);
-    for (const Gemm& g : kWeightGradients) {
-      const double s = op_weight_gradient_seconds(g);
-      print_row({std::string("  A^T ") + name + ": " + g.what, shape_str(g), s, flops(g) / s / 1e9, "GFLOP/s",
-                 flops(g) / s / 1e9 / peak});
-    }
+    rows(std::string("  A^T ") + name + ": ");
   }
   kernels::onednn::set_transposed_a(TransposedA::automatic);
 #endif
