@@ -105,7 +105,7 @@ Entry make(const Key& k) {
   return e;
 }
 
-// A scratch buffer per thread, grown on demand, for the bf16 copies.
+// A scratch buffer per thread, grown on demand, for the bf16 copies and a transposed A made plain.
 void* scratch(int which, size_t bytes) {
   thread_local void* buf[2] = {nullptr, nullptr};
   thread_local size_t cap[2] = {0, 0};
