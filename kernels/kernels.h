@@ -209,6 +209,13 @@ template <class T> using GegluForwardSig = void(T* y, const T* x, int64_t rows, 
 template <class T> using GegluBackwardSig =
     void(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, bool activate_first);
 
+// The nBRC cell's elementwise part over n elements (layers/nbrc_gate.h), from its gate
+// pre-activations ga, gc, gu and the hidden state h:
+//   a = 1 + tanh(ga),  c = sigmoid(gc),  v = tanh(gu + a h),  out = v + c (h - v)
+template <class T> using NbrcForwardSig = void(T* out, const T* ga, const T* gc, const T* gu, const T* h, int64_t n);
+template <class T> using NbrcBackwardSig = void(T* dga, T* dgc, T* dgu, T* dh, const T* dout, const T* ga,
+                                                const T* gc, const T* gu, const T* h, int64_t n);
+
 template <class T> using ReduceSig = void(Reduce op, T* y, const T* x, int64_t outer, int64_t n, int64_t inner);
 // dx (overwritten) gets dy at the first position of each max, 0 elsewhere.
 template <class T> using ReduceMaxBackwardSig =
@@ -308,6 +315,8 @@ extern Kernel<StridedCopySig> strided_copy;
 extern Kernel<SumToSig> sum_to;
 extern Kernel<GegluForwardSig> geglu_forward;
 extern Kernel<GegluBackwardSig> geglu_backward;
+extern Kernel<NbrcForwardSig> nbrc_forward;
+extern Kernel<NbrcBackwardSig> nbrc_backward;
 extern Kernel<ReduceSig> reduce;
 extern Kernel<ReduceMaxBackwardSig> reduce_max_backward;
 extern Kernel<GemmSig> gemm;

@@ -20,10 +20,9 @@ Var NBRCCell::operator()(Var input, Var hidden) const {
   MNEMO_CHECK(input.rank() >= 2 && input.dim(-1) == dim && hidden.shape() == input.shape(),
               "[nbrc_cell] expected input and hidden of one shape (..., " << dim << "), got " << input.shape()
                                                                           << " and " << hidden.shape());
-  Var a = 1.0 + tanh(Ua(input) + Wa(hidden));  // (..., D), in (0, 2)
-  Var c = sigmoid(Uc(input) + Wc(hidden));     // (..., D)
-  Var cand = tanh(U(input) + a * hidden);      // (..., D)
-  return cand + c * (hidden - cand);           // = c hidden + (1 - c) cand, one op fewer
+  // a = 1 + tanh(Ua y + Wa x) in (0, 2);  c = sigmoid(Uc y + Wc x);  cand = tanh(U y + a x);
+  // x' = c x + (1 - c) cand: the elementwise part in one op
+  return nbrc(Ua(input) + Wa(hidden), Uc(input) + Wc(hidden), U(input), hidden);
 }
 
 NBRCGate::NBRCGate(Init& init, int64_t d, NBRCGateOptions o) : gru(init, d) {

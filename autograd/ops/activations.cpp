@@ -7,6 +7,7 @@
 //   gelu: Phi(x) + x phi(x)          gelu_tanh: d/dx of x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
 //   silu: s (1 + x (1 - s)), s = sigmoid(x)     softplus: sigmoid(x)
 //   geglu: y = a gelu(g) for x = [a, g] on the last axis (or gelu(a) g): da = dy gelu(g), dg = dy a gelu'(g)
+//   nbrc: the nBRC cell from its gate pre-activations; kernels/reference/unary.cpp has its gradients
 //   affine a x + b: a      pow x^p: p x^(p-1)   rdiv c/x: -c/x^2   square: 2x   abs: sign(x)
 #include "autograd/apply.h"
 #include "autograd/gradcheck/gradcheck.h"
@@ -83,9 +84,35 @@ struct GegluOp {
   }
 };
 
+// The nBRC cell (Ua, Wa, Uc, Wc, U products done): one pass forward, one backward, where
+// the composite cell made ten elementwise passes each way. Saves its inputs only; the
+// backward recomputes the gates.
+struct NbrcOp {
+  const char* name = "nbrc";
+  Tensor forward(Ctx& ctx, const Tensor& ga, const Tensor& gc, const Tensor& gu, const Tensor& h) const {
+    tm::check_float_same(name, {&ga, &gc, &gu, &h});
+    MNEMO_CHECK(ga.shape() == h.shape() && gc.shape() == h.shape() && gu.shape() == h.shape(),
+                "[nbrc] expected four tensors of one shape, got " << ga.shape() << ", " << gc.shape() << ", "
+                                                                  << gu.shape() << " and " << h.shape());
+    Tensor out = h.empty_like();
+    if (out.numel() > 0) launch(kernels::nbrc_forward, h, out, ga, gc, gu, h, h.numel());
+    ctx.save("ga", ga), ctx.save("gc", gc), ctx.save("gu", gu), ctx.save("h", h);
+    return out;
+  }
+  Grads backward(Ctx& ctx, const Tensor& dy) const {
+    const Tensor &ga = ctx.saved("ga"), &gc = ctx.saved("gc"), &gu = ctx.saved("gu"), &h = ctx.saved("h");
+    Grads g{ga.empty_like(), gc.empty_like(), gu.empty_like(), h.empty_like()};  // the kernel writes all four
+    if (h.numel() > 0) launch(kernels::nbrc_backward, h, g[0], g[1], g[2], g[3], dy, ga, gc, gu, h, h.numel());
+    for (size_t i = 0; i < g.size(); ++i)
+      if (!ctx.needs_grad(i)) g[i] = Tensor();
+    return g;
+  }
+};
+
 }  // namespace
 
 Var geglu(Var x, bool activate_first) { return apply(GegluOp{"geglu", activate_first}, x); }
+Var nbrc(Var ga, Var gc, Var gu, Var h) { return apply(NbrcOp{}, ga, gc, gu, h); }
 
 Var affine(Var x, double alpha, double beta) { return unary(x, Unary::affine, alpha, beta); }
 Var pow(Var x, double p) { return unary(x, Unary::pow, p); }
@@ -128,6 +155,9 @@ MNEMO_GRADCHECK("softplus", [](Sample& s) { return softplus(s.input({3, 5}, kWid
 MNEMO_GRADCHECK("square", [](Sample& s) { return square(s.input({3, 5})); });
 MNEMO_GRADCHECK("geglu", [](Sample& s) { return geglu(s.input({2, 3, 8}, kWide)); });
 MNEMO_GRADCHECK("geglu.activate_first", [](Sample& s) { return geglu(s.input({3, 6}, kWide), true); });
+MNEMO_GRADCHECK("nbrc", [](Sample& s) {
+  return nbrc(s.input({2, 3, 4}, kWide), s.input({2, 3, 4}, kWide), s.input({2, 3, 4}, kWide), s.input({2, 3, 4}, kWide));
+});
 MNEMO_GRADCHECK("abs", [](Sample& s) { return abs(s.input({3, 5})); });
 
 }  // namespace mnemo

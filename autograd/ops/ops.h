@@ -52,6 +52,9 @@ Var softplus(Var x);
 Var square(Var x);
 // Gated GELU: x (..., 2I) = [a, g] -> a * gelu(g) (..., I); activate_first: gelu(a) * g.
 Var geglu(Var x, bool activate_first = false);
+// The nBRC cell's elementwise part in one kernel (layers/nbrc_gate.h), all four of one shape:
+// a = 1 + tanh(ga), c = sigmoid(gc), v = tanh(gu + a h), result v + c (h - v).
+Var nbrc(Var ga, Var gc, Var gu, Var h);
 Var abs(Var x);
 
 // ---- reduce.cpp ----------------------------------------------------------------------

@@ -389,7 +389,33 @@ void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, boo
   }
 }
 
+// nBRC (kernels.h): one pass instead of the ten elementwise ops of the composite cell.
+template <class T>
+void nbrc_forward(T* out, const T* ga, const T* gc, const T* gu, const T* h, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const T a = T(1) + fast_tanh(ga[i]), c = sigmoid_of(gc[i]), v = fast_tanh(gu[i] + a * h[i]);
+    out[i] = v + c * (h[i] - v);
+  }
+}
+
+template <class T>
+void nbrc_backward(T* dga, T* dgc, T* dgu, T* dh, const T* dout, const T* ga, const T* gc, const T* gu, const T* h,
+                   int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const T t = fast_tanh(ga[i]), a = T(1) + t, c = sigmoid_of(gc[i]), v = fast_tanh(gu[i] + a * h[i]);
+    const T dv = dout[i] * (T(1) - c) * (T(1) - v * v);
+    dgu[i] = dv;
+    dga[i] = dv * h[i] * (T(1) - t * t);
+    dgc[i] = dout[i] * (h[i] - v) * c * (T(1) - c);
+    dh[i] = dout[i] * c + dv * a;
+  }
+}
+
 #define MNEMO_INSTANTIATE(T)                                                                        \
+  template void nbrc_forward<T>(T*, const T*, const T*, const T*, const T*, int64_t);               \
+  template void nbrc_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t); \
   template void fill<T>(T*, int64_t, T);                                                            \
   template void axpy<T>(T*, const T*, int64_t, T);                                                  \
   template void sum_squares<T>(double*, const T*, int64_t);                                                \

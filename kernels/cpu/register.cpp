@@ -18,6 +18,8 @@ void register_cpu_kernels() {
   MNEMO_CPU(sum_to);
   MNEMO_CPU(geglu_forward);
   MNEMO_CPU(geglu_backward);
+  MNEMO_CPU(nbrc_forward);
+  MNEMO_CPU(nbrc_backward);
   MNEMO_CPU(reduce);
   MNEMO_CPU(reduce_max_backward);
   MNEMO_CPU(cumsum);

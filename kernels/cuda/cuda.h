@@ -17,6 +17,9 @@ void unary_backward(Unary op, float* dx, const float* dy, const float* x, const 
                     float beta);
 void geglu_forward(float* y, const float* x, int64_t rows, int64_t I, bool activate_first);
 void geglu_backward(float* dx, const float* dy, const float* x, int64_t rows, int64_t I, bool activate_first);
+void nbrc_forward(float* out, const float* ga, const float* gc, const float* gu, const float* h, int64_t n);
+void nbrc_backward(float* dga, float* dgc, float* dgu, float* dh, const float* dout, const float* ga, const float* gc,
+                   const float* gu, const float* h, int64_t n);
 void binary(Binary op, float* out, const float* a, const float* b, const Strided& s);
 void where(float* out, const uint8_t* cond, const float* a, const float* b, const Strided& s);
 void strided_copy(float* out, const float* in, const Strided& s);

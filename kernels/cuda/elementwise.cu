@@ -83,6 +83,17 @@ void geglu_backward(float* dx, const float* dy, const float* x, int64_t rows, in
   });
 }
 
+void nbrc_forward(float* out, const float* ga, const float* gc, const float* gu, const float* h, int64_t n) {
+  for_each_index("nbrc_forward", n, [=] __device__(int64_t i) { out[i] = nbrc_value(ga[i], gc[i], gu[i], h[i]); });
+}
+
+void nbrc_backward(float* dga, float* dgc, float* dgu, float* dh, const float* dout, const float* ga, const float* gc,
+                   const float* gu, const float* h, int64_t n) {
+  for_each_index("nbrc_backward", n, [=] __device__(int64_t i) {
+    nbrc_grads(dout[i], ga[i], gc[i], gu[i], h[i], dga[i], dgc[i], dgu[i], dh[i]);
+  });
+}
+
 void binary(Binary op, float* out, const float* a, const float* b, const Strided& s) {
   for_each_index("binary", strided_count(s), [=] __device__(int64_t i) {
     int64_t off[3];

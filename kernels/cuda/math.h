@@ -129,6 +129,21 @@ MNEMO_HD void geglu_grads(float dy, float first, float second, bool activate_fir
   }
 }
 
+// The nBRC cell on one element (kernels.h, NbrcForwardSig) and its four gradients.
+MNEMO_HD float nbrc_value(float ga, float gc, float gu, float h) {
+  const float a = 1.0f + tanhf(ga), c = sigmoidf_(gc), v = tanhf(gu + a * h);
+  return v + c * (h - v);
+}
+MNEMO_HD void nbrc_grads(float dout, float ga, float gc, float gu, float h, float& dga, float& dgc, float& dgu,
+                         float& dh) {
+  const float t = tanhf(ga), a = 1.0f + t, c = sigmoidf_(gc), v = tanhf(gu + a * h);
+  const float dv = dout * (1.0f - c) * (1.0f - v * v);
+  dgu = dv;
+  dga = dv * h * (1.0f - t * t);
+  dgc = dout * (h - v) * c * (1.0f - c);
+  dh = dout * c + dv * a;
+}
+
 // ---- optimizers: one element, in double like the reference (memory-bound on the GPU anyway) ----
 
 MNEMO_HD void adamw_element(float& w, float g, float& m, float& v, const AdamWHyper& h) {

@@ -20,6 +20,8 @@ void register_reference_kernels() {
   MNEMO_REF(sum_to);
   MNEMO_REF(geglu_forward);
   MNEMO_REF(geglu_backward);
+  MNEMO_REF(nbrc_forward);
+  MNEMO_REF(nbrc_backward);
   MNEMO_REF(reduce);
   MNEMO_REF(reduce_max_backward);
   MNEMO_REF(cumsum);

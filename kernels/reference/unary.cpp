@@ -127,7 +127,35 @@ void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, boo
     }
 }
 
+// nBRC: a = 1 + tanh(ga), c = sigmoid(gc), v = tanh(gu + a h), out = v + c (h - v). Backward:
+// dv = dout (1 - c) (1 - v^2) is d gu; d ga = dv h (1 - tanh(ga)^2); d gc = dout (h - v) c (1 - c);
+// dh = dout c + dv a.
+template <class T>
+void nbrc_forward(T* out, const T* ga, const T* gc, const T* gu, const T* h, int64_t n) {
+#pragma omp parallel for if (worth_threads(n))
+  for (int64_t i = 0; i < n; ++i) {
+    const T a = T(1) + std::tanh(ga[i]), c = sigmoid(gc[i]), v = std::tanh(gu[i] + a * h[i]);
+    out[i] = v + c * (h[i] - v);
+  }
+}
+
+template <class T>
+void nbrc_backward(T* dga, T* dgc, T* dgu, T* dh, const T* dout, const T* ga, const T* gc, const T* gu, const T* h,
+                   int64_t n) {
+#pragma omp parallel for if (worth_threads(n))
+  for (int64_t i = 0; i < n; ++i) {
+    const T t = std::tanh(ga[i]), a = T(1) + t, c = sigmoid(gc[i]), v = std::tanh(gu[i] + a * h[i]);
+    const T dv = dout[i] * (T(1) - c) * (T(1) - v * v);
+    dgu[i] = dv;
+    dga[i] = dv * h[i] * (T(1) - t * t);
+    dgc[i] = dout[i] * (h[i] - v) * c * (T(1) - c);
+    dh[i] = dout[i] * c + dv * a;
+  }
+}
+
 #define MNEMO_INSTANTIATE(T)                                                                   \
+  template void nbrc_forward<T>(T*, const T*, const T*, const T*, const T*, int64_t);          \
+  template void nbrc_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t); \
   template void unary_forward<T>(Unary, T*, const T*, int64_t, T, T);                          \
   template void unary_backward<T>(Unary, T*, const T*, const T*, const T*, int64_t, T, T);     \
   template void geglu_forward<T>(T*, const T*, int64_t, int64_t, bool);                        \

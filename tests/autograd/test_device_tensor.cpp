@@ -130,8 +130,9 @@ BOOST_AUTO_TEST_CASE(operands_on_another_device_are_refused_by_launch) {
 
 BOOST_AUTO_TEST_CASE(emulation_fills_exactly_the_cuda_slot_list) {
   const std::set<std::string> list = cuda_slot_list();
-  BOOST_TEST(list.size() == 38u);  // every slot, the hyper-connections' included
+  BOOST_TEST(list.size() == 40u);  // every slot, the hyper-connections' and the nBRC cell's included
   BOOST_TEST(list.count("hyper_width_forward") == 1u);
+  BOOST_TEST(list.count("nbrc_backward") == 1u);
   const std::set<std::string> outside = filled_cuda_slots();
   {
     ScopedEmulation emulate;

@@ -224,6 +224,17 @@ BOOST_AUTO_TEST_CASE(vectors_and_optimizers, *ut::precondition(cuda_device)) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(nbrc_cell, *ut::precondition(cuda_device)) {
+  const int64_t n = 4099;
+  const Vf ga = rand_vec(n, -6, 6, 60), gc = rand_vec(n, -6, 6, 61), gu = rand_vec(n, -6, 6, 62);
+  const Vf h = rand_vec(n, -2, 2, 63), dout = rand_vec(n, -1, 1, 64);
+  check(kn::nbrc_forward, "nbrc", {"out"}, 1e-5,
+        [&](auto* fn, auto& m) { fn(m.out(n), m.in(ga), m.in(gc), m.in(gu), m.in(h), n); });
+  check(kn::nbrc_backward, "nbrc", {"dga", "dgc", "dgu", "dh"}, 1e-5, [&](auto* fn, auto& m) {
+    fn(m.out(n), m.out(n), m.out(n), m.out(n), m.in(dout), m.in(ga), m.in(gc), m.in(gu), m.in(h), n);
+  });
+}
+
 BOOST_AUTO_TEST_CASE(unary_every_op_and_geglu, *ut::precondition(cuda_device)) {
   const int64_t n = 4099;
   for (int op = 0; op <= int(kn::Unary::abs); ++op) {

@@ -333,6 +333,29 @@ BOOST_AUTO_TEST_CASE(geglu_pairs_match_the_reference) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(nbrc_elements_match_the_reference) {
+  kn::init();
+  const int64_t n = 333;
+  const Vf ga = rand_vec(n, -6, 6, 11), gc = rand_vec(n, -6, 6, 12), gu = rand_vec(n, -6, 6, 13);
+  const Vf h = rand_vec(n, -2, 2, 14), dout = rand_vec(n, -1, 1, 15);
+  const size_t count = static_cast<size_t>(n);
+  std::vector<double> out64(count), dga64(count), dgc64(count), dgu64(count), dh64(count);
+  kn::nbrc_forward.f64(out64.data(), as<double>(ga).data(), as<double>(gc).data(), as<double>(gu).data(),
+                       as<double>(h).data(), n);
+  kn::nbrc_backward.f64(dga64.data(), dgc64.data(), dgu64.data(), dh64.data(), as<double>(dout).data(),
+                        as<double>(ga).data(), as<double>(gc).data(), as<double>(gu).data(), as<double>(h).data(), n);
+  Vf out(count), dga(count), dgc(count), dgu(count), dh(count);
+  for (size_t i = 0; i < count; ++i) {
+    out[i] = cu::nbrc_value(ga[i], gc[i], gu[i], h[i]);
+    cu::nbrc_grads(dout[i], ga[i], gc[i], gu[i], h[i], dga[i], dgc[i], dgu[i], dh[i]);
+  }
+  compare("out", out, out64, 1e-5);
+  compare("dga", dga, dga64, 1e-5);
+  compare("dgc", dgc, dgc64, 1e-5);
+  compare("dgu", dgu, dgu64, 1e-5);
+  compare("dh", dh, dh64, 1e-5);
+}
+
 BOOST_AUTO_TEST_CASE(optimizer_elements_match_the_reference) {
   kn::init();
   const int64_t n = 333;

@@ -170,6 +170,25 @@ BOOST_AUTO_TEST_CASE(geglu_both_conventions) {
       }
 }
 
+BOOST_AUTO_TEST_CASE(nbrc_cell) {
+  // both sides of the cpu kernel's threading threshold; tanh and sigmoid well into saturation
+  for (const int64_t n : {int64_t(1), int64_t(37), int64_t(70001)}) {
+    const Vf ga = rand_vec(n, -6, 6, 310), gc = rand_vec(n, -6, 6, 311), gu = rand_vec(n, -6, 6, 312);
+    const Vf h = rand_vec(n, -2, 2, 313), dout = rand_vec(n, -1, 1, 314);
+    agree(kn::nbrc_forward, sz("n", n), {"out"}, kTol, [&]<class T>(auto* fn, T) {
+      auto out = junk<T>(n);
+      fn(out.data(), as<T>(ga).data(), as<T>(gc).data(), as<T>(gu).data(), as<T>(h).data(), n);
+      return Outs<T>{out};
+    });
+    agree(kn::nbrc_backward, sz("n", n), {"dga", "dgc", "dgu", "dh"}, kTol, [&]<class T>(auto* fn, T) {
+      auto dga = junk<T>(n), dgc = junk<T>(n), dgu = junk<T>(n), dh = junk<T>(n);
+      fn(dga.data(), dgc.data(), dgu.data(), dh.data(), as<T>(dout).data(), as<T>(ga).data(), as<T>(gc).data(),
+         as<T>(gu).data(), as<T>(h).data(), n);
+      return Outs<T>{dga, dgc, dgu, dh};
+    });
+  }
+}
+
 BOOST_AUTO_TEST_CASE(hyper_connection_mixing) {
   // one stream of row 0 all zeros: its norm clamps at eps and takes no radial gradient
   for (const int64_t R : {int64_t(1), int64_t(7), int64_t(300)})
