@@ -85,7 +85,7 @@ struct GegluOp {
 };
 
 // The nBRC cell (Ua, Wa, Uc, Wc, U products done): one pass forward, one backward, where
-// the composite cell made ten elementwise passes each way. Saves its inputs only; the
+// the composite cell made nine elementwise passes each way. Saves its inputs only; the
 // backward recomputes the gates.
 struct NbrcOp {
   const char* name = "nbrc";

@@ -389,7 +389,7 @@ void geglu_backward(T* dx, const T* dy, const T* x, int64_t rows, int64_t I, boo
   }
 }
 
-// nBRC (kernels.h): one pass instead of the ten elementwise ops of the composite cell.
+// nBRC (kernels.h): one pass instead of nine elementwise ops of the composite cell.
 template <class T>
 void nbrc_forward(T* out, const T* ga, const T* gc, const T* gu, const T* h, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
