@@ -73,7 +73,8 @@ namespace {
 
 KernelSlot* const kAll[] = {
     &fill, &axpy, &sum_squares, &count_non_finite, &unary_forward, &unary_backward, &binary, &where,
-    &strided_copy, &sum_to, &geglu_forward, &geglu_backward, &nbrc_forward, &nbrc_backward, &reduce, &reduce_max_backward, &gemm, &copy_axis, &gather, &scatter_add,
+    &strided_copy, &sum_to, &geglu_forward, &geglu_backward, &nbrc_forward, &nbrc_backward, &reduce,
+    &reduce_max_backward, &gemm, &copy_axis, &gather, &scatter_add,
     &softmax_forward, &softmax_backward, &cross_entropy_forward, &cross_entropy_backward,
     &layer_norm_forward, &layer_norm_backward, &rms_norm_forward, &rms_norm_backward, &l2_norm_forward,
     &l2_norm_backward, &hyper_width_forward, &hyper_width_backward, &hyper_depth_forward, &hyper_depth_backward,

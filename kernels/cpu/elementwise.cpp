@@ -415,7 +415,7 @@ void nbrc_backward(T* dga, T* dgc, T* dgu, T* dh, const T* dout, const T* ga, co
 
 #define MNEMO_INSTANTIATE(T)                                                                        \
   template void nbrc_forward<T>(T*, const T*, const T*, const T*, const T*, int64_t);               \
-  template void nbrc_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t); \
+  template void nbrc_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t);\
   template void fill<T>(T*, int64_t, T);                                                            \
   template void axpy<T>(T*, const T*, int64_t, T);                                                  \
   template void sum_squares<T>(double*, const T*, int64_t);                                                \
