@@ -2,7 +2,7 @@
 // oneDNN, and the float reference itself), agrees with the double reference (slot.f64, plain
 // loops) run on the same inputs widened to double, at odd sizes and on both sides of the
 // fast kernels' threading threshold. Kernels are called directly, not through launch(), so
-// a backend is tested even when it is not preferred. The fused kernels (attention, GEGLU,
+// a backend is tested even when it is not preferred. The fused kernels (attention, GEGLU, nBRC,
 // hyper-connections) are in test_fused_kernels.cpp; the coverage check below runs after both.
 #include <boost/test/unit_test.hpp>
 

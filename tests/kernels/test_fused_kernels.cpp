@@ -2,8 +2,8 @@
 // mask rule of AttentionDesc (prefix, causal, window, memory read and write rows, key
 // padding, dense masks, per-head and per-batch bias, dense or banded (the relative shift),
 // one shared key/value head, rows that see nothing), at odd sizes across several of the fast
-// kernel's 64-row tiles; GEGLU (both conventions), hyper-connection mixing, and the tile GEMM
-// under the fused kernels at every edge of its register blocks.
+// kernel's 64-row tiles; GEGLU (both conventions), the nBRC cell, hyper-connection mixing, and
+// the tile GEMM under the fused kernels at every edge of its register blocks.
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
