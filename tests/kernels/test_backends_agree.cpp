@@ -22,6 +22,9 @@
 
 #include "kernels/kernels.h"
 #include "mnemo_config.h"
+#if MNEMO_WITH_ONEDNN
+#include "kernels/onednn/onednn.h"
+#endif
 #include "tests/kernels/agree.h"
 
 namespace kn = mnemo::kernels;
@@ -290,6 +293,29 @@ BOOST_AUTO_TEST_CASE(gemm_cases) {
     }
   check_gemm({true, false, 4, 256, 4, 1, 0, 200}, seed += 3);
   check_gemm({false, true, 4, 4, 256, 1, 1.0, 200}, seed += 3);
+}
+
+// oneDNN with a transposed left operand copied to a plain layout first, in place, and as the
+// automatic rule picks (kernels/onednn/onednn.h): the same product every way. 389 x 77 passes
+// the rule's bounds; 70 x 67 x 131 cuts the copy into partial 8 x 8 tiles.
+BOOST_AUTO_TEST_CASE(gemm_transposed_a_copied_or_in_place,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
+                       boost::test_tools::assertion_result r(kn::onednn_built());
+                       r.message() << "oneDNN is not built";
+                       return r;
+                     })) {
+#if MNEMO_WITH_ONEDNN
+  using kn::onednn::TransposedA;
+  uint32_t seed = 900;
+  for (const TransposedA mode : {TransposedA::copy, TransposedA::in_place, TransposedA::automatic}) {
+    kn::onednn::set_transposed_a(mode);
+    for (const bool tb : {false, true}) {
+      check_gemm({true, tb, 389, 77, 53, 0.5, 0.25}, seed += 3);
+      check_gemm({true, tb, 70, 67, 131, 0.5, 0.25}, seed += 3);
+    }
+  }
+  kn::onednn::set_transposed_a(TransposedA::automatic);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(copy_axis_cases) {

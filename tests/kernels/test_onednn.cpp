@@ -1,16 +1,13 @@
 // The oneDNN backend's switches: bf16 matmuls stay close to f32, and where the CPU cannot
 // run them (ONEDNN_MAX_CPU_ISA=AVX2 stands in for such a CPU in the onednn_avx2 test)
-// the first GEMM warns once, switches bf16 off and returns exact f32 results. A transposed
-// left operand gives the same product whether it is copied to a plain layout first or not,
-// and without AVX-512 the copy is made for the shapes it pays for. Without
-// oneDNN, or without the CPU the case needs, a case is skipped by its precondition (and a
-// run of skipped cases only exits 77: meson's SKIP).
+// the first GEMM warns once, switches bf16 off and returns exact f32 results. Without
+// AVX-512 a transposed left operand is copied to a plain layout for the shapes where that
+// pays (the products themselves are checked in backends_agree). Without oneDNN, or without
+// the CPU the case needs, a case is skipped by its precondition (and a run of skipped cases
+// only exits 77: meson's SKIP).
 #include <boost/test/unit_test.hpp>
-#include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdlib>
-#include <vector>
 
 #include "autograd/ops/ops.h"
 #include "kernels/kernels.h"
@@ -28,35 +25,6 @@ namespace ut = boost::unit_test;
 namespace {
 
 #if MNEMO_WITH_ONEDNN
-// C = alpha op(A) op(B) + beta C through the oneDNN backend, every leading dimension padded,
-// against a double sum; C's padding must come back untouched. Returns the largest error.
-double transposed_a_error(int64_t M, int64_t N, int64_t K, bool trans_b, uint32_t seed) {
-  kernels::GemmDesc d;
-  d.trans_a = true, d.trans_b = trans_b, d.M = M, d.N = N, d.K = K, d.alpha = 0.5, d.beta = 0.25;
-  d.lda = M + 3, d.ldb = (trans_b ? K : N) + 1, d.ldc = N + 2;
-  Rng rng(seed);
-  const auto vec = [&](int64_t n) {
-    const std::vector<double> v = Tensor::randn({n}, rng).to_vector();
-    return std::vector<float>(v.begin(), v.end());
-  };
-  const std::vector<float> a = vec(K * d.lda), b = vec((trans_b ? N : K) * d.ldb), c0 = vec(M * d.ldc);
-  std::vector<float> c = c0;
-  kernels::onednn::gemm(d, a.data(), b.data(), c.data());
-  double worst = 0;
-  for (int64_t i = 0; i < M; ++i) {
-    for (int64_t j = 0; j < N; ++j) {
-      double sum = 0;
-      for (int64_t k = 0; k < K; ++k)
-        sum += double(a[size_t(k * d.lda + i)]) * (trans_b ? b[size_t(j * d.ldb + k)] : b[size_t(k * d.ldb + j)]);
-      const double want = 0.5 * sum + 0.25 * c0[size_t(i * d.ldc + j)];
-      worst = std::max(worst, std::abs(want - c[size_t(i * d.ldc + j)]));
-    }
-    for (int64_t j = N; j < d.ldc; ++j)
-      if (c[size_t(i * d.ldc + j)] != c0[size_t(i * d.ldc + j)]) worst = INFINITY;  // wrote past N
-  }
-  return worst;
-}
-
 kernels::GemmDesc weight_gradient(int64_t M, int64_t N) {
   kernels::GemmDesc d;
   d.trans_a = true, d.M = M, d.N = N, d.K = 1024, d.lda = M, d.ldb = N, d.ldc = N;
@@ -130,19 +98,11 @@ BOOST_AUTO_TEST_CASE(bf16_matmul_is_close_to_f32, *ut::precondition(onednn_is_bu
 #endif
 }
 
-BOOST_AUTO_TEST_CASE(transposed_a_copied_or_in_place_gives_the_product, *ut::precondition(onednn_is_built)) {
+// The product itself, copied or in place, is checked in backends_agree
+// (gemm_transposed_a_copied_or_in_place); here, that 389 x 77 falls where 512 x 256 does.
+BOOST_AUTO_TEST_CASE(transposed_a_rule_covers_the_agreement_shape, *ut::precondition(onednn_is_built)) {
 #if MNEMO_WITH_ONEDNN
-  using kernels::onednn::TransposedA;
-  uint32_t seed = 10;
-  for (const TransposedA mode : {TransposedA::copy, TransposedA::in_place, TransposedA::automatic}) {
-    kernels::onednn::set_transposed_a(mode);
-    // 389 x 77 passes the automatic rule's bounds; 70 x 67 x 131 is cut into partial 8 x 8 tiles
-    for (const auto& [M, N, K] : {std::array<int64_t, 3>{389, 77, 53}, {70, 67, 131}})
-      for (const bool trans_b : {false, true})
-        BOOST_TEST(transposed_a_error(M, N, K, trans_b, ++seed) < 1e-4,
-                   "mode " << int(mode) << " M " << M << " N " << N << " K " << K << " trans_b " << trans_b);
-  }
-  kernels::onednn::set_transposed_a(TransposedA::automatic);
+  kernels::onednn::set_transposed_a(kernels::onednn::TransposedA::automatic);
   BOOST_TEST(kernels::onednn::copies_transposed_a(weight_gradient(389, 77)) ==
              kernels::onednn::copies_transposed_a(weight_gradient(512, 256)));
 #endif
