@@ -87,8 +87,8 @@ void bench_weight_gradients(const std::vector<double>& raw) {
   const double peak = *std::max_element(raw.begin(), raw.end());
   const auto rows = [&](const std::string& label) {
     for (const Gemm& g : kWeightGradients) {
-      const double rate = flops(g) / op_matmul_seconds(g, true) / 1e9;
-      print_row({label + g.what, shape_str(g), flops(g) / rate / 1e9, rate, "GFLOP/s", rate / peak});
+      const double s = op_matmul_seconds(g, true), rate = flops(g) / s / 1e9;
+      print_row({label + g.what, shape_str(g), s, rate, "GFLOP/s", rate / peak});
     }
   };
   rows("weight grad f32: ");
